@@ -1,0 +1,148 @@
+//! The storage contract: what Rapport keeps per document and how it is
+//! written. Browser IndexedDB (in the app) and [`memory::MemoryStorage`]
+//! (here, for native tests) both implement [`Storage`] and both must pass
+//! [`conformance`].
+//!
+//! Per document: an optional compacted snapshot plus incremental change
+//! chunks; appending a chunk and replacing the materialised row happen in
+//! one atomic write, so a row never describes changes that are not stored.
+//! Compaction replaces snapshot and chunks with one new snapshot, also
+//! atomically.
+
+pub mod conformance;
+pub mod memory;
+
+use crate::ids::RecordId;
+use crate::record::Row;
+use crate::Timestamp;
+
+/// Bytes stored for one document, in the order they were written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoredDoc {
+    pub snapshot: Option<Vec<u8>>,
+    pub chunks: Vec<Vec<u8>>,
+}
+
+impl StoredDoc {
+    pub fn is_empty(&self) -> bool {
+        self.snapshot.is_none() && self.chunks.is_empty()
+    }
+}
+
+/// One atomic unit of an edit: a new change chunk and the row it produces.
+#[derive(Debug, Clone)]
+pub struct Append {
+    pub id: RecordId,
+    pub chunk: Vec<u8>,
+    pub row: Row,
+}
+
+/// A record set aside because its stored bytes could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Quarantined {
+    /// The record id, or the raw storage key when even that was unreadable.
+    pub key: String,
+    pub reason: String,
+    pub at: Timestamp,
+}
+
+/// All materialised rows, plus the keys of rows that could not be decoded
+/// (reported, never silently dropped).
+#[derive(Debug, Clone, Default)]
+pub struct RowsLoad {
+    pub rows: Vec<Row>,
+    pub unreadable: Vec<(String, String)>,
+}
+
+/// What can go wrong talking to storage, in words a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StorageError {
+    #[error(
+        "the browser's storage is full: free some space or allow this site more storage; the change was not saved"
+    )]
+    QuotaExceeded,
+    #[error("the local database could not be opened: {0}")]
+    Unavailable(String),
+    #[error("saving to the local database failed: {0}")]
+    WriteFailed(String),
+    #[error("reading from the local database failed: {0}")]
+    ReadFailed(String),
+}
+
+/// Durable storage for documents, rows and a little metadata.
+///
+/// Futures are not `Send`: the browser implementation lives on the main
+/// thread.
+#[allow(async_fn_in_trait)]
+pub trait Storage {
+    /// Every materialised row.
+    ///
+    /// # Errors
+    /// [`StorageError::ReadFailed`] or [`StorageError::Unavailable`].
+    async fn rows(&self) -> Result<RowsLoad, StorageError>;
+
+    /// Snapshot and chunks of one document; `None` if nothing is stored.
+    ///
+    /// # Errors
+    /// [`StorageError::ReadFailed`].
+    async fn load(&self, id: RecordId) -> Result<Option<StoredDoc>, StorageError>;
+
+    /// Appends each chunk and replaces each row, all in one transaction:
+    /// either every append is durable when this returns `Ok`, or none is.
+    ///
+    /// # Errors
+    /// [`StorageError::QuotaExceeded`] or [`StorageError::WriteFailed`];
+    /// nothing was written.
+    async fn append(&self, appends: &[Append]) -> Result<(), StorageError>;
+
+    /// Replaces the document's snapshot and all its chunks with `snapshot`
+    /// and its row with `row`, atomically.
+    ///
+    /// # Errors
+    /// As [`Storage::append`]; the previous bytes stay intact on error.
+    async fn compact(&self, id: RecordId, snapshot: &[u8], row: &Row) -> Result<(), StorageError>;
+
+    /// Removes every byte stored for the document: snapshot, chunks, row and
+    /// any quarantine entry.
+    ///
+    /// # Errors
+    /// [`StorageError::WriteFailed`].
+    async fn remove(&self, id: RecordId) -> Result<(), StorageError>;
+
+    /// Sets a record aside. Its bytes are kept for a later repair or export.
+    ///
+    /// # Errors
+    /// [`StorageError::WriteFailed`].
+    async fn quarantine(&self, entry: &Quarantined) -> Result<(), StorageError>;
+
+    /// Every quarantined record.
+    ///
+    /// # Errors
+    /// [`StorageError::ReadFailed`].
+    async fn quarantined(&self) -> Result<Vec<Quarantined>, StorageError>;
+
+    /// A small metadata value (workspace id, device actor…).
+    ///
+    /// # Errors
+    /// [`StorageError::ReadFailed`].
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Writes a metadata value.
+    ///
+    /// # Errors
+    /// [`StorageError::WriteFailed`] or [`StorageError::QuotaExceeded`].
+    async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError>;
+}
+
+/// Rows are stored as JSON text: readable in devtools, cheap to parse, and
+/// independent of the storage engine.
+pub fn encode_row(row: &Row) -> String {
+    // Serialising a plain struct of strings and numbers cannot fail.
+    serde_json::to_string(row).unwrap_or_default()
+}
+
+/// # Errors
+/// A message saying why the stored row is unreadable.
+pub fn decode_row(text: &str) -> Result<Row, String> {
+    serde_json::from_str(text).map_err(|e| format!("stored row is not valid: {e}"))
+}

@@ -1,0 +1,108 @@
+//! Test-only access to the raw stored values (feature `test-helpers`):
+//! corrupt bytes to check that corruption is reported rather than repaired,
+//! and dump everything to check that erased data is really gone.
+
+use indexed_db_futures::prelude::*;
+use indexed_db_futures::typed_array::Uint8ArraySlice;
+use rapport_core::ids::RecordId;
+use rapport_core::storage::StorageError;
+use wasm_bindgen::{JsCast, JsValue};
+
+use crate::schema::{chunk_range, CHUNKS, ROWS, STORES};
+use crate::IdbStorage;
+
+impl IdbStorage {
+    /// Overwrites the bytes of the document's most recent chunk; `false`
+    /// when it has none.
+    ///
+    /// # Errors
+    /// As [`Storage::append`](rapport_core::storage::Storage::append).
+    pub async fn corrupt_last_chunk(
+        &self,
+        id: RecordId,
+        bytes: &[u8],
+    ) -> Result<bool, StorageError> {
+        let (tx, ctx) = self.write_tx(&[CHUNKS])?;
+        let store = ctx.check(tx.object_store(CHUNKS))?;
+        let keys = ctx.check(
+            store
+                .get_all_keys::<String>()
+                .with_query::<String, _>(chunk_range(id))
+                .primitive(),
+        )?;
+        let Some(last) = ctx.check(keys.await)?.next_back() else {
+            return Ok(false);
+        };
+        let last = ctx.check(last)?;
+        ctx.check(
+            store
+                .put(Uint8ArraySlice::new(bytes))
+                .with_key(last)
+                .without_key_type()
+                .primitive(),
+        )?;
+        ctx.commit(tx).await?;
+        Ok(true)
+    }
+
+    /// Overwrites a stored row with arbitrary text.
+    ///
+    /// # Errors
+    /// As [`Storage::append`](rapport_core::storage::Storage::append).
+    pub async fn corrupt_row(&self, id: RecordId, text: &str) -> Result<(), StorageError> {
+        let (tx, ctx) = self.write_tx(&[ROWS])?;
+        let store = ctx.check(tx.object_store(ROWS))?;
+        ctx.check(
+            store
+                .put(text)
+                .with_key(id.to_string())
+                .without_key_type()
+                .primitive(),
+        )?;
+        ctx.commit(tx).await
+    }
+
+    /// Number of chunks stored for a document.
+    ///
+    /// # Errors
+    /// [`StorageError::ReadFailed`].
+    pub async fn chunk_count(&self, id: RecordId) -> Result<usize, StorageError> {
+        let (tx, ctx) = self.read_tx(&[CHUNKS])?;
+        let store = ctx.check(tx.object_store(CHUNKS))?;
+        let keys = ctx.check(
+            store
+                .get_all_keys::<JsValue>()
+                .with_query::<String, _>(chunk_range(id))
+                .primitive(),
+        )?;
+        Ok(ctx.check(keys.await)?.len())
+    }
+
+    /// Every key and value of every object store, concatenated: binary
+    /// values as they are, strings as UTF-8.
+    ///
+    /// # Errors
+    /// [`StorageError::ReadFailed`].
+    pub async fn raw_dump(&self) -> Result<Vec<u8>, StorageError> {
+        let (tx, ctx) = self.read_tx(&STORES)?;
+        let mut out = Vec::new();
+        for name in STORES {
+            let store = ctx.check(tx.object_store(name))?;
+            let keys = ctx.check(store.get_all_keys::<JsValue>().primitive())?;
+            let values = ctx.check(store.get_all::<JsValue>().primitive())?;
+            for item in ctx.check(keys.await)?.chain(ctx.check(values.await)?) {
+                let item = ctx.check(item)?;
+                if let Some(text) = item.as_string() {
+                    out.extend_from_slice(text.as_bytes());
+                } else if let Some(bytes) = item.dyn_ref::<js_sys::Uint8Array>() {
+                    out.extend_from_slice(&bytes.to_vec());
+                } else {
+                    return Err(StorageError::ReadFailed(format!(
+                        "{name} holds a value that is neither text nor bytes"
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+}

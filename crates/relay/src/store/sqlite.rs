@@ -1,0 +1,886 @@
+//! The embedded store: one SQLite file (`relay.sqlite3` in the data
+//! directory) in WAL mode with `synchronous=FULL` and `secure_delete=ON`.
+//!
+//! All writes go through one dedicated writer thread that group-commits
+//! whatever is queued (one savepoint per request, one fsync per batch) and
+//! answers each request only after its transaction committed, so an
+//! acknowledged write survives a crash or `kill -9`. Reads run on tokio's
+//! blocking pool over a small pool of read-only connections, each pull in
+//! its own read transaction (a consistent snapshot of the log).
+//!
+//! Schema (version 1, in `PRAGMA user_version`):
+//!
+//! ```sql
+//! workspaces(id BLOB PK, verifier BLOB, head INTEGER, created_at_ms INTEGER)
+//! envelopes(workspace, seq, doc_tag, nonce, ciphertext)      -- change log
+//! snapshots(workspace, seq, doc_tag, covers_through, nonce, ciphertext)
+//! ```
+//!
+//! `head` is the last sequence number handed out; entries of both tables
+//! draw from it, so sequence numbers are unique per workspace and never
+//! reused after deletions.
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rapport_protocol::{
+    AuthVerifier, DocTag, EntryKind, Envelope, LogEntry, Seq, WorkspaceId, ENVELOPE_NONCE_LEN,
+};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::{Page, SnapshotOutcome, Store, StoreError, StoreFuture};
+
+/// The database file name inside the data directory.
+pub const DB_FILE: &str = "relay.sqlite3";
+const SCHEMA_VERSION: i64 = 1;
+/// Most requests committed together in one transaction.
+const MAX_GROUP_COMMIT: usize = 128;
+/// Read connections kept open between reads.
+const MAX_IDLE_READERS: usize = 8;
+/// Bytes counted per entry on top of its ciphertext (seq, kind, tag, nonce).
+const ENTRY_OVERHEAD: usize = 80;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS workspaces (
+    id            BLOB PRIMARY KEY CHECK (length(id) = 16),
+    verifier      BLOB NOT NULL CHECK (length(verifier) = 32),
+    head          INTEGER NOT NULL DEFAULT 0,
+    created_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS envelopes (
+    workspace  BLOB NOT NULL REFERENCES workspaces(id),
+    seq        INTEGER NOT NULL,
+    doc_tag    BLOB NOT NULL CHECK (length(doc_tag) = 32),
+    nonce      BLOB NOT NULL CHECK (length(nonce) = 24),
+    ciphertext BLOB NOT NULL,
+    UNIQUE (workspace, seq)
+);
+CREATE INDEX IF NOT EXISTS envelopes_by_doc ON envelopes (workspace, doc_tag, seq);
+CREATE TABLE IF NOT EXISTS snapshots (
+    workspace      BLOB NOT NULL REFERENCES workspaces(id),
+    seq            INTEGER NOT NULL,
+    doc_tag        BLOB NOT NULL CHECK (length(doc_tag) = 32),
+    covers_through INTEGER NOT NULL,
+    nonce          BLOB NOT NULL CHECK (length(nonce) = 24),
+    ciphertext     BLOB NOT NULL,
+    UNIQUE (workspace, seq)
+);
+CREATE INDEX IF NOT EXISTS snapshots_by_doc ON snapshots (workspace, doc_tag, seq);
+";
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+fn seq_to_sql(seq: Seq) -> Result<i64, StoreError> {
+    i64::try_from(seq.get()).map_err(|_| StoreError::CursorAhead {
+        since: seq,
+        head: Seq(i64::MAX as u64),
+    })
+}
+
+fn seq_from_sql(v: i64) -> Result<Seq, StoreError> {
+    u64::try_from(v)
+        .map(Seq)
+        .map_err(|_| StoreError::Corrupt(format!("negative sequence number {v}")))
+}
+
+enum Op {
+    CreateWorkspace {
+        workspace: WorkspaceId,
+        verifier: AuthVerifier,
+    },
+    Append {
+        workspace: WorkspaceId,
+        envelopes: Vec<Envelope>,
+    },
+    Snapshot {
+        workspace: WorkspaceId,
+        snapshot: Envelope,
+        covers_through: Seq,
+    },
+    Delete {
+        workspace: WorkspaceId,
+        doc_tag: DocTag,
+    },
+}
+
+#[derive(Debug)]
+enum Done {
+    Verifier(AuthVerifier),
+    Entries(Vec<LogEntry>),
+    Snapshot(SnapshotOutcome),
+    Deleted(u64),
+}
+
+struct Job {
+    op: Op,
+    reply: oneshot::Sender<Result<Done, StoreError>>,
+}
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: mpsc::Sender<Job>,
+    writer_thread: Option<JoinHandle<()>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `data_dir` and starts the
+    /// writer thread.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the directory or database cannot be
+    /// created or opened; [`StoreError::Corrupt`] for a database written by
+    /// a newer relay.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        let path = data_dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(backend)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA secure_delete = ON;
+             PRAGMA foreign_keys = ON;
+             PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(backend)?;
+        migrate(&conn)?;
+        let (tx, rx) = mpsc::channel();
+        let writer_thread = std::thread::Builder::new()
+            .name("rapport-store-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        Ok(SqliteStore {
+            path,
+            writer: tx,
+            writer_thread: Some(writer_thread),
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn write(&self, op: Op) -> StoreFuture<'_, Done> {
+        let (reply, rx) = oneshot::channel();
+        let sent = self.writer.send(Job { op, reply });
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::WriterStopped)?;
+            rx.await.map_err(|_| StoreError::WriterStopped)?
+        })
+    }
+
+    fn read<T, F>(&self, f: F) -> StoreFuture<'static, T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        let path = self.path.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let pooled = readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+                let mut conn = match pooled {
+                    Some(conn) => conn,
+                    None => open_reader(&path)?,
+                };
+                let result = f(&mut conn);
+                let mut pool = readers.lock().unwrap_or_else(PoisonError::into_inner);
+                if pool.len() < MAX_IDLE_READERS {
+                    pool.push(conn);
+                }
+                result
+            })
+            .await
+            .map_err(|e| StoreError::Backend(Box::new(e)))?
+        })
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish what is queued and exit.
+        let (dummy, _) = mpsc::channel();
+        drop(std::mem::replace(&mut self.writer, dummy));
+        if let Some(handle) = self.writer_thread.take() {
+            if handle.join().is_err() {
+                tracing::error!("the store writer thread panicked");
+            }
+        }
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(backend)?;
+    conn.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")
+        .map_err(backend)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(backend)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "database schema version {version} is newer than this relay's {SCHEMA_VERSION}"
+        )));
+    }
+    conn.execute_batch(SCHEMA).map_err(backend)?;
+    conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+        .map_err(backend)?;
+    Ok(())
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP_COMMIT {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let had_delete = batch.iter().any(|j| matches!(j.op, Op::Delete { .. }));
+        let results = run_batch(&mut conn, &batch);
+        for (job, result) in batch.into_iter().zip(results) {
+            // A dropped receiver means the client left; the write stands.
+            let _ = job.reply.send(result);
+        }
+        if had_delete {
+            // Move erased pages out of the WAL file too. Busy readers can
+            // make this partial; the next checkpoint finishes it.
+            if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
+                tracing::warn!(error = %e, "checkpoint after erasure deferred");
+            }
+        }
+    }
+}
+
+/// Runs a group of writes in one transaction, each in its own savepoint so a
+/// failing request does not undo the others. Results are only `Ok` if the
+/// whole transaction committed.
+fn run_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Done, StoreError>> {
+    let fail_all = |e: rusqlite::Error| -> Vec<Result<Done, StoreError>> {
+        let msg = e.to_string();
+        batch
+            .iter()
+            .map(|_| Err(StoreError::Backend(msg.clone().into())))
+            .collect()
+    };
+    let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(e),
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let result = match tx.savepoint() {
+            Ok(sp) => {
+                let r = apply(&sp, &job.op);
+                match (&r, sp.commit()) {
+                    (Ok(_), Err(e)) => Err(backend(e)),
+                    _ => r,
+                }
+            }
+            Err(e) => Err(backend(e)),
+        };
+        results.push(result);
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => fail_all(e),
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn head_of(conn: &Connection, workspace: &WorkspaceId) -> Result<Seq, StoreError> {
+    let head: Option<i64> = conn
+        .query_row(
+            "SELECT head FROM workspaces WHERE id = ?1",
+            [&workspace.as_bytes()[..]],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    seq_from_sql(head.ok_or(StoreError::UnknownWorkspace(*workspace))?)
+}
+
+fn set_head(conn: &Connection, workspace: &WorkspaceId, head: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE workspaces SET head = ?2 WHERE id = ?1",
+        params![&workspace.as_bytes()[..], head],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
+    match op {
+        Op::CreateWorkspace {
+            workspace,
+            verifier,
+        } => {
+            conn.execute(
+                "INSERT OR IGNORE INTO workspaces (id, verifier, head, created_at_ms)
+                 VALUES (?1, ?2, 0, ?3)",
+                params![
+                    &workspace.as_bytes()[..],
+                    &verifier.as_bytes()[..],
+                    now_ms()
+                ],
+            )
+            .map_err(backend)?;
+            let stored =
+                read_verifier(conn, workspace)?.ok_or(StoreError::UnknownWorkspace(*workspace))?;
+            Ok(Done::Verifier(stored))
+        }
+        Op::Append {
+            workspace,
+            envelopes,
+        } => {
+            let mut head = seq_to_sql(head_of(conn, workspace)?)?;
+            let mut entries = Vec::with_capacity(envelopes.len());
+            {
+                let mut insert = conn
+                    .prepare_cached(
+                        "INSERT INTO envelopes (workspace, seq, doc_tag, nonce, ciphertext)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .map_err(backend)?;
+                for env in envelopes {
+                    head += 1;
+                    insert
+                        .execute(params![
+                            &workspace.as_bytes()[..],
+                            head,
+                            &env.doc_tag.as_bytes()[..],
+                            &env.nonce[..],
+                            &env.ciphertext
+                        ])
+                        .map_err(backend)?;
+                    entries.push(LogEntry {
+                        seq: seq_from_sql(head)?,
+                        kind: EntryKind::Change,
+                        envelope: env.clone(),
+                    });
+                }
+            }
+            set_head(conn, workspace, head)?;
+            Ok(Done::Entries(entries))
+        }
+        Op::Snapshot {
+            workspace,
+            snapshot,
+            covers_through,
+        } => {
+            let head = head_of(conn, workspace)?;
+            if *covers_through > head {
+                return Err(StoreError::SnapshotAhead {
+                    covers_through: *covers_through,
+                    head,
+                });
+            }
+            let ws = &workspace.as_bytes()[..];
+            let tag = &snapshot.doc_tag.as_bytes()[..];
+            let through = seq_to_sql(*covers_through)?;
+            let mut removed = conn
+                .execute(
+                    "DELETE FROM envelopes WHERE workspace = ?1 AND doc_tag = ?2 AND seq <= ?3",
+                    params![ws, tag, through],
+                )
+                .map_err(backend)?;
+            removed += conn
+                .execute(
+                    "DELETE FROM snapshots WHERE workspace = ?1 AND doc_tag = ?2 AND seq <= ?3",
+                    params![ws, tag, through],
+                )
+                .map_err(backend)?;
+            let seq = seq_to_sql(head)? + 1;
+            conn.execute(
+                "INSERT INTO snapshots (workspace, seq, doc_tag, covers_through, nonce, ciphertext)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    ws,
+                    seq,
+                    tag,
+                    through,
+                    &snapshot.nonce[..],
+                    &snapshot.ciphertext
+                ],
+            )
+            .map_err(backend)?;
+            set_head(conn, workspace, seq)?;
+            Ok(Done::Snapshot(SnapshotOutcome {
+                entry: LogEntry {
+                    seq: seq_from_sql(seq)?,
+                    kind: EntryKind::Snapshot,
+                    envelope: snapshot.clone(),
+                },
+                removed: removed as u64,
+            }))
+        }
+        Op::Delete { workspace, doc_tag } => {
+            let ws = &workspace.as_bytes()[..];
+            let tag = &doc_tag.as_bytes()[..];
+            let mut removed = conn
+                .execute(
+                    "DELETE FROM envelopes WHERE workspace = ?1 AND doc_tag = ?2",
+                    params![ws, tag],
+                )
+                .map_err(backend)?;
+            removed += conn
+                .execute(
+                    "DELETE FROM snapshots WHERE workspace = ?1 AND doc_tag = ?2",
+                    params![ws, tag],
+                )
+                .map_err(backend)?;
+            Ok(Done::Deleted(removed as u64))
+        }
+    }
+}
+
+fn read_verifier(
+    conn: &Connection,
+    workspace: &WorkspaceId,
+) -> Result<Option<AuthVerifier>, StoreError> {
+    let bytes: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT verifier FROM workspaces WHERE id = ?1",
+            [&workspace.as_bytes()[..]],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    bytes
+        .map(|b| {
+            <[u8; 32]>::try_from(b.as_slice())
+                .map(AuthVerifier::from_bytes)
+                .map_err(|_| {
+                    StoreError::Corrupt(format!("verifier of {workspace} is {} bytes", b.len()))
+                })
+        })
+        .transpose()
+}
+
+fn pull_page(
+    conn: &mut Connection,
+    workspace: WorkspaceId,
+    since: Seq,
+    limit: u32,
+    max_bytes: usize,
+) -> Result<Page, StoreError> {
+    // One read transaction: the head and the entries come from one snapshot.
+    let tx = conn.transaction().map_err(backend)?;
+    let head = head_of(&tx, &workspace)?;
+    if since > head {
+        return Err(StoreError::CursorAhead { since, head });
+    }
+    let limit = limit.max(1);
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT seq, 0, doc_tag, nonce, ciphertext FROM envelopes
+               WHERE workspace = ?1 AND seq > ?2
+             UNION ALL
+             SELECT seq, 1, doc_tag, nonce, ciphertext FROM snapshots
+               WHERE workspace = ?1 AND seq > ?2
+             ORDER BY 1
+             LIMIT ?3",
+        )
+        .map_err(backend)?;
+    let mut rows = stmt
+        .query(params![
+            &workspace.as_bytes()[..],
+            seq_to_sql(since)?,
+            i64::from(limit) + 1
+        ])
+        .map_err(backend)?;
+    let mut entries = Vec::new();
+    let mut bytes = 0usize;
+    let mut more = false;
+    while let Some(row) = rows.next().map_err(backend)? {
+        let ciphertext: Vec<u8> = row.get(4).map_err(backend)?;
+        let size = ciphertext.len() + ENTRY_OVERHEAD;
+        if entries.len() == limit as usize || (!entries.is_empty() && bytes + size > max_bytes) {
+            more = true;
+            break;
+        }
+        bytes += size;
+        let seq = seq_from_sql(row.get(0).map_err(backend)?)?;
+        let kind = match row.get::<_, i64>(1).map_err(backend)? {
+            0 => EntryKind::Change,
+            _ => EntryKind::Snapshot,
+        };
+        let tag: Vec<u8> = row.get(2).map_err(backend)?;
+        let nonce: Vec<u8> = row.get(3).map_err(backend)?;
+        let doc_tag = <[u8; 32]>::try_from(tag.as_slice()).map_err(|_| {
+            StoreError::Corrupt(format!("entry {seq} has a {}-byte doc tag", tag.len()))
+        })?;
+        let nonce = <[u8; ENVELOPE_NONCE_LEN]>::try_from(nonce.as_slice()).map_err(|_| {
+            StoreError::Corrupt(format!("entry {seq} has a {}-byte nonce", nonce.len()))
+        })?;
+        entries.push(LogEntry {
+            seq,
+            kind,
+            envelope: Envelope {
+                doc_tag: DocTag::from_bytes(doc_tag),
+                nonce,
+                ciphertext,
+            },
+        });
+    }
+    let cursor = match (more, entries.last()) {
+        (true, Some(last)) => last.seq,
+        _ => head,
+    };
+    Ok(Page {
+        entries,
+        cursor,
+        more,
+    })
+}
+
+fn unexpected(done: Done) -> StoreError {
+    StoreError::Corrupt(format!("the writer answered with {done:?}"))
+}
+
+impl Store for SqliteStore {
+    fn verifier(&self, workspace: WorkspaceId) -> StoreFuture<'_, Option<AuthVerifier>> {
+        self.read(move |conn| read_verifier(conn, &workspace))
+    }
+
+    fn create_workspace(
+        &self,
+        workspace: WorkspaceId,
+        verifier: AuthVerifier,
+    ) -> StoreFuture<'_, AuthVerifier> {
+        let done = self.write(Op::CreateWorkspace {
+            workspace,
+            verifier,
+        });
+        Box::pin(async move {
+            match done.await? {
+                Done::Verifier(v) => Ok(v),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn head(&self, workspace: WorkspaceId) -> StoreFuture<'_, Seq> {
+        self.read(move |conn| head_of(conn, &workspace))
+    }
+
+    fn append(
+        &self,
+        workspace: WorkspaceId,
+        envelopes: Vec<Envelope>,
+    ) -> StoreFuture<'_, Vec<LogEntry>> {
+        let done = self.write(Op::Append {
+            workspace,
+            envelopes,
+        });
+        Box::pin(async move {
+            match done.await? {
+                Done::Entries(e) => Ok(e),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn pull(
+        &self,
+        workspace: WorkspaceId,
+        since: Seq,
+        limit: u32,
+        max_bytes: usize,
+    ) -> StoreFuture<'_, Page> {
+        self.read(move |conn| pull_page(conn, workspace, since, limit, max_bytes))
+    }
+
+    fn replace_with_snapshot(
+        &self,
+        workspace: WorkspaceId,
+        snapshot: Envelope,
+        covers_through: Seq,
+    ) -> StoreFuture<'_, SnapshotOutcome> {
+        let done = self.write(Op::Snapshot {
+            workspace,
+            snapshot,
+            covers_through,
+        });
+        Box::pin(async move {
+            match done.await? {
+                Done::Snapshot(s) => Ok(s),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn delete_document(&self, workspace: WorkspaceId, doc_tag: DocTag) -> StoreFuture<'_, u64> {
+        let done = self.write(Op::Delete { workspace, doc_tag });
+        Box::pin(async move {
+            match done.await? {
+                Done::Deleted(n) => Ok(n),
+                other => Err(unexpected(other)),
+            }
+        })
+    }
+
+    fn check(&self) -> StoreFuture<'_, ()> {
+        self.read(|conn| {
+            conn.query_row("SELECT count(*) FROM workspaces", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(backend)?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(tag: u8, body: &[u8]) -> Envelope {
+        Envelope {
+            doc_tag: DocTag::from_bytes([tag; 32]),
+            nonce: [tag; 24],
+            ciphertext: body.to_vec(),
+        }
+    }
+
+    const WS_A: WorkspaceId = WorkspaceId::from_bytes([0xa; 16]);
+    const WS_B: WorkspaceId = WorkspaceId::from_bytes([0xb; 16]);
+
+    async fn store_with(dir: &Path, workspaces: &[WorkspaceId]) -> SqliteStore {
+        let store = SqliteStore::open(dir).expect("open");
+        for ws in workspaces {
+            store
+                .create_workspace(*ws, AuthVerifier::from_bytes([1; 32]))
+                .await
+                .expect("create");
+        }
+        store
+    }
+
+    fn seqs(page: &Page) -> Vec<u64> {
+        page.entries.iter().map(|e| e.seq.get()).collect()
+    }
+
+    #[tokio::test]
+    async fn the_first_verifier_of_a_workspace_wins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(dir.path(), &[WS_A]).await;
+        let again = store
+            .create_workspace(WS_A, AuthVerifier::from_bytes([2; 32]))
+            .await
+            .expect("create");
+        assert_eq!(again, AuthVerifier::from_bytes([1; 32]));
+        assert_eq!(store.verifier(WS_B).await.expect("read"), None);
+    }
+
+    #[tokio::test]
+    async fn appends_get_increasing_sequence_numbers_per_workspace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(dir.path(), &[WS_A, WS_B]).await;
+        let a = store
+            .append(WS_A, vec![env(1, b"x"), env(2, b"y")])
+            .await
+            .expect("append");
+        let b = store
+            .append(WS_B, vec![env(1, b"z")])
+            .await
+            .expect("append");
+        assert_eq!(a.iter().map(|e| e.seq.get()).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(b[0].seq, Seq(1));
+        assert_eq!(store.head(WS_A).await.expect("head"), Seq(2));
+        let page = store
+            .pull(WS_B, Seq::ZERO, 100, 1 << 20)
+            .await
+            .expect("pull");
+        assert_eq!(page.entries.len(), 1);
+        assert_eq!(page.entries[0].envelope.ciphertext, b"z");
+    }
+
+    #[tokio::test]
+    async fn appending_to_an_unknown_workspace_fails_cleanly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(dir.path(), &[]).await;
+        assert!(matches!(
+            store.append(WS_A, vec![env(1, b"x")]).await,
+            Err(StoreError::UnknownWorkspace(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn pulls_page_by_count_and_by_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(dir.path(), &[WS_A]).await;
+        let many: Vec<_> = (0..10).map(|i| env(i, &[i; 100])).collect();
+        store.append(WS_A, many).await.expect("append");
+        let p = store.pull(WS_A, Seq::ZERO, 4, 1 << 20).await.expect("pull");
+        assert_eq!(
+            (seqs(&p), p.cursor, p.more),
+            (vec![1, 2, 3, 4], Seq(4), true)
+        );
+        let p = store.pull(WS_A, Seq(8), 4, 1 << 20).await.expect("pull");
+        assert_eq!((seqs(&p), p.cursor, p.more), (vec![9, 10], Seq(10), false));
+        // Byte budget: each entry counts 100 + 80 bytes.
+        let p = store.pull(WS_A, Seq::ZERO, 100, 400).await.expect("pull");
+        assert_eq!((seqs(&p), p.more), (vec![1, 2], true));
+        // At least one entry even when it alone exceeds the budget.
+        let p = store.pull(WS_A, Seq::ZERO, 100, 1).await.expect("pull");
+        assert_eq!(seqs(&p), vec![1]);
+        assert!(matches!(
+            store.pull(WS_A, Seq(11), 10, 1 << 20).await,
+            Err(StoreError::CursorAhead { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_replaces_only_what_it_covers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(dir.path(), &[WS_A]).await;
+        store
+            .append(
+                WS_A,
+                vec![env(1, b"a1"), env(2, b"b1"), env(1, b"a2"), env(1, b"a3")],
+            )
+            .await
+            .expect("append");
+        // The snapshot saw entries up to 3; entry 4 (a3) arrived concurrently.
+        let out = store
+            .replace_with_snapshot(WS_A, env(1, b"snap"), Seq(3))
+            .await
+            .expect("snapshot");
+        assert_eq!((out.entry.seq, out.removed), (Seq(5), 2));
+        let p = store
+            .pull(WS_A, Seq::ZERO, 100, 1 << 20)
+            .await
+            .expect("pull");
+        let bodies: Vec<_> = p
+            .entries
+            .iter()
+            .map(|e| e.envelope.ciphertext.clone())
+            .collect();
+        assert_eq!(bodies, [b"b1".to_vec(), b"a3".to_vec(), b"snap".to_vec()]);
+        assert_eq!(p.entries[2].kind, EntryKind::Snapshot);
+        assert!(matches!(
+            store
+                .replace_with_snapshot(WS_A, env(1, b"x"), Seq(99))
+                .await,
+            Err(StoreError::SnapshotAhead { .. })
+        ));
+        // A later snapshot replaces the older one too.
+        let out = store
+            .replace_with_snapshot(WS_A, env(1, b"snap2"), Seq(5))
+            .await
+            .expect("snapshot");
+        assert_eq!(out.removed, 2);
+    }
+
+    #[tokio::test]
+    async fn deleting_a_document_removes_all_its_entries_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(dir.path(), &[WS_A, WS_B]).await;
+        store
+            .append(WS_A, vec![env(1, b"a1"), env(2, b"b1"), env(1, b"a2")])
+            .await
+            .expect("append");
+        store
+            .append(WS_B, vec![env(1, b"other")])
+            .await
+            .expect("append");
+        store
+            .replace_with_snapshot(WS_A, env(1, b"snap"), Seq(1))
+            .await
+            .expect("snapshot");
+        let removed = store
+            .delete_document(WS_A, DocTag::from_bytes([1; 32]))
+            .await
+            .expect("delete");
+        assert_eq!(removed, 2);
+        let p = store
+            .pull(WS_A, Seq::ZERO, 100, 1 << 20)
+            .await
+            .expect("pull");
+        assert_eq!(seqs(&p), vec![2]);
+        assert_eq!(p.cursor, Seq(4), "the head survives deletions");
+        let p = store
+            .pull(WS_B, Seq::ZERO, 100, 1 << 20)
+            .await
+            .expect("pull");
+        assert_eq!(p.entries.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn data_survives_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = store_with(dir.path(), &[WS_A]).await;
+            store
+                .append(WS_A, vec![env(1, b"kept")])
+                .await
+                .expect("append");
+        }
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        let p = store
+            .pull(WS_A, Seq::ZERO, 10, 1 << 20)
+            .await
+            .expect("pull");
+        assert_eq!(p.entries[0].envelope.ciphertext, b"kept");
+        let next = store
+            .append(WS_A, vec![env(1, b"next")])
+            .await
+            .expect("append");
+        assert_eq!(next[0].seq, Seq(2));
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_are_group_committed_without_gaps_or_duplicates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(store_with(dir.path(), &[WS_A]).await);
+        let tasks: Vec<_> = (0..40u8)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.append(WS_A, vec![env(i, &[i])]).await })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(
+                t.await
+                    .expect("join")
+                    .expect("append")
+                    .into_iter()
+                    .map(|e| e.seq.get()),
+            );
+        }
+        all.sort_unstable();
+        assert_eq!(all, (1..=40).collect::<Vec<_>>());
+    }
+}

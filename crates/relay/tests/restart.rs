@@ -1,0 +1,167 @@
+//! Durability of the real binary: every acknowledged push survives
+//! `kill -9` and a restart on the same data directory.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use rapport_protocol::{ClientMessage, Seq, ServerMessage};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Starts `rapport-relay` on a free port and returns it with its URL, read
+/// from the "listening on" line it prints.
+async fn spawn_relay(data_dir: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rapport-relay"))
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the relay binary starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the relay prints its URL in time")
+        .expect("stdout readable")
+        .expect("a line");
+    let url = line
+        .strip_prefix("rapport-relay listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_push_survives_kill_9_and_restart() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (mut relay, url) = spawn_relay(data.path()).await;
+    assert!(
+        url.starts_with("ws://127.0.0.1:") && url.ends_with("/sync"),
+        "{url}"
+    );
+
+    // Two writers push one envelope at a time; the relay is killed while
+    // their pushes are still in flight.
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let mut c = Client::join(&url, keys(7)).await;
+                let mut acked = Vec::new();
+                for n in 0.. {
+                    let body = format!("writer {w} change {n}");
+                    let env = c.seal(&format!("record-{w}"), body.as_bytes());
+                    let request = c.next_request();
+                    send(
+                        &mut c.socket,
+                        &ClientMessage::Push {
+                            request,
+                            envelopes: vec![env],
+                        },
+                    )
+                    .await;
+                    loop {
+                        match next_message(&mut c.socket).await {
+                            Some(ServerMessage::Pushed { seqs, .. }) => {
+                                acked.push((seqs[0], body));
+                                break;
+                            }
+                            // The other writer's changes, live.
+                            Some(ServerMessage::Live { .. }) => continue,
+                            // The relay died: keep only what was acknowledged.
+                            _ => return acked,
+                        }
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    relay.start_kill().expect("SIGKILL");
+    relay.wait().await.expect("relay exits");
+    let mut acked = Vec::new();
+    for w in writers {
+        acked.extend(w.await.expect("writer task"));
+    }
+    assert!(
+        acked.len() >= 20,
+        "only {} pushes acknowledged before the kill",
+        acked.len()
+    );
+
+    let (mut relay, url) = spawn_relay(data.path()).await;
+    let mut reader = Client::join(&url, keys(7)).await;
+    assert!(reader.head >= acked.iter().map(|(s, _)| *s).max().unwrap_or(Seq::ZERO));
+    let stored = reader.pull_all().await;
+    for (seq, body) in &acked {
+        let entry = stored
+            .iter()
+            .find(|e| e.seq == *seq)
+            .unwrap_or_else(|| panic!("acknowledged seq {seq} is missing after restart"));
+        assert_eq!(
+            reader.keys.open(&entry.envelope).as_deref(),
+            Ok(body.as_bytes())
+        );
+    }
+    // The log continues after the highest number ever handed out.
+    let next = reader
+        .push(vec![reader.seal("record-x", b"after restart")])
+        .await;
+    assert!(next[0] > reader.head);
+    relay.start_kill().expect("SIGKILL");
+    relay.wait().await.expect("relay exits");
+}
+
+#[tokio::test]
+async fn the_binary_refuses_impossible_limits_with_a_clear_message() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(env!("CARGO_BIN_EXE_rapport-relay"))
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--max-frame-bytes",
+            "4096",
+            "--rate-burst-bytes",
+            "100",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .output()
+        .await
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--rate-burst-bytes"), "{stderr}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_shuts_the_binary_down_gracefully() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let (mut relay, url) = spawn_relay(data.path()).await;
+    let mut c = Client::join(&url, keys(8)).await;
+    let pid = relay.id().expect("pid");
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .expect("kill runs");
+    assert!(status.success());
+    assert_code(
+        &expect_fatal(&mut c.socket).await,
+        rapport_protocol::ErrorCode::Unavailable,
+    );
+    let exit = tokio::time::timeout(Duration::from_secs(10), relay.wait())
+        .await
+        .expect("exits in time")
+        .expect("exit status");
+    assert!(exit.success(), "{exit:?}");
+}

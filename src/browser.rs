@@ -1,0 +1,57 @@
+//! The browser at the edge: clock, randomness and display formatting. Domain
+//! code receives `now` and random bytes from here and never reads them itself.
+
+use rapport_core::ids::{EntryId, EventId, RecordId};
+use rapport_core::Timestamp;
+use wasm_bindgen::JsValue;
+
+pub fn now() -> Timestamp {
+    Timestamp::from_millis(js_sys::Date::now() as i64)
+}
+
+pub fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // The browser's CSPRNG does not fail in practice; falling back to the
+    // clock keeps ids unique enough rather than stopping the app.
+    if getrandom::fill(&mut bytes).is_err() {
+        let t = js_sys::Date::now().to_bits().to_le_bytes();
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = t[i % 8] ^ (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+    bytes
+}
+
+pub fn new_record_id() -> RecordId {
+    RecordId::new(now(), random())
+}
+
+pub fn new_entry_id() -> EntryId {
+    EntryId::new(now(), random())
+}
+
+pub fn new_event_id() -> EventId {
+    EventId::new(now(), random())
+}
+
+/// "23 Nov 2026, 07:04" in the user's locale and time zone.
+pub fn format_time(t: Timestamp) -> String {
+    let date = js_sys::Date::new(&JsValue::from_f64(t.as_millis() as f64));
+    let options = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&options, &"dateStyle".into(), &"medium".into());
+    let _ = js_sys::Reflect::set(&options, &"timeStyle".into(), &"short".into());
+    let locale = web_sys::window().and_then(|w| w.navigator().language()).unwrap_or_else(|| "en-GB".into());
+    date.to_locale_string(&locale, &options).into()
+}
+
+/// Moves focus to the first element marked `aria-invalid="true"`.
+pub fn focus_first_invalid() {
+    use wasm_bindgen::JsCast;
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.query_selector("[aria-invalid=\"true\"]").ok().flatten())
+        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        let _ = el.focus();
+    }
+}

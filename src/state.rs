@@ -1,0 +1,136 @@
+//! Reactive app state shared through context: the row index behind lists
+//! and search, the workspace settings, the save status and notifications.
+//! Signals live here; the data itself comes from [`crate::engine::Engine`].
+
+use std::rc::Rc;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use rapport_core::record::{Record, Row};
+use rapport_core::repo::SaveError;
+use rapport_core::search::RowIndex;
+use rapport_core::storage::Quarantined;
+use rapport_core::workspace::Workspace;
+
+use crate::engine::Engine;
+
+/// Whether the user's last edits are durable.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SaveState {
+    Idle,
+    Saving,
+    Saved,
+    /// Plain-language reason; the edit is kept in memory for a retry.
+    Failed(String),
+}
+
+/// A short message at the bottom of the screen, optionally with an action.
+#[derive(Clone)]
+pub struct Toast {
+    pub id: u64,
+    pub message: String,
+    pub action: Option<(String, Rc<dyn Fn()>)>,
+}
+
+#[derive(Clone, Copy)]
+pub struct AppState {
+    pub engine: StoredValue<Rc<Engine>, LocalStorage>,
+    pub index: RwSignal<RowIndex, LocalStorage>,
+    pub workspace: RwSignal<Workspace>,
+    pub save: RwSignal<SaveState>,
+    pub quarantined: RwSignal<Vec<Quarantined>>,
+    pub toast: RwSignal<Option<Toast>, LocalStorage>,
+}
+
+impl AppState {
+    pub fn new(engine: Engine, workspace: Workspace, rows: Vec<Row>, quarantined: Vec<Quarantined>) -> Self {
+        Self {
+            engine: StoredValue::new_local(Rc::new(engine)),
+            index: RwSignal::new_local(RowIndex::from_rows(rows)),
+            workspace: RwSignal::new(workspace),
+            save: RwSignal::new(SaveState::Idle),
+            quarantined: RwSignal::new(quarantined),
+            toast: RwSignal::new_local(None),
+        }
+    }
+
+    pub fn engine(&self) -> Rc<Engine> {
+        self.engine.get_value()
+    }
+
+    /// Saves a record (creating it when `is_new`), updates the list row and
+    /// the save indicator. Returns the error in words for the caller to show.
+    pub async fn persist<R: Record>(self, record: R, is_new: bool) -> Result<Row, String> {
+        let engine = self.engine();
+        self.save.set(SaveState::Saving);
+        let result = if is_new { engine.create(&record).await } else { engine.save(&record).await };
+        match result {
+            Ok(row) => {
+                self.index.update(|i| i.upsert(row.clone()));
+                self.save.set(if engine.unsaved() == 0 { SaveState::Saved } else { self.save.get_untracked() });
+                Ok(row)
+            }
+            Err(e) => {
+                let message = save_error_message(&e, is_new);
+                if !is_new {
+                    // The edit is kept in memory: show it in the list too.
+                    self.index.update(|i| i.upsert(record.row()));
+                }
+                self.save.set(SaveState::Failed(message.clone()));
+                Err(message)
+            }
+        }
+    }
+
+    /// Retries every edit that failed to save.
+    pub fn retry(self) {
+        spawn_local(async move {
+            self.save.set(SaveState::Saving);
+            match self.engine().retry_unsaved().await {
+                Ok(()) => self.save.set(SaveState::Saved),
+                Err(e) => self.save.set(SaveState::Failed(save_error_message(&e, false))),
+            }
+        });
+    }
+
+    pub fn workspace_saved(self, ws: Workspace) {
+        self.workspace.set(ws.clone());
+        spawn_local(async move {
+            let _ = self.persist(ws, false).await;
+        });
+    }
+
+    /// Re-reads the list of records set aside (after one failed to open).
+    pub fn refresh_quarantine(self) {
+        spawn_local(async move {
+            if let Ok(list) = self.engine().quarantined().await {
+                self.quarantined.set(list);
+            }
+        });
+    }
+
+    pub fn notify(&self, message: impl Into<String>, action: Option<(String, Rc<dyn Fn()>)>) {
+        let id = js_sys::Date::now() as u64;
+        self.toast.set(Some(Toast { id, message: message.into(), action }));
+        let toast = self.toast;
+        spawn_local(async move {
+            gloo_timers::future::TimeoutFuture::new(8_000).await;
+            if toast.with_untracked(|t| t.as_ref().map(|t| t.id)) == Some(id) {
+                toast.set(None);
+            }
+        });
+    }
+}
+
+fn save_error_message(e: &SaveError, is_new: bool) -> String {
+    let tail = if is_new {
+        "The contact was not created; your input is still in the form."
+    } else {
+        "Your change is kept on this page; use Retry once there is space."
+    };
+    format!("Not saved: {e} {tail}")
+}
+
+pub fn use_app() -> AppState {
+    expect_context::<AppState>()
+}

@@ -1,0 +1,9 @@
+//! The app's screens and the small components they share.
+
+pub mod consent;
+pub mod contact_form;
+pub mod contact_page;
+pub mod contacts;
+pub mod settings;
+pub mod shell;
+pub mod widgets;

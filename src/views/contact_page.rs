@@ -1,0 +1,182 @@
+//! One contact: details, concurrent values to resolve, the consent panel,
+//! and delete with undo.
+
+use std::rc::Rc;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::hooks::{use_navigate, use_params_map};
+use rapport_core::contact::{Contact, FieldConflict};
+use rapport_core::ids::RecordId;
+use rapport_core::record::{Record, RecordKind};
+
+use super::consent::ConsentPanel;
+use super::contacts::initials;
+use crate::browser;
+use crate::state::{use_app, AppState};
+
+#[component]
+pub fn ContactPage() -> impl IntoView {
+    let app = use_app();
+    let params = use_params_map();
+    let reload = RwSignal::new(0u32);
+    let loaded = LocalResource::new(move || {
+        reload.track();
+        let id = params.with(|p| p.get("id").unwrap_or_default());
+        async move {
+            let id: RecordId = id.parse().map_err(|e: rapport_core::ids::BadId| e.to_string())?;
+            let result = app.engine().open::<Contact>(id).await;
+            if let Err(rapport_core::repo::OpenError::Corrupt { .. }) = &result {
+                app.refresh_quarantine();
+            }
+            result.map_err(|e| e.to_string())
+        }
+    });
+    view! {
+        <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            {move || loaded.get().map(|r| match r {
+                Ok((c, conflicts)) => view! { <ContactView contact=c conflicts=conflicts reload=reload/> }.into_any(),
+                Err(e) => view! {
+                    <section class="page">
+                        <div class="banner error" role="alert" data-testid="contact-error">{e}</div>
+                        <a class="btn" href="/contacts">"Back to contacts"</a>
+                    </section>
+                }.into_any(),
+            })}
+        </Suspense>
+    }
+}
+
+fn delete(app: AppState, mut contact: Contact, deleted: bool) {
+    spawn_local(async move {
+        let engine = app.engine();
+        contact.deleted = deleted;
+        contact.touch(browser::now(), engine.member);
+        let name = contact.display_name();
+        let again = contact.clone();
+        if app.persist(contact, false).await.is_ok() && deleted {
+            let undo: Rc<dyn Fn()> = Rc::new(move || delete(app, again.clone(), false));
+            app.notify(format!("Deleted {name}"), Some(("Undo".into(), undo)));
+        } else if !deleted {
+            app.notify(format!("Restored {name}"), None);
+        }
+    });
+}
+
+#[component]
+fn ContactView(contact: Contact, conflicts: Vec<FieldConflict>, reload: RwSignal<u32>) -> impl IntoView {
+    let app = use_app();
+    let navigate = use_navigate();
+    let contact = RwSignal::new(contact);
+    let c = contact.get_untracked();
+    let id = c.id;
+    let ws = app.workspace;
+    let member = move |m: rapport_core::ids::MemberId| ws.with(|w| w.member_name(m));
+
+    let on_delete = {
+        let navigate = navigate.clone();
+        move |_| {
+            delete(app, contact.get_untracked(), true);
+            navigate("/contacts", Default::default());
+        }
+    };
+    let restore = move |_| {
+        delete(app, contact.get_untracked(), false);
+        contact.update(|c| c.deleted = false);
+    };
+
+    let pick = move |field: &'static str, value: String| {
+        let mut c = contact.get_untracked();
+        match field {
+            "given_name" => c.given_name = value,
+            "family_name" => c.family_name = value,
+            "company_name" => c.company_name = value,
+            _ => c.title = value,
+        }
+        c.touch(browser::now(), app.engine().member);
+        spawn_local(async move {
+            if app.persist(c, false).await.is_ok() {
+                reload.update(|n| *n += 1);
+            }
+        });
+    };
+
+    let custom_rows = ws.with_untracked(|w| {
+        w.fields_for(RecordKind::Contact)
+            .filter_map(|(k, d)| c.custom.get(k).map(|v| (d.label.clone(), v.clone())))
+            .collect::<Vec<_>>()
+    });
+
+    view! {
+        <section class="page contact-page" data-testid="contact-page">
+            <div class="page-head contact-head">
+                <span class="avatar large" aria-hidden="true">{initials(&c.display_name())}</span>
+                <div class="head-text">
+                    <h1 data-testid="contact-name">{c.display_name()}</h1>
+                    <p class="muted">{c.row().subtitle}</p>
+                </div>
+                <div class="head-actions">
+                    <a class="btn primary" href=format!("/contacts/{id}/edit")>"Edit"</a>
+                    <button class="btn danger" on:click=on_delete>"Delete"</button>
+                </div>
+            </div>
+            {move || contact.with(|c| c.deleted).then(|| view! {
+                <div class="banner warn" role="status">"This contact is deleted. " <button class="btn small" on:click=restore>"Restore"</button></div>
+            })}
+            {(!conflicts.is_empty()).then(|| view! {
+                <div class="card conflicts" data-testid="conflicts">
+                    <h2>"Edited in two places at once"</h2>
+                    <p class="muted">"These fields were changed on two devices before they synced. The first value is shown; pick another to use it instead."</p>
+                    {conflicts.into_iter().map(|fc| {
+                        let field = fc.field;
+                        view! {
+                            <div class="conflict">
+                                <strong>{fc.label}</strong>
+                                {fc.values.into_iter().enumerate().map(|(i, v)| {
+                                    let chosen = v.clone();
+                                    view! {
+                                        <button class="btn small" class:primary=i == 0 aria-pressed=if i == 0 { "true" } else { "false" }
+                                            on:click=move |_| pick(field, chosen.clone())>
+                                            {if v.is_empty() { "(empty)".to_owned() } else { v.clone() }}
+                                        </button>
+                                    }
+                                }).collect_view()}
+                            </div>
+                        }
+                    }).collect_view()}
+                </div>
+            })}
+            <div class="contact-grid">
+                <div class="card details">
+                    <h2>"Details"</h2>
+                    <dl>
+                        {c.emails.iter().map(|e| view! {
+                            <dt>{format!("Email{}", if e.label.is_empty() { String::new() } else { format!(" ({})", e.label) })}</dt>
+                            <dd><a href=format!("mailto:{}", e.value)>{e.value.clone()}</a></dd>
+                        }).collect_view()}
+                        {c.phones.iter().map(|p| view! {
+                            <dt>{format!("Phone{}", if p.label.is_empty() { String::new() } else { format!(" ({})", p.label) })}</dt>
+                            <dd><a href=format!("tel:{}", p.value)>{p.value.clone()}</a></dd>
+                        }).collect_view()}
+                        {(!c.company_name.is_empty()).then(|| view! { <dt>"Company"</dt><dd>{c.company_name.clone()}</dd> })}
+                        {(!c.title.is_empty()).then(|| view! { <dt>"Job title"</dt><dd>{c.title.clone()}</dd> })}
+                        {(!c.address.one_line().is_empty()).then(|| view! { <dt>"Address"</dt><dd>{c.address.one_line()}</dd> })}
+                        <dt>"Owner"</dt><dd>{c.owner.map(member).unwrap_or_else(|| "No owner".into())}</dd>
+                        {(!c.tags.is_empty()).then(|| view! {
+                            <dt>"Tags"</dt>
+                            <dd>{c.tags.iter().map(|t| view! { <span class="tag">{t.clone()}</span> }).collect_view()}</dd>
+                        })}
+                        {custom_rows.into_iter().map(|(label, value)| view! { <dt>{label}</dt><dd>{value}</dd> }).collect_view()}
+                    </dl>
+                    {(!c.notes.is_empty()).then(|| view! { <h3>"Notes"</h3><p class="notes">{c.notes.clone()}</p> })}
+                    <p class="muted small">
+                        {format!("Created {} by {} · Updated {} by {}",
+                            browser::format_time(c.created_at), member(c.created_by),
+                            browser::format_time(c.updated_at), member(c.updated_by))}
+                    </p>
+                </div>
+                <ConsentPanel contact=contact/>
+            </div>
+        </section>
+    }
+}

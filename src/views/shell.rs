@@ -1,0 +1,140 @@
+//! The app shell: navigation, the save status indicator, routes and toasts.
+
+use leptos::prelude::*;
+use leptos_router::components::{Redirect, Route, Router, Routes, A};
+use leptos_router::path;
+
+use super::contact_form::{EditContact, NewContact};
+use super::contact_page::ContactPage;
+use super::contacts::ContactList;
+use super::settings::Settings;
+use crate::state::{use_app, SaveState};
+
+#[component]
+pub fn App() -> impl IntoView {
+    let app = use_app();
+    Effect::new(move |_| {
+        let name = app.workspace.with(|w| w.name.clone());
+        if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
+            doc.set_title(&format!("{name} · Rapport"));
+        }
+    });
+    view! {
+        <Router>
+            <a class="skip-link" href="#main">"Skip to content"</a>
+            <div class="app">
+                <header class="topbar">
+                    <a class="brand" href="/contacts" aria-label="Rapport home">
+                        <span class="brand-mark" aria-hidden="true">"R"</span>
+                        <span class="brand-name">"Rapport"</span>
+                    </a>
+                    <nav class="mainnav" aria-label="Main">
+                        <A href="/contacts">"Contacts"</A>
+                        <A href="/settings">"Settings"</A>
+                    </nav>
+                    <SaveIndicator/>
+                </header>
+                <QuarantineBanner/>
+                <main id="main" class="content" tabindex="-1">
+                    <Routes fallback=|| view! { <NotFound/> }>
+                        <Route path=path!("/") view=|| view! { <Redirect path="/contacts"/> }/>
+                        <Route path=path!("/index.html") view=|| view! { <Redirect path="/contacts"/> }/>
+                        <Route path=path!("/contacts") view=ContactList/>
+                        <Route path=path!("/contacts/new") view=NewContact/>
+                        <Route path=path!("/contacts/:id") view=ContactPage/>
+                        <Route path=path!("/contacts/:id/edit") view=EditContact/>
+                        <Route path=path!("/settings") view=Settings/>
+                    </Routes>
+                </main>
+            </div>
+            <ToastArea/>
+        </Router>
+    }
+}
+
+/// Always visible: whether the last edit is durable on this device.
+#[component]
+fn SaveIndicator() -> impl IntoView {
+    let app = use_app();
+    let status = move || app.save.get();
+    view! {
+        <div class="save-status" role="status" aria-live="polite" data-testid="save-status">
+            {move || match status() {
+                SaveState::Idle => view! { <span class="dot ok" aria-hidden="true"></span><span>"Saved on this device"</span> }.into_any(),
+                SaveState::Saving => view! { <span class="dot busy" aria-hidden="true"></span><span>"Saving…"</span> }.into_any(),
+                SaveState::Saved => view! { <span class="dot ok" aria-hidden="true"></span><span>"All changes saved"</span> }.into_any(),
+                SaveState::Failed(msg) => view! {
+                    <span class="dot err" aria-hidden="true"></span>
+                    <span class="save-error" title=msg.clone()>"Not saved"</span>
+                    <button class="btn small" on:click=move |_| app.retry()>"Retry"</button>
+                }.into_any(),
+            }}
+        </div>
+        {move || match status() {
+            SaveState::Failed(msg) => Some(view! { <div class="banner error" role="alert">{msg}</div> }),
+            _ => None,
+        }}
+    }
+}
+
+#[component]
+fn QuarantineBanner() -> impl IntoView {
+    let app = use_app();
+    move || {
+        let n = app.quarantined.with(Vec::len);
+        (n > 0).then(|| {
+            let noun = if n == 1 { "record" } else { "records" };
+            view! {
+                <div class="banner warn" role="alert" data-testid="quarantine-banner">
+                    {format!("{n} {noun} could not be read from this device's storage and {} set aside. Everything else is fine. ", if n == 1 { "was" } else { "were" })}
+                    <a href="/settings#storage">"See details"</a>
+                </div>
+            }
+        })
+    }
+}
+
+#[component]
+fn ToastArea() -> impl IntoView {
+    let app = use_app();
+    view! {
+        <div class="toasts" role="status" aria-live="polite">
+            {move || app.toast.get().map(|t| {
+                let action = t.action.clone().map(|(label, f)| view! {
+                    <button class="btn small" on:click=move |_| { f(); app.toast.set(None); }>{label}</button>
+                });
+                view! {
+                    <div class="toast" data-testid="toast">
+                        <span>{t.message.clone()}</span>
+                        {action}
+                        <button class="btn small ghost" aria-label="Dismiss" on:click=move |_| app.toast.set(None)>"✕"</button>
+                    </div>
+                }
+            })}
+        </div>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    view! {
+        <section class="empty">
+            <h1>"Page not found"</h1>
+            <p>"There is nothing at this address."</p>
+            <a class="btn primary" href="/contacts">"Go to contacts"</a>
+        </section>
+    }
+}
+
+/// Shown instead of the app when local storage cannot be opened at all.
+#[component]
+pub fn BootFailure(message: String) -> impl IntoView {
+    view! {
+        <main class="boot-failure" role="alert">
+            <h1>"Rapport could not open its data on this device"</h1>
+            <p>{message}</p>
+            <p>"Your data has not been changed. Check that this browser allows sites to store data (private windows may not), then reload the page."</p>
+            <button class="btn primary" on:click=|_| { let _ = web_sys::window().map(|w| w.location().reload()); }>"Reload"</button>
+        </main>
+    }
+}

@@ -1,0 +1,159 @@
+// The foundation's user journey, driven like a person would: by visible
+// labels and roles, against the release build served as static files.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { eventually, launch, newPage, serveApp, shot } from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await serveApp();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+});
+
+async function statusOf(page, purpose) {
+  return page.getByRole('row', { name: new RegExp(purpose) }).getByTestId('consent-status').innerText();
+}
+
+test('create a contact, fix validation, record consent, search, and find it all after a reload', async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await newPage(context);
+  await page.goto(`${server.url}/`);
+
+  await page.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
+  await page.getByText('No contacts yet').waitFor();
+  await shot(page, 'desktop-empty-list');
+
+  await page.getByRole('link', { name: 'Add your first contact' }).click();
+  await page.getByRole('heading', { name: 'New contact' }).waitFor();
+
+  // Invalid input is refused with a message next to each field.
+  await page.getByLabel('Email 1', { exact: true }).fill('ada-at-example');
+  await page.getByLabel('Phone 1', { exact: true }).fill('call me maybe');
+  await page.getByRole('button', { name: 'Create contact' }).click();
+  await page.getByText('Some fields need attention').waitFor();
+  const givenError = page.locator('#given_name-error');
+  assert.equal(await givenError.innerText(), 'Required');
+  assert.match(await page.locator('#email-0-error').innerText(), /email address/i);
+  assert.match(await page.locator('#phone-0-error').innerText(), /phone number/i);
+  assert.equal(await page.getByLabel('Given name').getAttribute('aria-invalid'), 'true');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'given_name', 'focus moves to the first invalid field');
+  await shot(page, 'desktop-form-errors');
+
+  // Fix it.
+  await page.getByLabel('Given name').fill('Ada');
+  await page.getByLabel('Family name').fill('Lovelace');
+  await page.getByLabel('Email 1', { exact: true }).fill('ada@example.org');
+  await page.getByLabel('Phone 1', { exact: true }).fill('020 7946 0958');
+  await page.getByLabel('Company').fill('Analytical Engines');
+  await page.getByLabel('Job title').fill('Mathematician');
+  await page.getByLabel('Tags').fill('vip, math');
+  await page.getByRole('button', { name: 'Create contact' }).click();
+
+  await page.getByRole('heading', { name: 'Ada Lovelace' }).waitFor();
+  await page.getByText('+442079460958').waitFor();
+  assert.equal(await statusOf(page, 'Marketing email'), 'Never asked');
+
+  // Grant, then withdraw, consent for marketing email.
+  await page.getByRole('button', { name: 'Grant Marketing email' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.waitFor();
+  await dialog.getByLabel('Source').selectOption({ label: 'Phone call' });
+  await dialog.getByLabel('Note (optional)').fill('Asked on the phone');
+  await dialog.getByRole('button', { name: 'Record consent' }).click();
+  await eventually(async () => assert.equal(await statusOf(page, 'Marketing email'), 'Granted'));
+  await dialog.waitFor({ state: 'hidden' });
+
+  await page.getByRole('button', { name: 'Withdraw Marketing email' }).click();
+  await dialog.getByRole('button', { name: 'Record withdrawal' }).click();
+  await eventually(async () => assert.equal(await statusOf(page, 'Marketing email'), 'Withdrawn'));
+  const history = page.getByTestId('consent-history').locator('li');
+  assert.equal(await history.count(), 2);
+  assert.match(await history.nth(0).innerText(), /Marketing email withdrawn/);
+  assert.match(await history.nth(1).innerText(), /Marketing email granted[\s\S]*Asked on the phone/);
+  await shot(page, 'desktop-contact');
+
+  // Search from the list by name, phone digits, company and tag.
+  await page.getByRole('link', { name: 'Contacts' }).click();
+  const search = page.getByLabel('Search contacts');
+  for (const q of ['lovelace', '7946 0958', 'analytical', 'vip']) {
+    await search.fill(q);
+    await eventually(async () => assert.equal(await page.getByTestId('contact-row').count(), 1, `search ${q}`));
+  }
+  await search.fill('nobody-by-this-name');
+  await page.getByText('No matches').waitFor();
+  await search.fill('');
+  await shot(page, 'desktop-list');
+
+  // Everything is still there after a reload.
+  await page.reload();
+  await page.getByTestId('contact-row').first().waitFor();
+  await page.getByRole('listitem').filter({ hasText: 'Ada Lovelace' }).click();
+  await page.getByRole('heading', { name: 'Ada Lovelace' }).waitFor();
+  assert.equal(await statusOf(page, 'Marketing email'), 'Withdrawn');
+  assert.equal(await page.getByTestId('consent-history').locator('li').count(), 2);
+  await page.getByText('ada@example.org').waitFor();
+  assert.deepEqual(page.errors, []);
+
+  // Phone layout.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot(page, 'phone-contact');
+  await page.getByRole('link', { name: 'Contacts' }).click();
+  await page.getByTestId('contact-row').first().waitFor();
+  await shot(page, 'phone-list');
+  await page.getByRole('link', { name: 'New contact' }).click();
+  await page.getByRole('button', { name: 'Create contact' }).click();
+  await page.getByText('Some fields need attention').waitFor();
+  await shot(page, 'phone-form-errors');
+  await context.close();
+});
+
+test('delete a contact and undo it', async () => {
+  const context = await browser.newContext();
+  const page = await newPage(context);
+  await page.goto(`${server.url}/contacts/new`);
+  await page.getByLabel('Given name').fill('Grace');
+  await page.getByLabel('Family name').fill('Hopper');
+  await page.getByRole('button', { name: 'Create contact' }).click();
+  await page.getByRole('heading', { name: 'Grace Hopper' }).waitFor();
+
+  await page.getByRole('button', { name: 'Delete' }).click();
+  await page.getByText('Deleted Grace Hopper').waitFor();
+  await page.getByText('No contacts yet').waitFor();
+  await page.getByRole('button', { name: 'Undo' }).click();
+  await page.getByRole('listitem').filter({ hasText: 'Grace Hopper' }).waitFor();
+
+  await page.reload();
+  await page.getByRole('listitem').filter({ hasText: 'Grace Hopper' }).waitFor();
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('keyboard alone: search, move through the list, open a contact', async () => {
+  const context = await browser.newContext();
+  const page = await newPage(context);
+  await page.goto(`${server.url}/contacts/new`);
+  for (const [given, family] of [['Alan', 'Turing'], ['Alonzo', 'Church']]) {
+    await page.goto(`${server.url}/contacts/new`);
+    await page.getByLabel('Given name').fill(given);
+    await page.getByLabel('Family name').fill(family);
+    await page.getByLabel('Given name').press('Enter');
+    await page.getByRole('heading', { name: `${given} ${family}` }).waitFor();
+  }
+  await page.goto(`${server.url}/contacts`);
+  const search = page.getByLabel('Search contacts');
+  await search.focus();
+  await search.press('ArrowDown');
+  await eventually(async () => assert.match(await page.evaluate(() => document.activeElement?.innerText ?? ''), /Alonzo Church/));
+  await page.keyboard.press('ArrowDown');
+  await eventually(async () => assert.match(await page.evaluate(() => document.activeElement?.innerText ?? ''), /Alan Turing/));
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Alan Turing' }).waitFor();
+  await context.close();
+});

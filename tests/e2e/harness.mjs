@@ -1,0 +1,85 @@
+// Shared set-up for the end-to-end journeys: serves dist/ with the plain
+// static server, launches Debian's Chromium through playwright-core, and
+// offers small polling assertions (playwright-core has no `expect`).
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const screenshotDir = join(root, 'artifacts', 'screenshots');
+mkdirSync(screenshotDir, { recursive: true });
+
+export const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run',
+];
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+async function waitForHttp(url, timeoutMs = 15000) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    try {
+      const r = await fetch(url);
+      if (r.ok) return;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`server at ${url} did not start`);
+}
+
+/** Serves dist/ on a free port; returns { url, stop }. */
+export async function serveApp() {
+  const port = await freePort();
+  const proc = spawn(process.execPath, [join(root, 'scripts', 'serve.mjs'), join(root, 'dist'), String(port)], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${url}/`);
+  return { url, stop: () => proc.kill() };
+}
+
+export async function launch() {
+  return chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: CHROMIUM_ARGS });
+}
+
+/** A page that fails the test on uncaught errors (a panic in wasm shows up here). */
+export async function newPage(browserOrContext, viewport = { width: 1280, height: 800 }) {
+  const context = browserOrContext.newContext ? await browserOrContext.newContext({ viewport }) : browserOrContext;
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(e));
+  page.on('console', (m) => { if (m.type() === 'error') page.errors.push(new Error(m.text())); });
+  return page;
+}
+
+/** Polls `fn` until it returns without throwing (or the timeout). */
+export async function eventually(fn, timeoutMs = 5000) {
+  const until = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < until) {
+    try {
+      return await fn();
+    } catch (e) {
+      last = e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  throw last;
+}
+
+export async function shot(page, name) {
+  await page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: false });
+}
