@@ -9,6 +9,7 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 use rapport_core::contact::{Contact, FieldConflict};
 use rapport_core::ids::RecordId;
 use rapport_core::record::{Record, RecordKind};
+use rapport_core::repo::OpenError;
 
 use super::consent::ConsentPanel;
 use super::contacts::initials;
@@ -24,26 +25,49 @@ pub fn ContactPage() -> impl IntoView {
         reload.track();
         let id = params.with(|p| p.get("id").unwrap_or_default());
         async move {
-            let id: RecordId = id.parse().map_err(|e: rapport_core::ids::BadId| e.to_string())?;
+            let id: RecordId = id.parse().map_err(|_| OpenError::NotFound(RecordId::from_bytes([0; 16])))?;
             let result = app.engine().open::<Contact>(id).await;
-            if let Err(rapport_core::repo::OpenError::Corrupt { .. }) = &result {
+            if let Err(OpenError::Corrupt { .. }) = &result {
                 app.refresh_quarantine();
             }
-            result.map_err(|e| e.to_string())
+            result
         }
     });
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || loaded.get().map(|r| match r {
                 Ok((c, conflicts)) => view! { <ContactView contact=c conflicts=conflicts reload=reload/> }.into_any(),
-                Err(e) => view! {
-                    <section class="page">
-                        <div class="banner error" role="alert" data-testid="contact-error">{e}</div>
-                        <a class="btn" href="/contacts">"Back to contacts"</a>
-                    </section>
-                }.into_any(),
+                Err(e) => view! { <OpenFailure error=e/> }.into_any(),
             })}
         </Suspense>
+    }
+}
+
+/// Why a contact cannot be shown, in words first and technical detail second.
+#[component]
+fn OpenFailure(error: OpenError) -> impl IntoView {
+    let (headline, advice, detail) = match &error {
+        OpenError::NotFound(_) => (
+            "Contact not found".to_owned(),
+            "There is no contact at this address on this device. It may have been erased, or the link is incomplete.",
+            None,
+        ),
+        OpenError::Corrupt { reason, .. } => (
+            "This contact could not be read and was set aside".to_owned(),
+            "Its stored data on this device is damaged. The bytes are kept unchanged for recovery; other contacts are not affected.",
+            Some(reason.clone()),
+        ),
+        OpenError::Storage(e) => ("This contact could not be loaded".to_owned(), "Reload the page to try again.", Some(e.to_string())),
+    };
+    view! {
+        <section class="page">
+            <div class="banner error" role="alert" data-testid="contact-error">
+                <strong>{headline}</strong>
+                <p>{advice}</p>
+                {detail.map(|d| view! { <details><summary>"Technical detail"</summary><code>{d}</code></details> })}
+            </div>
+            <a class="btn" href="/contacts">"Back to contacts"</a>
+        </section>
     }
 }
 

@@ -127,7 +127,7 @@ impl Contact {
         self.email().map(str::to_owned).unwrap_or_else(|| "Unnamed contact".into())
     }
 
-    fn primary<'a>(entries: &'a [Labeled], primary: Option<EntryId>) -> Option<&'a Labeled> {
+    fn primary(entries: &[Labeled], primary: Option<EntryId>) -> Option<&Labeled> {
         entries.iter().find(|e| Some(e.id) == primary).or_else(|| entries.first())
     }
 

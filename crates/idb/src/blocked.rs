@@ -34,10 +34,7 @@ impl BlockedSignal {
 
 /// Polls `request` until it completes (`Some(output)`) or `signal` fires
 /// first (`None`; `request` is still pending and can be awaited later).
-pub(crate) async fn unless_blocked<F>(
-    request: &mut Pin<Box<F>>,
-    signal: &BlockedSignal,
-) -> Option<F::Output>
+pub(crate) async fn unless_blocked<F>(request: &mut Pin<Box<F>>, signal: &BlockedSignal) -> Option<F::Output>
 where
     F: Future + ?Sized,
 {

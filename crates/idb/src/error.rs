@@ -56,11 +56,7 @@ fn is_quota(e: &web_sys::DomException) -> bool {
 
 /// Maps a failed request or commit. `tx` is the transaction it ran in, whose
 /// own error (if it aborted) is the most precise explanation.
-pub(crate) fn map_err(
-    err: &IdbError,
-    tx: Option<&web_sys::IdbTransaction>,
-    op: Op,
-) -> StorageError {
+pub(crate) fn map_err(err: &IdbError, tx: Option<&web_sys::IdbTransaction>, op: Op) -> StorageError {
     let tx_error = tx.and_then(web_sys::IdbTransaction::error);
     let request_error = dom_of(err);
     if tx_error.iter().chain(request_error.iter()).any(is_quota) {
@@ -132,11 +128,7 @@ mod tests {
     #[test]
     fn other_dom_exceptions_keep_the_browsers_name_and_message() {
         assert_eq!(
-            map_err(
-                &dom("ConstraintError", "Key already exists."),
-                None,
-                Op::Write
-            ),
+            map_err(&dom("ConstraintError", "Key already exists."), None, Op::Write),
             StorageError::WriteFailed("ConstraintError: Key already exists.".into())
         );
         assert_eq!(

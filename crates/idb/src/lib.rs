@@ -61,15 +61,11 @@ use indexed_db_futures::factory::DBFactory;
 use indexed_db_futures::internals::SystemRepr;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::primitive::TryFromJs;
-use indexed_db_futures::transaction::{
-    Transaction, TransactionDurability, TransactionMode, TransactionOptions,
-};
+use indexed_db_futures::transaction::{Transaction, TransactionDurability, TransactionMode, TransactionOptions};
 use indexed_db_futures::typed_array::{Uint8Array, Uint8ArraySlice};
 use rapport_core::ids::RecordId;
 use rapport_core::record::Row;
-use rapport_core::storage::{
-    decode_row, encode_row, Append, Quarantined, RowsLoad, Storage, StorageError, StoredDoc,
-};
+use rapport_core::storage::{decode_row, encode_row, Append, Quarantined, RowsLoad, Storage, StorageError, StoredDoc};
 use rapport_core::Timestamp;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -77,9 +73,7 @@ use wasm_bindgen_futures::spawn_local;
 
 use crate::blocked::{unless_blocked, BlockedSignal};
 use crate::error::{map_err, map_open, Op};
-use crate::schema::{
-    chunk_key, chunk_range, CHUNKS, META, NEXT_CHUNK_SEQ, QUARANTINE, ROWS, SNAPSHOTS, STORES,
-};
+use crate::schema::{chunk_key, chunk_range, CHUNKS, META, NEXT_CHUNK_SEQ, QUARANTINE, ROWS, SNAPSHOTS, STORES};
 
 /// A workspace's IndexedDB database, open. Dropping it closes the
 /// connection.
@@ -97,9 +91,7 @@ pub struct IdbStorage {
 
 impl fmt::Debug for IdbStorage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdbStorage")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        f.debug_struct("IdbStorage").field("name", &self.name).finish_non_exhaustive()
     }
 }
 
@@ -119,10 +111,7 @@ struct Ctx {
 
 impl Ctx {
     fn new(tx: &Transaction<'_>, op: Op) -> Self {
-        Self {
-            tx: tx.as_sys().clone().into(),
-            op,
-        }
+        Self { tx: tx.as_sys().clone().into(), op }
     }
 
     fn check<T>(&self, result: Result<T, IdbError>) -> Result<T, StorageError> {
@@ -133,17 +122,13 @@ impl Ctx {
     /// when this returns `Ok`, and none of them happened when it returns
     /// `Err`.
     async fn commit(&self, tx: Transaction<'_>) -> Result<(), StorageError> {
-        tx.commit()
-            .await
-            .map_err(|e| map_err(&e, Some(&self.tx), Op::Write))
+        tx.commit().await.map_err(|e| map_err(&e, Some(&self.tx), Op::Write))
     }
 }
 
 /// Bytes out of a value that must be a `Uint8Array`.
 fn bytes_of(value: Result<Uint8Array, IdbError>, what: &str) -> Result<Vec<u8>, StorageError> {
-    value
-        .map(Vec::from)
-        .map_err(|e| StorageError::ReadFailed(format!("a stored {what} is not binary data: {e}")))
+    value.map(Vec::from).map_err(|e| StorageError::ReadFailed(format!("a stored {what} is not binary data: {e}")))
 }
 
 /// Bytes out of a stored value that must be a `Uint8Array`.
@@ -207,19 +192,12 @@ impl IdbStorage {
         let handle: web_sys::IdbDatabase = db.as_sys().clone().into();
         let closed = Rc::new(Cell::new(false));
         let flag = Rc::clone(&closed);
-        let on_version_change =
-            Closure::<dyn FnMut(web_sys::Event)>::new(move |_event: web_sys::Event| {
-                flag.set(true);
-                handle.close();
-            });
-        db.as_sys()
-            .set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
-        Ok(Self {
-            db,
-            name: name.to_owned(),
-            closed,
-            _on_version_change: on_version_change,
-        })
+        let on_version_change = Closure::<dyn FnMut(web_sys::Event)>::new(move |_event: web_sys::Event| {
+            flag.set(true);
+            handle.close();
+        });
+        db.as_sys().set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
+        Ok(Self { db, name: name.to_owned(), closed, _on_version_change: on_version_change })
     }
 
     /// The database name this storage was opened with.
@@ -239,14 +217,11 @@ impl IdbStorage {
     /// closes. [`StorageError::WriteFailed`] when the browser refuses.
     pub async fn delete_database(name: &str) -> Result<(), StorageError> {
         let factory = DBFactory::new().map_err(|e| map_open(&e))?;
-        let request = factory
-            .delete_db(name)
-            .map_err(|e| map_err(&e, None, Op::Write))?;
+        let request = factory.delete_db(name).map_err(|e| map_err(&e, None, Op::Write))?;
         let raw: web_sys::IdbOpenDbRequest = request.as_sys().clone().unchecked_into();
         let blocked = BlockedSignal::new();
         let signal = Rc::clone(&blocked);
-        let on_blocked =
-            Closure::<dyn FnMut(web_sys::Event)>::new(move |_event: web_sys::Event| signal.fire());
+        let on_blocked = Closure::<dyn FnMut(web_sys::Event)>::new(move |_event: web_sys::Event| signal.fire());
         raw.set_onblocked(Some(on_blocked.as_ref().unchecked_ref()));
         let mut request = Box::pin(request);
         let outcome = unless_blocked(&mut request, &blocked).await;
@@ -292,9 +267,7 @@ impl IdbStorage {
     fn tx_failed(&self, e: &IdbError, op: Op) -> StorageError {
         match map_err(e, None, op) {
             StorageError::ReadFailed(m) | StorageError::WriteFailed(m) if self.closed.get() => {
-                op.fail(format!(
-                    "another tab upgraded or deleted this workspace's database; reload the page ({m})"
-                ))
+                op.fail(format!("another tab upgraded or deleted this workspace's database; reload the page ({m})"))
             }
             other => other,
         }
@@ -344,10 +317,7 @@ impl Storage for IdbStorage {
         let values = ctx.check(store.get_all::<JsValue>().primitive())?;
         let keys = ctx.check(keys.await)?;
         let values = ctx.check(values.await)?;
-        let mut load = RowsLoad {
-            rows: Vec::with_capacity(values.len()),
-            unreadable: Vec::new(),
-        };
+        let mut load = RowsLoad { rows: Vec::with_capacity(values.len()), unreadable: Vec::new() };
         for (key, value) in keys.zip(values) {
             let key = ctx.check(key)?;
             let value = ctx.check(value)?;
@@ -356,9 +326,7 @@ impl Storage for IdbStorage {
                     Ok(row) => load.rows.push(row),
                     Err(reason) => load.unreadable.push((key_text(&key), reason)),
                 },
-                None => load
-                    .unreadable
-                    .push((key_text(&key), "stored row is not text".into())),
+                None => load.unreadable.push((key_text(&key), "stored row is not text".into())),
             }
         }
         Ok(load)
@@ -370,19 +338,13 @@ impl Storage for IdbStorage {
         let chunks = ctx.check(tx.object_store(CHUNKS))?;
         let key = id.to_string();
         let snapshot = ctx.check(snapshots.get::<JsValue, _, _>(key.as_str()).primitive())?;
-        let stored_chunks = ctx.check(
-            chunks
-                .get_all::<Uint8Array>()
-                .with_query::<String, _>(chunk_range(id))
-                .primitive(),
-        )?;
+        let stored_chunks =
+            ctx.check(chunks.get_all::<Uint8Array>().with_query::<String, _>(chunk_range(id)).primitive())?;
         let snapshot = ctx.check(snapshot.await)?;
         let stored_chunks = ctx.check(stored_chunks.await)?;
         let doc = StoredDoc {
             snapshot: snapshot.map(|s| binary(s, "snapshot")).transpose()?,
-            chunks: stored_chunks
-                .map(|c| bytes_of(c, "change chunk"))
-                .collect::<Result<_, _>>()?,
+            chunks: stored_chunks.map(|c| bytes_of(c, "change chunk")).collect::<Result<_, _>>()?,
         };
         Ok((!doc.is_empty()).then_some(doc))
     }
@@ -397,29 +359,19 @@ impl Storage for IdbStorage {
         let meta = ctx.check(tx.object_store(META))?;
         let counter = ctx.check(meta.get::<Uint8Array, _, _>(NEXT_CHUNK_SEQ).primitive())?;
         let counter = ctx.check(counter.await)?;
-        let mut seq = schema::decode_seq(counter.as_ref().map(AsRef::as_ref))
-            .map_err(StorageError::WriteFailed)?;
+        let mut seq = schema::decode_seq(counter.as_ref().map(AsRef::as_ref)).map_err(StorageError::WriteFailed)?;
         // Requests go out when built; the commit below waits for all of them.
         for append in appends {
-            let chunk = chunks
-                .add(Uint8ArraySlice::new(&append.chunk))
-                .with_key(chunk_key(append.id, seq));
+            let chunk = chunks.add(Uint8ArraySlice::new(&append.chunk)).with_key(chunk_key(append.id, seq));
             ctx.check(chunk.without_key_type().primitive())?;
-            let row = rows
-                .put(encode_row(&append.row))
-                .with_key(append.id.to_string());
+            let row = rows.put(encode_row(&append.row)).with_key(append.id.to_string());
             ctx.check(row.without_key_type().primitive())?;
-            seq = seq.checked_add(1).ok_or_else(|| {
-                StorageError::WriteFailed("the chunk counter ran out of numbers".into())
-            })?;
+            seq = seq
+                .checked_add(1)
+                .ok_or_else(|| StorageError::WriteFailed("the chunk counter ran out of numbers".into()))?;
         }
         let next = seq.to_be_bytes();
-        ctx.check(
-            meta.put(Uint8ArraySlice::new(&next))
-                .with_key(NEXT_CHUNK_SEQ)
-                .without_key_type()
-                .primitive(),
-        )?;
+        ctx.check(meta.put(Uint8ArraySlice::new(&next)).with_key(NEXT_CHUNK_SEQ).without_key_type().primitive())?;
         ctx.commit(tx).await
     }
 
@@ -430,16 +382,9 @@ impl Storage for IdbStorage {
         let rows = ctx.check(tx.object_store(ROWS))?;
         let key = id.to_string();
         ctx.check(chunks.delete::<String, _>(chunk_range(id)).primitive())?;
-        let put_snapshot = snapshots
-            .put(Uint8ArraySlice::new(snapshot))
-            .with_key(key.as_str());
+        let put_snapshot = snapshots.put(Uint8ArraySlice::new(snapshot)).with_key(key.as_str());
         ctx.check(put_snapshot.without_key_type().primitive())?;
-        ctx.check(
-            rows.put(encode_row(row))
-                .with_key(key.as_str())
-                .without_key_type()
-                .primitive(),
-        )?;
+        ctx.check(rows.put(encode_row(row)).with_key(key.as_str()).without_key_type().primitive())?;
         ctx.commit(tx).await
     }
 
@@ -456,18 +401,11 @@ impl Storage for IdbStorage {
     }
 
     async fn quarantine(&self, entry: &Quarantined) -> Result<(), StorageError> {
-        let json = serde_json::to_string(entry).map_err(|e| {
-            StorageError::WriteFailed(format!("the quarantine entry could not be encoded: {e}"))
-        })?;
+        let json = serde_json::to_string(entry)
+            .map_err(|e| StorageError::WriteFailed(format!("the quarantine entry could not be encoded: {e}")))?;
         let (tx, ctx) = self.write_tx(&[QUARANTINE])?;
         let store = ctx.check(tx.object_store(QUARANTINE))?;
-        ctx.check(
-            store
-                .put(json)
-                .with_key(entry.key.as_str())
-                .without_key_type()
-                .primitive(),
-        )?;
+        ctx.check(store.put(json).with_key(entry.key.as_str()).without_key_type().primitive())?;
         ctx.commit(tx).await
     }
 
@@ -485,9 +423,7 @@ impl Storage for IdbStorage {
             let parsed = value
                 .as_string()
                 .ok_or_else(|| "it is not text".to_owned())
-                .and_then(|text| {
-                    serde_json::from_str::<Quarantined>(&text).map_err(|e| e.to_string())
-                });
+                .and_then(|text| serde_json::from_str::<Quarantined>(&text).map_err(|e| e.to_string()));
             // An unreadable entry is still a quarantined record: list it.
             entries.push(parsed.unwrap_or_else(|reason| Quarantined {
                 key,
@@ -502,21 +438,13 @@ impl Storage for IdbStorage {
         let (tx, ctx) = self.read_tx(&[META])?;
         let store = ctx.check(tx.object_store(META))?;
         let value = ctx.check(store.get::<JsValue, _, _>(key).primitive())?;
-        ctx.check(value.await)?
-            .map(|v| binary(v, "metadata value"))
-            .transpose()
+        ctx.check(value.await)?.map(|v| binary(v, "metadata value")).transpose()
     }
 
     async fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
         let (tx, ctx) = self.write_tx(&[META])?;
         let store = ctx.check(tx.object_store(META))?;
-        ctx.check(
-            store
-                .put(Uint8ArraySlice::new(value))
-                .with_key(key)
-                .without_key_type()
-                .primitive(),
-        )?;
+        ctx.check(store.put(Uint8ArraySlice::new(value)).with_key(key).without_key_type().primitive())?;
         ctx.commit(tx).await
     }
 }

@@ -24,31 +24,22 @@ async fn call(method: &str) -> Result<Option<JsValue>, StorageError> {
     let Some(manager) = storage_manager() else {
         return Ok(None);
     };
-    let Some(function) = Reflect::get(&manager, &JsValue::from_str(method))
-        .ok()
-        .and_then(|f| f.dyn_into::<Function>().ok())
+    let Some(function) =
+        Reflect::get(&manager, &JsValue::from_str(method)).ok().and_then(|f| f.dyn_into::<Function>().ok())
     else {
         return Ok(None);
     };
-    let fail = |e: JsValue| {
-        StorageError::ReadFailed(format!(
-            "navigator.storage.{method}() failed: {}",
-            js_message(&e)
-        ))
-    };
+    let fail =
+        |e: JsValue| StorageError::ReadFailed(format!("navigator.storage.{method}() failed: {}", js_message(&e)));
     let promise = function.call0(&manager).map_err(fail)?;
-    let promise = promise.dyn_into::<Promise>().map_err(|_| {
-        StorageError::ReadFailed(format!(
-            "navigator.storage.{method}() did not return a promise"
-        ))
-    })?;
+    let promise = promise
+        .dyn_into::<Promise>()
+        .map_err(|_| StorageError::ReadFailed(format!("navigator.storage.{method}() did not return a promise")))?;
     JsFuture::from(promise).await.map(Some).map_err(fail)
 }
 
 fn number_field(object: &JsValue, field: &str) -> Option<u64> {
-    let value = Reflect::get(object, &JsValue::from_str(field))
-        .ok()?
-        .as_f64()?;
+    let value = Reflect::get(object, &JsValue::from_str(field)).ok()?.as_f64()?;
     // Byte counts are whole, non-negative numbers far below 2^53.
     (value.is_finite() && value >= 0.0).then_some(value as u64)
 }
@@ -61,8 +52,5 @@ pub(crate) async fn estimate() -> Result<Option<(u64, u64)>, StorageError> {
 }
 
 pub(crate) async fn request_persistence() -> Result<bool, StorageError> {
-    Ok(call("persist")
-        .await?
-        .and_then(|granted| granted.as_bool())
-        .unwrap_or(false))
+    Ok(call("persist").await?.and_then(|granted| granted.as_bool()).unwrap_or(false))
 }

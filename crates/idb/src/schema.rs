@@ -61,12 +61,10 @@ pub fn chunk_range(id: RecordId) -> KeyRange<String> {
 pub(crate) fn decode_seq(stored: Option<&[u8]>) -> Result<u64, String> {
     match stored {
         None => Ok(0),
-        Some(bytes) => bytes.try_into().map(u64::from_be_bytes).map_err(|_| {
-            format!(
-                "the chunk counter ({NEXT_CHUNK_SEQ}) holds {} bytes instead of 8",
-                bytes.len()
-            )
-        }),
+        Some(bytes) => bytes
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| format!("the chunk counter ({NEXT_CHUNK_SEQ}) holds {} bytes instead of 8", bytes.len())),
     }
 }
 
@@ -81,16 +79,13 @@ mod tests {
     #[test]
     fn chunk_keys_sort_in_write_order_within_one_document() {
         let id = RecordId::from_bytes([7; 16]);
-        let keys: Vec<_> = [0, 9, 10, 255, 256, u64::MAX]
-            .map(|s| chunk_key(id, s))
-            .to_vec();
+        let keys: Vec<_> = [0, 9, 10, 255, 256, u64::MAX].map(|s| chunk_key(id, s)).to_vec();
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
         assert!(keys
             .iter()
-            .all(|k| k.starts_with(&format!("{id}/"))
-                && k.as_str() < format!("{id}/\u{ffff}").as_str()));
+            .all(|k| k.starts_with(&format!("{id}/")) && k.as_str() < format!("{id}/\u{ffff}").as_str()));
     }
 
     #[test]

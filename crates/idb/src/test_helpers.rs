@@ -17,30 +17,15 @@ impl IdbStorage {
     ///
     /// # Errors
     /// As [`Storage::append`](rapport_core::storage::Storage::append).
-    pub async fn corrupt_last_chunk(
-        &self,
-        id: RecordId,
-        bytes: &[u8],
-    ) -> Result<bool, StorageError> {
+    pub async fn corrupt_last_chunk(&self, id: RecordId, bytes: &[u8]) -> Result<bool, StorageError> {
         let (tx, ctx) = self.write_tx(&[CHUNKS])?;
         let store = ctx.check(tx.object_store(CHUNKS))?;
-        let keys = ctx.check(
-            store
-                .get_all_keys::<String>()
-                .with_query::<String, _>(chunk_range(id))
-                .primitive(),
-        )?;
+        let keys = ctx.check(store.get_all_keys::<String>().with_query::<String, _>(chunk_range(id)).primitive())?;
         let Some(last) = ctx.check(keys.await)?.next_back() else {
             return Ok(false);
         };
         let last = ctx.check(last)?;
-        ctx.check(
-            store
-                .put(Uint8ArraySlice::new(bytes))
-                .with_key(last)
-                .without_key_type()
-                .primitive(),
-        )?;
+        ctx.check(store.put(Uint8ArraySlice::new(bytes)).with_key(last).without_key_type().primitive())?;
         ctx.commit(tx).await?;
         Ok(true)
     }
@@ -52,13 +37,7 @@ impl IdbStorage {
     pub async fn corrupt_row(&self, id: RecordId, text: &str) -> Result<(), StorageError> {
         let (tx, ctx) = self.write_tx(&[ROWS])?;
         let store = ctx.check(tx.object_store(ROWS))?;
-        ctx.check(
-            store
-                .put(text)
-                .with_key(id.to_string())
-                .without_key_type()
-                .primitive(),
-        )?;
+        ctx.check(store.put(text).with_key(id.to_string()).without_key_type().primitive())?;
         ctx.commit(tx).await
     }
 
@@ -69,12 +48,7 @@ impl IdbStorage {
     pub async fn chunk_count(&self, id: RecordId) -> Result<usize, StorageError> {
         let (tx, ctx) = self.read_tx(&[CHUNKS])?;
         let store = ctx.check(tx.object_store(CHUNKS))?;
-        let keys = ctx.check(
-            store
-                .get_all_keys::<JsValue>()
-                .with_query::<String, _>(chunk_range(id))
-                .primitive(),
-        )?;
+        let keys = ctx.check(store.get_all_keys::<JsValue>().with_query::<String, _>(chunk_range(id)).primitive())?;
         Ok(ctx.check(keys.await)?.len())
     }
 

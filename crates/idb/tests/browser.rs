@@ -25,9 +25,7 @@ fn fresh_name() -> String {
 }
 
 async fn open(name: &str) -> IdbStorage {
-    IdbStorage::open(name)
-        .await
-        .expect("a fresh database opens")
+    IdbStorage::open(name).await.expect("a fresh database opens")
 }
 
 fn me() -> MemberId {
@@ -43,19 +41,13 @@ fn contact(n: u8, given: &str, family: &str, email: &str) -> Contact {
     c.given_name = given.into();
     c.family_name = family.into();
     let entry = EntryId::from_bytes([n.wrapping_add(100); 16]);
-    c.emails = vec![Labeled {
-        id: entry,
-        label: "work".into(),
-        value: email.into(),
-    }];
+    c.emails = vec![Labeled { id: entry, label: "work".into(), value: email.into() }];
     c.primary_email = Some(entry);
     c
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w == needle.as_bytes())
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
 fn row(id: RecordId, title: String) -> Row {
@@ -93,49 +85,21 @@ async fn written_data_survives_closing_and_reopening_the_database() {
         ada.title = "Countess".into();
         repo.save(&mut handle, &ada).await.expect("edit Ada");
         repo.create(&grace).await.expect("create Grace");
-        repo.storage()
-            .put_meta("workspace", b"w-1")
-            .await
-            .expect("put meta");
+        repo.storage().put_meta("workspace", b"w-1").await.expect("put meta");
     } // the connection closes here, as when the tab is reloaded
 
     let repo = repo(open(&name).await);
     let mut rows = repo.storage().rows().await.expect("rows").rows;
     rows.sort_by(|a, b| a.title.cmp(&b.title));
-    assert_eq!(
-        rows.iter().map(|r| r.title.as_str()).collect::<Vec<_>>(),
-        ["Ada Lovelace", "Grace Hopper"]
-    );
-    assert_eq!(
-        rows[0].subtitle, "Countess",
-        "the row written with the last edit is the one stored"
-    );
-    let stored = repo
-        .storage()
-        .load(ada.id)
-        .await
-        .expect("load")
-        .expect("Ada is stored");
-    assert_eq!(
-        (stored.snapshot, stored.chunks.len()),
-        (None, 2),
-        "creation and edit are two chunks"
-    );
+    assert_eq!(rows.iter().map(|r| r.title.as_str()).collect::<Vec<_>>(), ["Ada Lovelace", "Grace Hopper"]);
+    assert_eq!(rows[0].subtitle, "Countess", "the row written with the last edit is the one stored");
+    let stored = repo.storage().load(ada.id).await.expect("load").expect("Ada is stored");
+    assert_eq!((stored.snapshot, stored.chunks.len()), (None, 2), "creation and edit are two chunks");
     let (_, loaded) = repo.open::<Contact>(ada.id, NOW).await.expect("Ada opens");
     assert_eq!(loaded, ada);
-    let (_, loaded) = repo
-        .open::<Contact>(grace.id, NOW)
-        .await
-        .expect("Grace opens");
+    let (_, loaded) = repo.open::<Contact>(grace.id, NOW).await.expect("Grace opens");
     assert_eq!(loaded, grace);
-    assert_eq!(
-        repo.storage()
-            .get_meta("workspace")
-            .await
-            .expect("meta")
-            .as_deref(),
-        Some(&b"w-1"[..])
-    );
+    assert_eq!(repo.storage().get_meta("workspace").await.expect("meta").as_deref(), Some(&b"w-1"[..]));
     drop(repo);
     IdbStorage::delete_database(&name).await.expect("delete");
 }
@@ -152,25 +116,14 @@ async fn compaction_through_the_repo_leaves_a_snapshot_that_reopens_equal() {
             repo.save(&mut handle, &ada).await.expect("edit");
         }
         let chunks = repo.storage().chunk_count(ada.id).await.expect("count");
-        assert!(
-            chunks < COMPACT_AFTER_CHUNKS,
-            "compaction keeps chunks few, found {chunks}"
-        );
+        assert!(chunks < COMPACT_AFTER_CHUNKS, "compaction keeps chunks few, found {chunks}");
     }
 
     let repo = repo(open(&name).await);
-    let stored = repo
-        .storage()
-        .load(ada.id)
-        .await
-        .expect("load")
-        .expect("stored");
+    let stored = repo.storage().load(ada.id).await.expect("load").expect("stored");
     assert!(stored.snapshot.is_some(), "a snapshot is stored");
     assert!(stored.chunks.len() < COMPACT_AFTER_CHUNKS);
-    let (_, loaded) = repo
-        .open::<Contact>(ada.id, NOW)
-        .await
-        .expect("opens after reopening");
+    let (_, loaded) = repo.open::<Contact>(ada.id, NOW).await.expect("opens after reopening");
     assert_eq!(loaded, ada);
     drop(repo);
     IdbStorage::delete_database(&name).await.expect("delete");
@@ -186,40 +139,17 @@ async fn a_corrupted_chunk_in_indexeddb_quarantines_only_that_record() {
     repo.create(&grace).await.expect("create Grace");
     ada.title = "Countess".into();
     repo.save(&mut handle, &ada).await.expect("edit Ada");
-    let corrupted = repo
-        .storage()
-        .corrupt_last_chunk(ada.id, b"\x85\x6f\x4a\x83garbage")
-        .await
-        .expect("corrupt");
+    let corrupted = repo.storage().corrupt_last_chunk(ada.id, b"\x85\x6f\x4a\x83garbage").await.expect("corrupt");
     assert!(corrupted, "Ada has a chunk to corrupt");
 
-    let err = repo
-        .open::<Contact>(ada.id, NOW)
-        .await
-        .expect_err("a corrupted record does not open");
-    assert!(
-        matches!(&err, OpenError::Corrupt { id, .. } if *id == ada.id),
-        "{err:?}"
-    );
+    let err = repo.open::<Contact>(ada.id, NOW).await.expect_err("a corrupted record does not open");
+    assert!(matches!(&err, OpenError::Corrupt { id, .. } if *id == ada.id), "{err:?}");
     let quarantined = repo.storage().quarantined().await.expect("quarantined");
-    assert_eq!(
-        quarantined
-            .iter()
-            .map(|q| q.key.clone())
-            .collect::<Vec<_>>(),
-        [ada.id.to_string()]
-    );
+    assert_eq!(quarantined.iter().map(|q| q.key.clone()).collect::<Vec<_>>(), [ada.id.to_string()]);
     assert_eq!(quarantined[0].at, NOW);
-    let (_, loaded) = repo
-        .open::<Contact>(grace.id, NOW)
-        .await
-        .expect("another record still opens");
+    let (_, loaded) = repo.open::<Contact>(grace.id, NOW).await.expect("another record still opens");
     assert_eq!(loaded, grace);
-    assert_eq!(
-        repo.storage().rows().await.expect("rows").rows.len(),
-        2,
-        "the quarantined record keeps its row"
-    );
+    assert_eq!(repo.storage().rows().await.expect("rows").rows.len(), 2, "the quarantined record keeps its row");
     drop(repo);
     IdbStorage::delete_database(&name).await.expect("delete");
 }
@@ -238,50 +168,26 @@ async fn remove_leaves_no_byte_of_the_removed_record_in_any_object_store() {
     }
     let storage = repo.storage();
     let stored = storage.load(ada.id).await.expect("load").expect("stored");
-    assert!(
-        stored.snapshot.is_some() && !stored.chunks.is_empty(),
-        "Ada has a snapshot and chunks"
-    );
-    let entry = Quarantined {
-        key: ada.id.to_string(),
-        reason: "checked by hand".into(),
-        at: NOW,
-    };
+    assert!(stored.snapshot.is_some() && !stored.chunks.is_empty(), "Ada has a snapshot and chunks");
+    let entry = Quarantined { key: ada.id.to_string(), reason: "checked by hand".into(), at: NOW };
     storage.quarantine(&entry).await.expect("quarantine");
     let before = storage.raw_dump().await.expect("dump");
     for needle in ["Adalinda", "adalinda.q@example.org", &ada.id.to_string()] {
-        assert!(
-            contains(&before, needle),
-            "the dump finds {needle:?} before removal"
-        );
+        assert!(contains(&before, needle), "the dump finds {needle:?} before removal");
     }
 
     storage.remove(ada.id).await.expect("remove");
 
     let after = storage.raw_dump().await.expect("dump");
-    for needle in [
-        "Adalinda",
-        "Quarrington",
-        "adalinda.q@example.org",
-        &ada.id.to_string(),
-    ] {
-        assert!(
-            !contains(&after, needle),
-            "{needle:?} is still stored after removal"
-        );
+    for needle in ["Adalinda", "Quarrington", "adalinda.q@example.org", &ada.id.to_string()] {
+        assert!(!contains(&after, needle), "{needle:?} is still stored after removal");
     }
     assert_eq!(storage.load(ada.id).await.expect("load"), None);
     assert!(storage.quarantined().await.expect("quarantined").is_empty());
-    assert!(
-        contains(&after, "grace@example.org"),
-        "other records remain"
-    );
+    assert!(contains(&after, "grace@example.org"), "other records remain");
     let rows = storage.rows().await.expect("rows").rows;
     assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [grace.id]);
-    let (_, loaded) = repo
-        .open::<Contact>(grace.id, NOW)
-        .await
-        .expect("Grace still opens");
+    let (_, loaded) = repo.open::<Contact>(grace.id, NOW).await.expect("Grace still opens");
     assert_eq!(loaded, grace);
     drop(repo);
     IdbStorage::delete_database(&name).await.expect("delete");
@@ -292,10 +198,7 @@ async fn a_thousand_row_batch_lands_in_one_transaction_and_rows_returns_them_all
     let name = fresh_name();
     let storage = open(&name).await;
     // Start the chunk counter at 5000, so the first batch takes 5000..=5999.
-    storage
-        .put_meta(NEXT_CHUNK_SEQ, &5000u64.to_be_bytes())
-        .await
-        .expect("set counter");
+    storage.put_meta(NEXT_CHUNK_SEQ, &5000u64.to_be_bytes()).await.expect("set counter");
     let first: Vec<Append> = (0..1000)
         .map(|n| Append {
             id: batch_id(n, 1),
@@ -306,54 +209,22 @@ async fn a_thousand_row_batch_lands_in_one_transaction_and_rows_returns_them_all
     storage.append(&first).await.expect("first batch");
     let load = storage.rows().await.expect("rows");
     assert_eq!((load.rows.len(), load.unreadable.len()), (1000, 0));
-    let stored = storage
-        .load(batch_id(999, 1))
-        .await
-        .expect("load")
-        .expect("the last record is stored");
+    let stored = storage.load(batch_id(999, 1)).await.expect("load").expect("the last record is stored");
     assert_eq!(stored.chunks, vec![999u32.to_be_bytes().to_vec()]);
 
     // A damaged counter makes the last chunk of a second batch collide with
     // a stored one: the write fails and none of that batch lands.
-    storage
-        .put_meta(NEXT_CHUNK_SEQ, &4001u64.to_be_bytes())
-        .await
-        .expect("damage counter");
+    storage.put_meta(NEXT_CHUNK_SEQ, &4001u64.to_be_bytes()).await.expect("damage counter");
     let mut second: Vec<Append> = (0..999)
-        .map(|n| Append {
-            id: batch_id(n, 2),
-            chunk: vec![2],
-            row: row(batch_id(n, 2), format!("B{n}")),
-        })
+        .map(|n| Append { id: batch_id(n, 2), chunk: vec![2], row: row(batch_id(n, 2), format!("B{n}")) })
         .collect();
-    second.push(Append {
-        id: batch_id(0, 1),
-        chunk: vec![3],
-        row: row(batch_id(0, 1), "A0 again".into()),
-    });
-    let err = storage
-        .append(&second)
-        .await
-        .expect_err("a colliding chunk fails the batch");
-    assert!(
-        matches!(&err, StorageError::WriteFailed(m) if m.contains("ConstraintError")),
-        "{err:?}"
-    );
-    let titles: Vec<String> = storage
-        .rows()
-        .await
-        .expect("rows")
-        .rows
-        .into_iter()
-        .map(|r| r.title)
-        .collect();
+    second.push(Append { id: batch_id(0, 1), chunk: vec![3], row: row(batch_id(0, 1), "A0 again".into()) });
+    let err = storage.append(&second).await.expect_err("a colliding chunk fails the batch");
+    assert!(matches!(&err, StorageError::WriteFailed(m) if m.contains("ConstraintError")), "{err:?}");
+    let titles: Vec<String> = storage.rows().await.expect("rows").rows.into_iter().map(|r| r.title).collect();
     assert_eq!(titles.len(), 1000, "no row of the failed batch was written");
     assert!(titles.iter().all(|t| t.starts_with('A') && t != "A0 again"));
-    assert_eq!(
-        storage.load(batch_id(0, 2)).await.expect("load"),
-        None,
-        "no chunk of the failed batch was written"
-    );
+    assert_eq!(storage.load(batch_id(0, 2)).await.expect("load"), None, "no chunk of the failed batch was written");
     drop(storage);
     IdbStorage::delete_database(&name).await.expect("delete");
 }
@@ -362,26 +233,13 @@ async fn a_thousand_row_batch_lands_in_one_transaction_and_rows_returns_them_all
 async fn an_unreadable_row_is_reported_with_its_key_not_dropped() {
     let name = fresh_name();
     let repo = repo(open(&name).await);
-    repo.create(&contact(1, "Ada", "Lovelace", "ada@example.org"))
-        .await
-        .expect("create");
-    repo.create(&contact(2, "Grace", "Hopper", "grace@example.org"))
-        .await
-        .expect("create");
+    repo.create(&contact(1, "Ada", "Lovelace", "ada@example.org")).await.expect("create");
+    repo.create(&contact(2, "Grace", "Hopper", "grace@example.org")).await.expect("create");
     let grace = RecordId::from_bytes([2; 16]);
-    repo.storage()
-        .corrupt_row(grace, "{not json")
-        .await
-        .expect("corrupt");
+    repo.storage().corrupt_row(grace, "{not json").await.expect("corrupt");
     let load = repo.storage().rows().await.expect("rows");
     assert_eq!(load.rows.len(), 1);
-    assert_eq!(
-        load.unreadable
-            .iter()
-            .map(|(k, _)| k.clone())
-            .collect::<Vec<_>>(),
-        [grace.to_string()]
-    );
+    assert_eq!(load.unreadable.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), [grace.to_string()]);
     drop(repo);
     IdbStorage::delete_database(&name).await.expect("delete");
 }
@@ -392,51 +250,28 @@ async fn deleting_the_database_closes_open_connections_and_erases_everything() {
     let storage = open(&name).await;
     storage.put_meta("k", b"v").await.expect("put");
     // `storage` stays open: its versionchange handler must let the delete through.
-    IdbStorage::delete_database(&name)
-        .await
-        .expect("delete while a connection is open");
-    let err = storage
-        .get_meta("k")
-        .await
-        .expect_err("a closed connection reports an error");
-    assert!(
-        matches!(&err, StorageError::ReadFailed(m) if m.contains("reload")),
-        "{err:?}"
-    );
+    IdbStorage::delete_database(&name).await.expect("delete while a connection is open");
+    let err = storage.get_meta("k").await.expect_err("a closed connection reports an error");
+    assert!(matches!(&err, StorageError::ReadFailed(m) if m.contains("reload")), "{err:?}");
     let reopened = open(&name).await;
-    assert_eq!(
-        reopened.get_meta("k").await.expect("get"),
-        None,
-        "a deleted database comes back empty"
-    );
+    assert_eq!(reopened.get_meta("k").await.expect("get"), None, "a deleted database comes back empty");
     drop((storage, reopened));
     IdbStorage::delete_database(&name).await.expect("delete");
 }
 
 #[wasm_bindgen_test]
 async fn the_storage_estimate_reports_usage_and_a_quota() {
-    let (usage, quota) = IdbStorage::estimate()
-        .await
-        .expect("estimate")
-        .expect("Chromium offers navigator.storage");
+    let (usage, quota) = IdbStorage::estimate().await.expect("estimate").expect("Chromium offers navigator.storage");
     assert!(quota > 0 && usage <= quota, "usage {usage}, quota {quota}");
 }
 
 #[wasm_bindgen_test]
 async fn a_database_upgraded_by_a_newer_app_version_is_reported_unavailable() {
     let name = fresh_name();
-    let newer = Database::open(name.as_str())
-        .with_version(2u32)
-        .await
-        .expect("open at version 2");
+    let newer = Database::open(name.as_str()).with_version(2u32).await.expect("open at version 2");
     newer.close();
-    let err = IdbStorage::open(&name)
-        .await
-        .expect_err("version 1 cannot open version 2");
-    assert!(
-        matches!(&err, StorageError::Unavailable(m) if m.contains("newer version")),
-        "{err:?}"
-    );
+    let err = IdbStorage::open(&name).await.expect_err("version 1 cannot open version 2");
+    assert!(matches!(&err, StorageError::Unavailable(m) if m.contains("newer version")), "{err:?}");
     IdbStorage::delete_database(&name).await.expect("delete");
 }
 
@@ -447,24 +282,13 @@ async fn deleting_a_database_another_connection_holds_open_is_reported_and_finis
     storage.put_meta("k", b"v").await.expect("put");
     drop(storage);
     // Like an older app version in another tab: it ignores `versionchange`.
-    let holder = Database::open(name.as_str())
-        .await
-        .expect("a second connection");
-    let err = IdbStorage::delete_database(&name)
-        .await
-        .expect_err("the deletion is blocked");
-    assert!(
-        matches!(&err, StorageError::Unavailable(m) if m.contains("another tab")),
-        "{err:?}"
-    );
+    let holder = Database::open(name.as_str()).await.expect("a second connection");
+    let err = IdbStorage::delete_database(&name).await.expect_err("the deletion is blocked");
+    assert!(matches!(&err, StorageError::Unavailable(m) if m.contains("another tab")), "{err:?}");
     holder.close();
     // Requests on one database run in order: this open waits for the deletion.
     let reopened = open(&name).await;
-    assert_eq!(
-        reopened.get_meta("k").await.expect("get"),
-        None,
-        "the deletion went through"
-    );
+    assert_eq!(reopened.get_meta("k").await.expect("get"), None, "the deletion went through");
     drop(reopened);
     IdbStorage::delete_database(&name).await.expect("delete");
 }

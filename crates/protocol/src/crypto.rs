@@ -57,9 +57,7 @@ pub enum CryptoError {
     #[error("the envelope could not be opened: wrong key, or its bytes, nonce or document tag were altered")]
     Unauthentic,
     /// The ciphertext is shorter than the 16-byte authentication tag.
-    #[error(
-        "the envelope ciphertext is {found} bytes, shorter than the 16-byte authentication tag"
-    )]
+    #[error("the envelope ciphertext is {found} bytes, shorter than the 16-byte authentication tag")]
     Truncated {
         /// Ciphertext length received.
         found: usize,
@@ -80,9 +78,7 @@ pub enum AuthError {
     InvalidVerifier,
     /// The signature does not verify for this verifier, workspace and
     /// challenge: the client does not hold the workspace secret.
-    #[error(
-        "the challenge signature does not verify: the client does not hold this workspace's secret"
-    )]
+    #[error("the challenge signature does not verify: the client does not hold this workspace's secret")]
     BadSignature,
 }
 
@@ -272,12 +268,7 @@ impl Keys {
         let tag_key = SecretBytes(hkdf_expand(&hkdf, INFO_DOC_TAG_KEY, &workspace));
         let signing = SigningKey::from_bytes(&auth_seed);
         auth_seed.zeroize();
-        Keys {
-            workspace,
-            envelope_key,
-            tag_key,
-            signing,
-        }
+        Keys { workspace, envelope_key, tag_key, signing }
     }
 
     /// The workspace these keys belong to.
@@ -330,21 +321,9 @@ impl Keys {
         let aad = self.aad(&doc_tag);
         let ciphertext = self
             .cipher()
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| CryptoError::PlaintextTooLong {
-                len: plaintext.len(),
-            })?;
-        Ok(Envelope {
-            doc_tag,
-            nonce,
-            ciphertext,
-        })
+            .encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad: &aad })
+            .map_err(|_| CryptoError::PlaintextTooLong { len: plaintext.len() })?;
+        Ok(Envelope { doc_tag, nonce, ciphertext })
     }
 
     /// Decrypts and authenticates an envelope of this workspace.
@@ -355,19 +334,11 @@ impl Keys {
     /// altered byte of ciphertext, nonce or document tag.
     pub fn open(&self, envelope: &Envelope) -> Result<Vec<u8>, CryptoError> {
         if envelope.ciphertext.len() < ENVELOPE_TAG_LEN {
-            return Err(CryptoError::Truncated {
-                found: envelope.ciphertext.len(),
-            });
+            return Err(CryptoError::Truncated { found: envelope.ciphertext.len() });
         }
         let aad = self.aad(&envelope.doc_tag);
         self.cipher()
-            .decrypt(
-                &XNonce::from(envelope.nonce),
-                Payload {
-                    msg: &envelope.ciphertext,
-                    aad: &aad,
-                },
-            )
+            .decrypt(&XNonce::from(envelope.nonce), Payload { msg: &envelope.ciphertext, aad: &aad })
             .map_err(|_| CryptoError::Unauthentic)
     }
 
@@ -400,14 +371,12 @@ pub fn verify(
     challenge: &ChallengeNonce,
     signature: &AuthSignature,
 ) -> Result<(), AuthError> {
-    let key =
-        VerifyingKey::from_bytes(verifier.as_bytes()).map_err(|_| AuthError::InvalidVerifier)?;
+    let key = VerifyingKey::from_bytes(verifier.as_bytes()).map_err(|_| AuthError::InvalidVerifier)?;
     if key.is_weak() {
         return Err(AuthError::InvalidVerifier);
     }
     let sig = Signature::from_bytes(signature.as_bytes());
-    key.verify_strict(&auth_message(workspace, challenge), &sig)
-        .map_err(|_| AuthError::BadSignature)
+    key.verify_strict(&auth_message(workspace, challenge), &sig).map_err(|_| AuthError::BadSignature)
 }
 
 impl AuthVerifier {
@@ -447,21 +416,14 @@ mod tests {
         let salt = unhex("000102030405060708090a0b0c");
         let info = unhex("f0f1f2f3f4f5f6f7f8f9");
         let mut okm = [0u8; 42];
-        Hkdf::<Sha256>::new(Some(&salt), &ikm)
-            .expand(&info, &mut okm)
-            .expect("42 bytes is a valid length");
-        assert_eq!(
-            hex(&okm),
-            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
-        );
+        Hkdf::<Sha256>::new(Some(&salt), &ikm).expand(&info, &mut okm).expect("42 bytes is a valid length");
+        assert_eq!(hex(&okm), "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
     }
 
     #[test]
     fn ed25519_matches_rfc8032_test_1() {
         let seed: [u8; 32] =
-            unhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
-                .try_into()
-                .expect("32 bytes");
+            unhex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").try_into().expect("32 bytes");
         let key = SigningKey::from_bytes(&seed);
         assert_eq!(
             hex(key.verifying_key().as_bytes()),
@@ -476,22 +438,12 @@ mod tests {
     #[test]
     fn xchacha20poly1305_matches_draft_irtf_cfrg_xchacha_a_3_1() {
         let key: [u8; 32] =
-            unhex("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f")
-                .try_into()
-                .expect("32 bytes");
-        let nonce: [u8; 24] = unhex("404142434445464748494a4b4c4d4e4f5051525354555657")
-            .try_into()
-            .expect("24 bytes");
+            unhex("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f").try_into().expect("32 bytes");
+        let nonce: [u8; 24] = unhex("404142434445464748494a4b4c4d4e4f5051525354555657").try_into().expect("24 bytes");
         let aad = unhex("50515253c0c1c2c3c4c5c6c7");
         let plaintext = b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.";
         let out = XChaCha20Poly1305::new(&Key::from(key))
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
-            )
+            .encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad: &aad })
             .expect("small plaintext");
         assert_eq!(
             hex(&out),
@@ -513,18 +465,9 @@ mod tests {
     #[test]
     fn key_derivation_matches_known_answers() {
         let keys = fixture();
-        assert_eq!(
-            hex(&keys.envelope_key.0),
-            "2717bb0a9ed48cc3fc797fd9d461c482e937cf1c2b974ab70c663c19907b340b"
-        );
-        assert_eq!(
-            hex(&keys.tag_key.0),
-            "a83f0b0ff04fedebe1b49117c4b3e7088817d9ca5acce6f1336550c9f9d92a2e"
-        );
-        assert_eq!(
-            hex(keys.verifier().as_bytes()),
-            "8fdd558e62a0aeeac9b923251b09468a88dbe6d16be541d8397158547a377fb8"
-        );
+        assert_eq!(hex(&keys.envelope_key.0), "2717bb0a9ed48cc3fc797fd9d461c482e937cf1c2b974ab70c663c19907b340b");
+        assert_eq!(hex(&keys.tag_key.0), "a83f0b0ff04fedebe1b49117c4b3e7088817d9ca5acce6f1336550c9f9d92a2e");
+        assert_eq!(hex(keys.verifier().as_bytes()), "8fdd558e62a0aeeac9b923251b09468a88dbe6d16be541d8397158547a377fb8");
         assert_eq!(
             hex(keys.doc_tag("contact-42").as_bytes()),
             "1b8c369c37b96c37784b08df471f84fef453d6f8eb0bf3da38570eb3419770b0"
@@ -534,13 +477,8 @@ mod tests {
     #[test]
     fn sealing_matches_known_answer() {
         let keys = fixture();
-        let env = keys
-            .seal(keys.doc_tag("contact-42"), b"hello rapport", [0x24; 24])
-            .expect("small plaintext");
-        assert_eq!(
-            hex(&env.ciphertext),
-            "ba78490b8b743ec96be308e075944edd727e3ba32999f1bbba8b87ed5f"
-        );
+        let env = keys.seal(keys.doc_tag("contact-42"), b"hello rapport", [0x24; 24]).expect("small plaintext");
+        assert_eq!(hex(&env.ciphertext), "ba78490b8b743ec96be308e075944edd727e3ba32999f1bbba8b87ed5f");
     }
 
     #[test]
@@ -555,9 +493,7 @@ mod tests {
     #[test]
     fn sealed_envelope_opens_with_the_same_keys() {
         let keys = fixture();
-        let env = keys
-            .seal(keys.doc_tag("r1"), b"payload", [1; 24])
-            .expect("seal");
+        let env = keys.seal(keys.doc_tag("r1"), b"payload", [1; 24]).expect("seal");
         assert_eq!(env.ciphertext.len(), b"payload".len() + ENVELOPE_TAG_LEN);
         assert_eq!(keys.open(&env).as_deref(), Ok(&b"payload"[..]));
     }
@@ -565,13 +501,8 @@ mod tests {
     #[test]
     fn opening_with_another_secret_fails() {
         let keys = fixture();
-        let other = Keys::derive(
-            &WorkspaceSecret::from_random_bytes([9; 32]),
-            keys.workspace(),
-        );
-        let env = keys
-            .seal(keys.doc_tag("r1"), b"payload", [1; 24])
-            .expect("seal");
+        let other = Keys::derive(&WorkspaceSecret::from_random_bytes([9; 32]), keys.workspace());
+        let env = keys.seal(keys.doc_tag("r1"), b"payload", [1; 24]).expect("seal");
         assert_eq!(other.open(&env), Err(CryptoError::Unauthentic));
     }
 
@@ -589,9 +520,7 @@ mod tests {
     #[test]
     fn every_tampered_byte_is_detected() {
         let keys = fixture();
-        let env = keys
-            .seal(keys.doc_tag("r1"), b"payload", [1; 24])
-            .expect("seal");
+        let env = keys.seal(keys.doc_tag("r1"), b"payload", [1; 24]).expect("seal");
         for i in 0..env.ciphertext.len() {
             let mut bad = env.clone();
             bad.ciphertext[i] ^= 0x01;
@@ -607,9 +536,7 @@ mod tests {
     #[test]
     fn moving_an_envelope_to_another_document_is_detected() {
         let keys = fixture();
-        let mut env = keys
-            .seal(keys.doc_tag("r1"), b"payload", [1; 24])
-            .expect("seal");
+        let mut env = keys.seal(keys.doc_tag("r1"), b"payload", [1; 24]).expect("seal");
         env.doc_tag = keys.doc_tag("r2");
         assert_eq!(keys.open(&env), Err(CryptoError::Unauthentic));
     }
@@ -637,31 +564,16 @@ mod tests {
         let ws = keys.workspace();
         assert_eq!(verify(&keys.verifier(), &ws, &challenge, &sig), Ok(()));
         assert_eq!(
-            verify(
-                &keys.verifier(),
-                &ws,
-                &ChallengeNonce::from_bytes([4; 32]),
-                &sig
-            ),
+            verify(&keys.verifier(), &ws, &ChallengeNonce::from_bytes([4; 32]), &sig),
             Err(AuthError::BadSignature)
         );
         assert_eq!(
-            verify(
-                &keys.verifier(),
-                &WorkspaceId::from_bytes([0; 16]),
-                &challenge,
-                &sig
-            ),
+            verify(&keys.verifier(), &WorkspaceId::from_bytes([0; 16]), &challenge, &sig),
             Err(AuthError::BadSignature)
         );
         let intruder = Keys::derive(&WorkspaceSecret::from_random_bytes([8; 32]), ws);
         assert_eq!(
-            verify(
-                &keys.verifier(),
-                &ws,
-                &challenge,
-                &intruder.sign_challenge(&challenge)
-            ),
+            verify(&keys.verifier(), &ws, &challenge, &intruder.sign_challenge(&challenge)),
             Err(AuthError::BadSignature)
         );
     }
@@ -674,22 +586,12 @@ mod tests {
         let mut identity = [0u8; 32];
         identity[0] = 1;
         assert_eq!(
-            verify(
-                &AuthVerifier::from_bytes(identity),
-                &ws,
-                &c,
-                &AuthSignature::from_bytes([0; 64])
-            ),
+            verify(&AuthVerifier::from_bytes(identity), &ws, &c, &AuthSignature::from_bytes([0; 64])),
             Err(AuthError::InvalidVerifier)
         );
         let keys = fixture();
         assert_eq!(
-            verify(
-                &keys.verifier(),
-                &ws,
-                &c,
-                &AuthSignature::from_bytes([0xff; 64])
-            ),
+            verify(&keys.verifier(), &ws, &c, &AuthSignature::from_bytes([0xff; 64])),
             Err(AuthError::BadSignature)
         );
     }

@@ -36,21 +36,11 @@ pub enum IdError {
 }
 
 /// Decodes unpadded base64url into exactly `N` bytes.
-pub(crate) fn decode_b64_array<const N: usize>(
-    text: &str,
-    what: &'static str,
-) -> Result<[u8; N], IdError> {
+pub(crate) fn decode_b64_array<const N: usize>(text: &str, what: &'static str) -> Result<[u8; N], IdError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(text.trim())
-        .map_err(|_| IdError::NotBase64Url {
-            what,
-            expected_chars: (N * 4).div_ceil(3),
-        })?;
-    <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| IdError::WrongLength {
-        what,
-        expected: N,
-        found: bytes.len(),
-    })
+        .map_err(|_| IdError::NotBase64Url { what, expected_chars: (N * 4).div_ceil(3) })?;
+    <[u8; N]>::try_from(bytes.as_slice()).map_err(|_| IdError::WrongLength { what, expected: N, found: bytes.len() })
 }
 
 pub(crate) fn encode_b64(bytes: &[u8]) -> String {
@@ -144,9 +134,7 @@ impl FromStr for DocTag {
 /// A server sequence number in a workspace's log. The relay assigns them
 /// strictly increasing from 1 and never reuses one, even after deletions;
 /// `Seq::ZERO` is the cursor of a client that has pulled nothing.
-#[derive(
-    Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Seq(pub u64);
 
@@ -180,20 +168,10 @@ mod tests {
 
     #[test]
     fn workspace_id_rejects_bad_text_with_a_precise_error() {
-        assert!(matches!(
-            "not base64!".parse::<WorkspaceId>(),
-            Err(IdError::NotBase64Url {
-                expected_chars: 22,
-                ..
-            })
-        ));
+        assert!(matches!("not base64!".parse::<WorkspaceId>(), Err(IdError::NotBase64Url { expected_chars: 22, .. })));
         assert_eq!(
             "AAAA".parse::<WorkspaceId>(),
-            Err(IdError::WrongLength {
-                what: "workspace id",
-                expected: 16,
-                found: 3
-            })
+            Err(IdError::WrongLength { what: "workspace id", expected: 16, found: 3 })
         );
     }
 

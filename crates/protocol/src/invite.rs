@@ -59,9 +59,7 @@ impl fmt::Debug for InviteLink {
 }
 
 fn check_relay_url(url: &str) -> Result<(), InviteError> {
-    let rest = url
-        .strip_prefix("wss://")
-        .or_else(|| url.strip_prefix("ws://"));
+    let rest = url.strip_prefix("wss://").or_else(|| url.strip_prefix("ws://"));
     match rest {
         Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(()),
         _ => Err(InviteError::BadRelayUrl(url.to_owned())),
@@ -81,11 +79,7 @@ impl InviteLink {
         if let Some(url) = &relay_url {
             check_relay_url(url)?;
         }
-        Ok(Self {
-            relay_url,
-            workspace,
-            secret,
-        })
+        Ok(Self { relay_url, workspace, secret })
     }
 
     /// The relay's WebSocket URL, if the workspace uses one.
@@ -144,10 +138,8 @@ impl InviteLink {
             }
             *slot = Some(percent_decode(value).ok_or(InviteError::BadPercentEncoding(name))?);
         }
-        let workspace = ws
-            .ok_or(InviteError::MissingField("ws"))?
-            .parse::<WorkspaceId>()
-            .map_err(InviteError::BadWorkspaceId)?;
+        let workspace =
+            ws.ok_or(InviteError::MissingField("ws"))?.parse::<WorkspaceId>().map_err(InviteError::BadWorkspaceId)?;
         let secret = WorkspaceSecret::from_base64url(&k.ok_or(InviteError::MissingField("k"))?)
             .map_err(InviteError::BadSecret)?;
         let relay_url = join.filter(|u| !u.is_empty());
@@ -208,8 +200,7 @@ mod tests {
     fn fragment_round_trips() {
         let link = sample();
         let fragment = link.to_fragment();
-        assert!(fragment
-            .starts_with("#join=wss%3A%2F%2Frelay.example.com%3A8787%2Fsync%3Fx%3D1%26y%3D2&ws="));
+        assert!(fragment.starts_with("#join=wss%3A%2F%2Frelay.example.com%3A8787%2Fsync%3Fx%3D1%26y%3D2&ws="));
         assert_eq!(InviteLink::parse(&fragment), Ok(link));
     }
 
@@ -218,21 +209,14 @@ mod tests {
         let link = sample();
         let f = link.to_fragment();
         let fields: Vec<&str> = f[1..].split('&').collect();
-        let url = format!(
-            "https://app.example/crm/#{}&{}&future=1&{}",
-            fields[2], fields[0], fields[1]
-        );
+        let url = format!("https://app.example/crm/#{}&{}&future=1&{}", fields[2], fields[0], fields[1]);
         assert_eq!(InviteLink::parse(&url), Ok(link));
     }
 
     #[test]
     fn an_invite_without_relay_round_trips() {
-        let link = InviteLink::new(
-            None,
-            WorkspaceId::from_bytes([1; 16]),
-            WorkspaceSecret::from_random_bytes([2; 32]),
-        )
-        .expect("valid");
+        let link = InviteLink::new(None, WorkspaceId::from_bytes([1; 16]), WorkspaceSecret::from_random_bytes([2; 32]))
+            .expect("valid");
         let fragment = link.to_fragment();
         assert!(fragment.starts_with("#ws="));
         assert_eq!(InviteLink::parse(&fragment), Ok(link));
@@ -243,18 +227,9 @@ mod tests {
         let link = sample();
         let ws = link.workspace().to_string();
         let k = link.secret().to_base64url();
-        assert_eq!(
-            InviteLink::parse(&format!("#ws={ws}")),
-            Err(InviteError::MissingField("k"))
-        );
-        assert_eq!(
-            InviteLink::parse(&format!("#k={k}")),
-            Err(InviteError::MissingField("ws"))
-        );
-        assert_eq!(
-            InviteLink::parse(&format!("#ws={ws}&ws={ws}&k={k}")),
-            Err(InviteError::DuplicateField("ws"))
-        );
+        assert_eq!(InviteLink::parse(&format!("#ws={ws}")), Err(InviteError::MissingField("k")));
+        assert_eq!(InviteLink::parse(&format!("#k={k}")), Err(InviteError::MissingField("ws")));
+        assert_eq!(InviteLink::parse(&format!("#ws={ws}&ws={ws}&k={k}")), Err(InviteError::DuplicateField("ws")));
         assert_eq!(
             InviteLink::parse(&format!("#join=%zz&ws={ws}&k={k}")),
             Err(InviteError::BadPercentEncoding("join"))
@@ -267,19 +242,10 @@ mod tests {
             InviteLink::parse(&format!("#join=https%3A%2F%2Fx&ws={ws}&k={k}")),
             Err(InviteError::BadRelayUrl("https://x".into()))
         );
-        assert!(matches!(
-            InviteLink::parse(&format!("#ws=abc&k={k}")),
-            Err(InviteError::BadWorkspaceId(_))
-        ));
-        assert!(matches!(
-            InviteLink::parse(&format!("#ws={ws}&k=abc")),
-            Err(InviteError::BadSecret(_))
-        ));
+        assert!(matches!(InviteLink::parse(&format!("#ws=abc&k={k}")), Err(InviteError::BadWorkspaceId(_))));
+        assert!(matches!(InviteLink::parse(&format!("#ws={ws}&k=abc")), Err(InviteError::BadSecret(_))));
         assert_eq!(InviteLink::parse(""), Err(InviteError::MissingField("ws")));
-        assert_eq!(
-            InviteLink::parse("#%"),
-            Err(InviteError::MissingField("ws"))
-        );
+        assert_eq!(InviteLink::parse("#%"), Err(InviteError::MissingField("ws")));
     }
 
     #[test]

@@ -58,12 +58,12 @@ mod serde_bytes;
 mod wire;
 
 pub use crypto::{
-    verify, AuthError, AuthSignature, AuthVerifier, ChallengeNonce, CryptoError, Envelope, Keys,
-    SecretError, WorkspaceSecret, ENVELOPE_NONCE_LEN, ENVELOPE_TAG_LEN,
+    verify, AuthError, AuthSignature, AuthVerifier, ChallengeNonce, CryptoError, Envelope, Keys, SecretError,
+    WorkspaceSecret, ENVELOPE_NONCE_LEN, ENVELOPE_TAG_LEN,
 };
 pub use ids::{DocTag, IdError, RequestId, Seq, WorkspaceId};
 pub use invite::{InviteError, InviteLink};
 pub use wire::{
-    ClientMessage, DecodeError, EncodeError, EntryKind, ErrorCode, LogEntry, ServerLimits,
-    ServerMessage, WireError, PROTOCOL_VERSION,
+    ClientMessage, DecodeError, EncodeError, EntryKind, ErrorCode, LogEntry, ServerLimits, ServerMessage, WireError,
+    PROTOCOL_VERSION,
 };

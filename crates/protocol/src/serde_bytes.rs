@@ -56,10 +56,7 @@ pub(crate) mod vec {
 pub(crate) mod array {
     use super::*;
 
-    pub(crate) fn serialize<S: Serializer, const N: usize>(
-        bytes: &[u8; N],
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer, const N: usize>(bytes: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
         let mut t = s.serialize_tuple(N)?;
         for b in bytes {
             t.serialize_element(b)?;
@@ -67,9 +64,7 @@ pub(crate) mod array {
         t.end()
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
-        d: D,
-    ) -> Result<[u8; N], D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
         d.deserialize_tuple(N, ArrayVisitor::<N>)
     }
 
@@ -85,9 +80,7 @@ pub(crate) mod array {
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; N], A::Error> {
             let mut out = [0u8; N];
             for (i, slot) in out.iter_mut().enumerate() {
-                *slot = seq
-                    .next_element()?
-                    .ok_or_else(|| A::Error::invalid_length(i, &self))?;
+                *slot = seq.next_element()?.ok_or_else(|| A::Error::invalid_length(i, &self))?;
             }
             Ok(out)
         }

@@ -66,15 +66,10 @@ fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, EncodeError> {
 fn decode<'a, T: Deserialize<'a>>(frame: &'a [u8], what: &'static str) -> Result<T, DecodeError> {
     let (&version, body) = frame.split_first().ok_or(DecodeError::Empty)?;
     if version != PROTOCOL_VERSION {
-        return Err(DecodeError::UnsupportedVersion {
-            found: version,
-            supported: PROTOCOL_VERSION,
-        });
+        return Err(DecodeError::UnsupportedVersion { found: version, supported: PROTOCOL_VERSION });
     }
-    let (msg, rest) = postcard::take_from_bytes(body).map_err(|e| DecodeError::Malformed {
-        what,
-        reason: e.to_string(),
-    })?;
+    let (msg, rest) =
+        postcard::take_from_bytes(body).map_err(|e| DecodeError::Malformed { what, reason: e.to_string() })?;
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes { count: rest.len() });
     }
@@ -373,68 +368,32 @@ mod tests {
                 signature: AuthSignature::from_bytes([2; 64]),
                 register: None,
             },
-            ClientMessage::Push {
-                request: 7,
-                envelopes: vec![envelope(1), envelope(2)],
-            },
-            ClientMessage::Pull {
-                request: u32::MAX,
-                since: Seq(u64::MAX),
-                limit: 100,
-            },
-            ClientMessage::ReplaceWithSnapshot {
-                request: 9,
-                snapshot: envelope(3),
-                covers_through: Seq(42),
-            },
-            ClientMessage::DeleteDocument {
-                request: 10,
-                doc_tag: DocTag::from_bytes([4; 32]),
-            },
+            ClientMessage::Push { request: 7, envelopes: vec![envelope(1), envelope(2)] },
+            ClientMessage::Pull { request: u32::MAX, since: Seq(u64::MAX), limit: 100 },
+            ClientMessage::ReplaceWithSnapshot { request: 9, snapshot: envelope(3), covers_through: Seq(42) },
+            ClientMessage::DeleteDocument { request: 10, doc_tag: DocTag::from_bytes([4; 32]) },
             ClientMessage::Ping { request: 11 },
         ]
     }
 
     fn all_server_messages() -> Vec<ServerMessage> {
-        let entry = |s: u64, kind| LogEntry {
-            seq: Seq(s),
-            kind,
-            envelope: envelope(s as u8),
-        };
+        let entry = |s: u64, kind| LogEntry { seq: Seq(s), kind, envelope: envelope(s as u8) };
         vec![
-            ServerMessage::Challenge {
-                nonce: ChallengeNonce::from_bytes([5; 32]),
-            },
+            ServerMessage::Challenge { nonce: ChallengeNonce::from_bytes([5; 32]) },
             ServerMessage::Welcome {
                 head: Seq(3),
-                limits: ServerLimits {
-                    max_frame_bytes: 1 << 20,
-                    max_envelopes_per_push: 1000,
-                    max_pull_entries: 500,
-                },
+                limits: ServerLimits { max_frame_bytes: 1 << 20, max_envelopes_per_push: 1000, max_pull_entries: 500 },
             },
-            ServerMessage::Pushed {
-                request: 1,
-                seqs: vec![Seq(4), Seq(5)],
-            },
+            ServerMessage::Pushed { request: 1, seqs: vec![Seq(4), Seq(5)] },
             ServerMessage::Batch {
                 request: 2,
                 entries: vec![entry(1, EntryKind::Change), entry(2, EntryKind::Snapshot)],
                 cursor: Seq(2),
                 more: true,
             },
-            ServerMessage::SnapshotStored {
-                request: 3,
-                seq: Seq(9),
-                removed: 4,
-            },
-            ServerMessage::DocumentDeleted {
-                request: 4,
-                removed: 2,
-            },
-            ServerMessage::Live {
-                entries: vec![entry(6, EntryKind::Change)],
-            },
+            ServerMessage::SnapshotStored { request: 3, seq: Seq(9), removed: 4 },
+            ServerMessage::DocumentDeleted { request: 4, removed: 2 },
+            ServerMessage::Live { entries: vec![entry(6, EntryKind::Change)] },
             ServerMessage::Behind { head: Seq(77) },
             ServerMessage::Pong { request: 5 },
             ServerMessage::Error(WireError {
@@ -467,13 +426,7 @@ mod tests {
     #[test]
     fn the_encoding_is_pinned() {
         // A change to these bytes is a protocol break: bump PROTOCOL_VERSION.
-        let frame = ClientMessage::Pull {
-            request: 300,
-            since: Seq(5),
-            limit: 2,
-        }
-        .encode()
-        .expect("encode");
+        let frame = ClientMessage::Pull { request: 300, since: Seq(5), limit: 2 }.encode().expect("encode");
         assert_eq!(frame, vec![1, 2, 0xac, 0x02, 5, 2]);
         let frame = ServerMessage::Pong { request: 1 }.encode().expect("encode");
         assert_eq!(frame, vec![1, 8, 1]);
@@ -489,13 +442,7 @@ mod tests {
     fn a_wrong_version_is_reported_with_both_versions() {
         let mut frame = ClientMessage::Ping { request: 1 }.encode().expect("encode");
         frame[0] = 2;
-        assert_eq!(
-            ClientMessage::decode(&frame),
-            Err(DecodeError::UnsupportedVersion {
-                found: 2,
-                supported: 1
-            })
-        );
+        assert_eq!(ClientMessage::decode(&frame), Err(DecodeError::UnsupportedVersion { found: 2, supported: 1 }));
     }
 
     #[test]
@@ -503,19 +450,13 @@ mod tests {
         for msg in all_client_messages() {
             let frame = msg.encode().expect("encode");
             for len in 0..frame.len() {
-                assert!(
-                    ClientMessage::decode(&frame[..len]).is_err(),
-                    "{msg:?} cut at {len}"
-                );
+                assert!(ClientMessage::decode(&frame[..len]).is_err(), "{msg:?} cut at {len}");
             }
         }
         for msg in all_server_messages() {
             let frame = msg.encode().expect("encode");
             for len in 0..frame.len() {
-                assert!(
-                    ServerMessage::decode(&frame[..len]).is_err(),
-                    "{msg:?} cut at {len}"
-                );
+                assert!(ServerMessage::decode(&frame[..len]).is_err(), "{msg:?} cut at {len}");
             }
         }
     }
@@ -524,26 +465,15 @@ mod tests {
     fn trailing_bytes_are_rejected() {
         let mut frame = ClientMessage::Ping { request: 1 }.encode().expect("encode");
         frame.push(0);
-        assert_eq!(
-            ClientMessage::decode(&frame),
-            Err(DecodeError::TrailingBytes { count: 1 })
-        );
+        assert_eq!(ClientMessage::decode(&frame), Err(DecodeError::TrailingBytes { count: 1 }));
     }
 
     #[test]
     fn an_unknown_variant_and_a_huge_length_are_malformed() {
-        assert!(matches!(
-            ClientMessage::decode(&[1, 200]),
-            Err(DecodeError::Malformed { .. })
-        ));
+        assert!(matches!(ClientMessage::decode(&[1, 200]), Err(DecodeError::Malformed { .. })));
         // Push with a claimed 2^63 envelopes and nothing behind it.
-        let frame = [
-            1, 1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
-        ];
-        assert!(matches!(
-            ClientMessage::decode(&frame),
-            Err(DecodeError::Malformed { .. })
-        ));
+        let frame = [1, 1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        assert!(matches!(ClientMessage::decode(&frame), Err(DecodeError::Malformed { .. })));
     }
 
     proptest! {

@@ -41,11 +41,7 @@ pub struct Limits {
     pub max_frame_bytes: u32,
 
     /// Most envelopes in one push.
-    #[arg(
-        long,
-        env = "RAPPORT_RELAY_MAX_ENVELOPES_PER_PUSH",
-        default_value_t = 1000
-    )]
+    #[arg(long, env = "RAPPORT_RELAY_MAX_ENVELOPES_PER_PUSH", default_value_t = 1000)]
     pub max_envelopes_per_push: u32,
 
     /// Most entries returned by one pull.
@@ -69,11 +65,7 @@ pub struct Limits {
     pub rate_burst_bytes: u64,
 
     /// Time allowed between connecting and a valid Hello, in milliseconds.
-    #[arg(
-        long,
-        env = "RAPPORT_RELAY_HANDSHAKE_TIMEOUT_MS",
-        default_value_t = 10_000
-    )]
+    #[arg(long, env = "RAPPORT_RELAY_HANDSHAKE_TIMEOUT_MS", default_value_t = 10_000)]
     pub handshake_timeout_ms: u64,
 
     /// Close a connection that sent nothing (not even a pong) for this
@@ -129,10 +121,7 @@ impl Limits {
     /// [`ConfigError`] naming the flag at fault.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
-            (
-                "max-envelopes-per-push",
-                u64::from(self.max_envelopes_per_push),
-            ),
+            ("max-envelopes-per-push", u64::from(self.max_envelopes_per_push)),
             ("max-pull-entries", u64::from(self.max_pull_entries)),
             ("rate-frames-per-sec", u64::from(self.rate_frames_per_sec)),
             ("rate-burst-frames", u64::from(self.rate_burst_frames)),
@@ -148,10 +137,7 @@ impl Limits {
             return Err(ConfigError::FrameTooSmall(self.max_frame_bytes));
         }
         if self.rate_burst_bytes < u64::from(self.max_frame_bytes) {
-            return Err(ConfigError::BurstBelowFrame {
-                burst: self.rate_burst_bytes,
-                frame: self.max_frame_bytes,
-            });
+            return Err(ConfigError::BurstBelowFrame { burst: self.rate_burst_bytes, frame: self.max_frame_bytes });
         }
         Ok(())
     }
@@ -186,32 +172,17 @@ mod tests {
         assert_eq!(cli.bind.to_string(), "127.0.0.1:8787");
         assert_eq!(cli.data_dir, PathBuf::from("./relay-data"));
         assert_eq!(cli.limits.max_frame_bytes, 1024 * 1024);
-        assert_eq!(
-            cli.limits.max_frame_bytes,
-            Limits::default().max_frame_bytes
-        );
-        assert_eq!(
-            cli.limits.idle_timeout_ms,
-            Limits::default().idle_timeout_ms
-        );
+        assert_eq!(cli.limits.max_frame_bytes, Limits::default().max_frame_bytes);
+        assert_eq!(cli.limits.idle_timeout_ms, Limits::default().idle_timeout_ms);
         assert_eq!(cli.limits.validate(), Ok(()));
     }
 
     #[test]
     fn impossible_limits_are_refused_with_the_flag_name() {
-        let mut limits = Limits {
-            rate_frames_per_sec: 0,
-            ..Limits::default()
-        };
-        assert_eq!(
-            limits.validate(),
-            Err(ConfigError::Zero("rate-frames-per-sec"))
-        );
+        let mut limits = Limits { rate_frames_per_sec: 0, ..Limits::default() };
+        assert_eq!(limits.validate(), Err(ConfigError::Zero("rate-frames-per-sec")));
         limits.rate_frames_per_sec = 1;
         limits.rate_burst_bytes = 10;
-        assert!(matches!(
-            limits.validate(),
-            Err(ConfigError::BurstBelowFrame { .. })
-        ));
+        assert!(matches!(limits.validate(), Err(ConfigError::BurstBelowFrame { .. })));
     }
 }

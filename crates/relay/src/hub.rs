@@ -42,15 +42,8 @@ impl Hub {
     /// Joins a workspace's channel.
     pub fn subscribe(self: &Arc<Self>, workspace: WorkspaceId) -> Subscription {
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-        let receiver = channels
-            .entry(workspace)
-            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
-            .subscribe();
-        Subscription {
-            hub: Arc::clone(self),
-            workspace,
-            receiver,
-        }
+        let receiver = channels.entry(workspace).or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0).subscribe();
+        Subscription { hub: Arc::clone(self), workspace, receiver }
     }
 
     /// Sends a frame to the workspace's connected members; none is fine.
@@ -64,25 +57,15 @@ impl Hub {
 
     /// Number of workspaces with connected members.
     pub fn active_workspaces(&self) -> usize {
-        self.channels
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.channels.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let mut channels = self
-            .hub
-            .channels
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut channels = self.hub.channels.lock().unwrap_or_else(PoisonError::into_inner);
         // Our receiver is still alive here, so "only us" is a count of 1.
-        if channels
-            .get(&self.workspace)
-            .is_some_and(|tx| tx.receiver_count() <= 1)
-        {
+        if channels.get(&self.workspace).is_some_and(|tx| tx.receiver_count() <= 1) {
             channels.remove(&self.workspace);
         }
     }
@@ -99,13 +82,7 @@ mod tests {
         let b = WorkspaceId::from_bytes([2; 16]);
         let mut a1 = hub.subscribe(a);
         let mut b1 = hub.subscribe(b);
-        hub.publish(
-            &a,
-            LiveFrame {
-                origin: 7,
-                frame: Bytes::from_static(b"x"),
-            },
-        );
+        hub.publish(&a, LiveFrame { origin: 7, frame: Bytes::from_static(b"x") });
         assert_eq!(a1.receiver.recv().await.expect("frame").origin, 7);
         assert!(b1.receiver.try_recv().is_err());
     }

@@ -13,9 +13,7 @@ use tracing_subscriber::EnvFilter;
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -38,9 +36,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let store = SqliteStore::open(&cli.data_dir)
         .map_err(|e| format!("cannot open the store in {}: {e}", cli.data_dir.display()))?;
     tracing::info!(path = %store.path().display(), "store opened");
-    let listener = tokio::net::TcpListener::bind(cli.bind)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cli.bind))?;
+    let listener =
+        tokio::net::TcpListener::bind(cli.bind).await.map_err(|e| format!("cannot listen on {}: {e}", cli.bind))?;
     let addr = listener.local_addr()?;
     let state = AppState::new(Arc::new(store), cli.limits.clone(), cli.static_dir.clone());
     // Tests and scripts read this line to find the port.

@@ -44,9 +44,7 @@ impl TokenBucket {
             Ok(())
         } else {
             let missing = cost - self.tokens;
-            Err(Duration::from_secs_f64(
-                missing / self.rate_per_sec.max(f64::MIN_POSITIVE),
-            ))
+            Err(Duration::from_secs_f64(missing / self.rate_per_sec.max(f64::MIN_POSITIVE)))
         }
     }
 }
@@ -62,11 +60,7 @@ impl ConnectionBudget {
     /// Full buckets from the configured limits.
     pub fn new(limits: &crate::config::Limits, now: Instant) -> Self {
         ConnectionBudget {
-            frames: TokenBucket::new(
-                u64::from(limits.rate_burst_frames),
-                u64::from(limits.rate_frames_per_sec),
-                now,
-            ),
+            frames: TokenBucket::new(u64::from(limits.rate_burst_frames), u64::from(limits.rate_frames_per_sec), now),
             bytes: TokenBucket::new(limits.rate_burst_bytes, limits.rate_bytes_per_sec, now),
         }
     }

@@ -109,16 +109,11 @@ impl AppState {
         let admitted = self
             .inner
             .connections
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < max).then_some(n + 1)
-            })
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1))
             .is_ok();
         admitted.then(|| ConnectionGuard {
             state: self.clone(),
-            id: self
-                .inner
-                .next_connection_id
-                .fetch_add(1, Ordering::Relaxed),
+            id: self.inner.next_connection_id.fetch_add(1, Ordering::Relaxed),
         })
     }
 }
@@ -162,20 +157,14 @@ impl IntoResponse for AppError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
         };
-        (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
+        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
     }
 }
 
 /// The relay's router: `GET /sync` (WebSocket), `GET /healthz`, and the
 /// static web app (with `index.html` fallback) when a directory is set.
 pub fn app(state: AppState) -> Router {
-    let mut router = Router::new()
-        .route("/sync", get(sync_socket))
-        .route("/healthz", get(healthz));
+    let mut router = Router::new().route("/sync", get(sync_socket)).route("/healthz", get(healthz));
     if let Some(dir) = &state.inner.static_dir {
         let index = ServeFile::new(dir.join("index.html"));
         router = router.fallback_service(ServeDir::new(dir).fallback(index));
@@ -184,11 +173,7 @@ pub fn app(state: AppState) -> Router {
 }
 
 async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
-    state
-        .store()
-        .check()
-        .await
-        .map_err(AppError::StoreUnavailable)?;
+    state.store().check().await.map_err(AppError::StoreUnavailable)?;
     Ok(Json(serde_json::json!({
         "status": "ok",
         "connections": state.connection_count(),
@@ -204,9 +189,7 @@ async fn sync_socket(
     if state.is_shutting_down() {
         return Err(AppError::ShuttingDown);
     }
-    let guard = state
-        .try_acquire_connection()
-        .ok_or(AppError::TooManyConnections)?;
+    let guard = state.try_acquire_connection().ok_or(AppError::TooManyConnections)?;
     let max = state.limits().max_frame_bytes as usize;
     let peer = peer.map(|Extension(ConnectInfo(addr))| addr);
     Ok(upgrade
@@ -225,21 +208,15 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let signal_state = state.clone();
-    axum::serve(
-        listener,
-        app(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: closing connections");
-        signal_state.begin_shutdown();
-    })
-    .await?;
+    axum::serve(listener, app(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing connections");
+            signal_state.begin_shutdown();
+        })
+        .await?;
     if !state.wait_for_connections(Duration::from_secs(5)).await {
-        tracing::warn!(
-            open = state.connection_count(),
-            "connections still open after 5 s; exiting anyway"
-        );
+        tracing::warn!(open = state.connection_count(), "connections still open after 5 s; exiting anyway");
     }
     Ok(())
 }

@@ -13,8 +13,8 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket};
 use rapport_protocol::{
-    verify, AuthSignature, AuthVerifier, ChallengeNonce, ClientMessage, DecodeError, ErrorCode,
-    LogEntry, RequestId, ServerMessage, WireError, WorkspaceId, ENVELOPE_TAG_LEN,
+    verify, AuthSignature, AuthVerifier, ChallengeNonce, ClientMessage, DecodeError, ErrorCode, LogEntry, RequestId,
+    ServerMessage, WireError, WorkspaceId, ENVELOPE_TAG_LEN,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -41,30 +41,16 @@ enum End {
 }
 
 fn fatal(code: ErrorCode, message: impl Into<String>) -> End {
-    End::Fatal(WireError {
-        request: None,
-        code,
-        message: message.into(),
-        fatal: true,
-        retry_after_ms: None,
-    })
+    End::Fatal(WireError { request: None, code, message: message.into(), fatal: true, retry_after_ms: None })
 }
 
 fn soft(request: Option<RequestId>, code: ErrorCode, message: impl Into<String>) -> ServerMessage {
-    ServerMessage::Error(WireError {
-        request,
-        code,
-        message: message.into(),
-        fatal: false,
-        retry_after_ms: None,
-    })
+    ServerMessage::Error(WireError { request, code, message: message.into(), fatal: false, retry_after_ms: None })
 }
 
 fn close_code_for(code: ErrorCode) -> u16 {
     match code {
-        ErrorCode::UnsupportedVersion | ErrorCode::Malformed | ErrorCode::UnexpectedMessage => {
-            close_code::PROTOCOL
-        }
+        ErrorCode::UnsupportedVersion | ErrorCode::Malformed | ErrorCode::UnexpectedMessage => close_code::PROTOCOL,
         ErrorCode::FrameTooLarge => close_code::SIZE,
         ErrorCode::Unavailable => close_code::AWAY,
         ErrorCode::Internal => close_code::ERROR,
@@ -76,9 +62,7 @@ fn decode_error(e: DecodeError) -> End {
     match e {
         DecodeError::UnsupportedVersion { found, supported } => fatal(
             ErrorCode::UnsupportedVersion,
-            format!(
-                "protocol version {found} is not supported; this relay speaks version {supported}"
-            ),
+            format!("protocol version {found} is not supported; this relay speaks version {supported}"),
         ),
         other => fatal(ErrorCode::Malformed, other.to_string()),
     }
@@ -93,9 +77,7 @@ enum Incoming {
 }
 
 fn is_too_large(err: axum::Error) -> bool {
-    err.into_inner()
-        .downcast_ref::<tungstenite::Error>()
-        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+    err.into_inner().downcast_ref::<tungstenite::Error>().is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
 }
 
 fn classify(received: Option<Result<Message, axum::Error>>, max: usize) -> Result<Incoming, End> {
@@ -103,48 +85,29 @@ fn classify(received: Option<Result<Message, axum::Error>>, max: usize) -> Resul
         None | Some(Ok(Message::Close(_))) => Err(End::Gone),
         Some(Err(e)) => {
             if is_too_large(e) {
-                Err(fatal(
-                    ErrorCode::FrameTooLarge,
-                    format!("frames are limited to {max} bytes"),
-                ))
+                Err(fatal(ErrorCode::FrameTooLarge, format!("frames are limited to {max} bytes")))
             } else {
                 Err(End::Gone)
             }
         }
-        Some(Ok(Message::Text(_))) => Err(fatal(
-            ErrorCode::Malformed,
-            "text frames are not part of the protocol; send binary frames",
-        )),
+        Some(Ok(Message::Text(_))) => {
+            Err(fatal(ErrorCode::Malformed, "text frames are not part of the protocol; send binary frames"))
+        }
         Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(Incoming::KeepAlive),
-        Some(Ok(Message::Binary(bytes))) if bytes.len() > max => Err(fatal(
-            ErrorCode::FrameTooLarge,
-            format!("a {}-byte frame exceeds the {max}-byte limit", bytes.len()),
-        )),
+        Some(Ok(Message::Binary(bytes))) if bytes.len() > max => {
+            Err(fatal(ErrorCode::FrameTooLarge, format!("a {}-byte frame exceeds the {max}-byte limit", bytes.len())))
+        }
         Some(Ok(Message::Binary(bytes))) => Ok(Incoming::Frame(bytes)),
     }
 }
 
 /// Runs a connection to its end.
-pub(crate) async fn run(
-    socket: WebSocket,
-    state: AppState,
-    guard: ConnectionGuard,
-    peer: Option<SocketAddr>,
-) {
-    let span = tracing::info_span!(
-        "conn",
-        id = guard.id,
-        peer = field::Empty,
-        workspace = field::Empty
-    );
+pub(crate) async fn run(socket: WebSocket, state: AppState, guard: ConnectionGuard, peer: Option<SocketAddr>) {
+    let span = tracing::info_span!("conn", id = guard.id, peer = field::Empty, workspace = field::Empty);
     if let Some(peer) = peer {
         span.record("peer", field::display(peer));
     }
-    let mut session = Session {
-        socket,
-        state,
-        id: guard.id,
-    };
+    let mut session = Session { socket, state, id: guard.id };
     async move {
         tracing::debug!("connected");
         let end = session.run().await.err().unwrap_or(End::Gone);
@@ -171,10 +134,7 @@ impl Session {
             tracing::error!(error = %e, "could not encode a reply");
             fatal(ErrorCode::Internal, "the relay could not encode its reply")
         })?;
-        self.socket
-            .send(Message::Binary(frame.into()))
-            .await
-            .map_err(|_| End::Gone)
+        self.socket.send(Message::Binary(frame.into())).await.map_err(|_| End::Gone)
     }
 
     async fn finish(&mut self, end: End) {
@@ -188,15 +148,8 @@ impl Session {
             }
             _ => tracing::info!(code = ?error.code, message = %error.message, "closing connection"),
         }
-        let grace = if error.code == ErrorCode::Unavailable {
-            SHUTDOWN_CLOSE_GRACE
-        } else {
-            CLOSE_GRACE
-        };
-        let close = CloseFrame {
-            code: close_code_for(error.code),
-            reason: format!("{:?}", error.code).into(),
-        };
+        let grace = if error.code == ErrorCode::Unavailable { SHUTDOWN_CLOSE_GRACE } else { CLOSE_GRACE };
+        let close = CloseFrame { code: close_code_for(error.code), reason: format!("{:?}", error.code).into() };
         if self.send(&ServerMessage::Error(error)).await.is_err() {
             return;
         }
@@ -219,14 +172,10 @@ impl Session {
         let mut nonce = [0u8; 32];
         getrandom::fill(&mut nonce).map_err(|e| {
             tracing::error!(error = %e, "no randomness for the challenge");
-            fatal(
-                ErrorCode::Internal,
-                "the relay could not create a challenge",
-            )
+            fatal(ErrorCode::Internal, "the relay could not create a challenge")
         })?;
         let challenge = ChallengeNonce::from_bytes(nonce);
-        self.send(&ServerMessage::Challenge { nonce: challenge })
-            .await?;
+        self.send(&ServerMessage::Challenge { nonce: challenge }).await?;
 
         let timeout = self.state.limits().handshake_timeout();
         let mut shutdown = self.state.shutdown_signal();
@@ -257,19 +206,12 @@ impl Session {
             }
         };
         match ClientMessage::decode(&frame).map_err(decode_error)? {
-            ClientMessage::Hello {
-                workspace,
-                signature,
-                register,
-            } => {
+            ClientMessage::Hello { workspace, signature, register } => {
                 let state = self.state.clone();
                 authenticate(&state, workspace, challenge, &signature, register).await?;
                 Ok(workspace)
             }
-            _ => Err(fatal(
-                ErrorCode::UnexpectedMessage,
-                "the first message must be Hello",
-            )),
+            _ => Err(fatal(ErrorCode::UnexpectedMessage, "the first message must be Hello")),
         }
     }
 }
@@ -281,12 +223,7 @@ async fn authenticate(
     signature: &AuthSignature,
     register: Option<AuthVerifier>,
 ) -> Result<(), End> {
-    let unauthorized = || {
-        fatal(
-            ErrorCode::Unauthorized,
-            "the challenge signature does not verify for this workspace",
-        )
-    };
+    let unauthorized = || fatal(ErrorCode::Unauthorized, "the challenge signature does not verify for this workspace");
     let store = state.store();
     let verifier = match (store.verifier(workspace).await.map_err(store_fatal)?, register) {
             (Some(stored), _) => stored,
@@ -320,11 +257,7 @@ impl Session {
         // Subscribe before reading the head so nothing falls in between.
         let mut subscription = state.hub().subscribe(workspace);
         let head = state.store().head(workspace).await.map_err(store_fatal)?;
-        self.send(&ServerMessage::Welcome {
-            head,
-            limits: limits.announced(),
-        })
-        .await?;
+        self.send(&ServerMessage::Welcome { head, limits: limits.announced() }).await?;
         tracing::debug!(%head, "authenticated");
 
         let mut budget = ConnectionBudget::new(&limits, Instant::now().into_std());
@@ -399,11 +332,7 @@ impl Session {
             ClientMessage::Ping { request } => ServerMessage::Pong { request },
             ClientMessage::Push { request, envelopes } => {
                 if envelopes.is_empty() {
-                    soft(
-                        Some(request),
-                        ErrorCode::InvalidRequest,
-                        "a push needs at least one envelope",
-                    )
+                    soft(Some(request), ErrorCode::InvalidRequest, "a push needs at least one envelope")
                 } else if envelopes.len() > limits.max_envelopes_per_push as usize {
                     soft(
                         Some(request),
@@ -414,10 +343,7 @@ impl Session {
                             limits.max_envelopes_per_push
                         ),
                     )
-                } else if let Some(bad) = envelopes
-                    .iter()
-                    .position(|e| e.ciphertext.len() < ENVELOPE_TAG_LEN)
-                {
+                } else if let Some(bad) = envelopes.iter().position(|e| e.ciphertext.len() < ENVELOPE_TAG_LEN) {
                     soft(
                         Some(request),
                         ErrorCode::InvalidRequest,
@@ -435,39 +361,21 @@ impl Session {
                     }
                 }
             }
-            ClientMessage::Pull {
-                request,
-                since,
-                limit,
-            } => {
+            ClientMessage::Pull { request, since, limit } => {
                 let limit = limit.clamp(1, limits.max_pull_entries);
                 let max_bytes = self.max_frame().saturating_sub(BATCH_FRAME_RESERVE).max(1);
                 match store.pull(workspace, since, limit, max_bytes).await {
-                    Ok(page) => ServerMessage::Batch {
-                        request,
-                        entries: page.entries,
-                        cursor: page.cursor,
-                        more: page.more,
-                    },
+                    Ok(page) => {
+                        ServerMessage::Batch { request, entries: page.entries, cursor: page.cursor, more: page.more }
+                    }
                     Err(e) => store_soft(request, e)?,
                 }
             }
-            ClientMessage::ReplaceWithSnapshot {
-                request,
-                snapshot,
-                covers_through,
-            } => {
+            ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through } => {
                 if snapshot.ciphertext.len() < ENVELOPE_TAG_LEN {
-                    soft(
-                        Some(request),
-                        ErrorCode::InvalidRequest,
-                        "the snapshot is shorter than an authentication tag",
-                    )
+                    soft(Some(request), ErrorCode::InvalidRequest, "the snapshot is shorter than an authentication tag")
                 } else {
-                    match store
-                        .replace_with_snapshot(workspace, snapshot, covers_through)
-                        .await
-                    {
+                    match store.replace_with_snapshot(workspace, snapshot, covers_through).await {
                         Ok(outcome) => {
                             self.send(&ServerMessage::SnapshotStored {
                                 request,
@@ -497,13 +405,7 @@ impl Session {
 
     fn publish(&self, workspace: WorkspaceId, entries: Vec<LogEntry>) {
         match (ServerMessage::Live { entries }).encode() {
-            Ok(frame) => self.state.hub().publish(
-                &workspace,
-                LiveFrame {
-                    origin: self.id,
-                    frame: frame.into(),
-                },
-            ),
+            Ok(frame) => self.state.hub().publish(&workspace, LiveFrame { origin: self.id, frame: frame.into() }),
             // Live frames are hints; members catch up by pulling.
             Err(e) => tracing::error!(error = %e, "could not encode a live frame"),
         }
@@ -516,10 +418,7 @@ fn store_fatal(e: StoreError) -> End {
         StoreError::WriterStopped => fatal(ErrorCode::Unavailable, "the relay is shutting down"),
         other => {
             tracing::error!(error = %other, "store failure");
-            fatal(
-                ErrorCode::Internal,
-                "the relay's storage failed; try again later",
-            )
+            fatal(ErrorCode::Internal, "the relay's storage failed; try again later")
         }
     }
 }
@@ -531,17 +430,11 @@ fn store_soft(request: RequestId, e: StoreError) -> Result<ServerMessage, End> {
     Ok(match e {
         StoreError::CursorAhead { .. } => soft(request, ErrorCode::CursorAhead, e.to_string()),
         StoreError::SnapshotAhead { .. } => soft(request, ErrorCode::InvalidRequest, e.to_string()),
-        StoreError::UnknownWorkspace(_) => {
-            soft(request, ErrorCode::UnknownWorkspace, e.to_string())
-        }
+        StoreError::UnknownWorkspace(_) => soft(request, ErrorCode::UnknownWorkspace, e.to_string()),
         StoreError::WriterStopped => return Err(store_fatal(e)),
         StoreError::Corrupt(_) | StoreError::Backend(_) => {
             tracing::error!(error = %e, "store failure");
-            soft(
-                request,
-                ErrorCode::Internal,
-                "the relay's storage failed; the request was not applied",
-            )
+            soft(request, ErrorCode::Internal, "the relay's storage failed; the request was not applied")
         }
     })
 }

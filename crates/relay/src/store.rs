@@ -79,31 +79,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates the workspace with `verifier` unless it exists; returns the
     /// verifier in force (the existing one wins).
-    fn create_workspace(
-        &self,
-        workspace: WorkspaceId,
-        verifier: AuthVerifier,
-    ) -> StoreFuture<'_, AuthVerifier>;
+    fn create_workspace(&self, workspace: WorkspaceId, verifier: AuthVerifier) -> StoreFuture<'_, AuthVerifier>;
 
     /// The newest sequence number handed out (`Seq::ZERO` when none).
     fn head(&self, workspace: WorkspaceId) -> StoreFuture<'_, Seq>;
 
     /// Appends change envelopes; resolves once committed, with their entries.
-    fn append(
-        &self,
-        workspace: WorkspaceId,
-        envelopes: Vec<Envelope>,
-    ) -> StoreFuture<'_, Vec<LogEntry>>;
+    fn append(&self, workspace: WorkspaceId, envelopes: Vec<Envelope>) -> StoreFuture<'_, Vec<LogEntry>>;
 
     /// Reads at most `limit` entries after `since`, stopping early once
     /// about `max_bytes` of envelopes are gathered (always at least one).
-    fn pull(
-        &self,
-        workspace: WorkspaceId,
-        since: Seq,
-        limit: u32,
-        max_bytes: usize,
-    ) -> StoreFuture<'_, Page>;
+    fn pull(&self, workspace: WorkspaceId, since: Seq, limit: u32, max_bytes: usize) -> StoreFuture<'_, Page>;
 
     /// Removes every entry of `snapshot.doc_tag` with `seq <= covers_through`
     /// and appends the snapshot, in one transaction.

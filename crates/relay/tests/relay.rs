@@ -25,10 +25,7 @@ async fn a_member_pushes_and_pulls_back_what_only_members_can_read() {
     let (entries, cursor, more) = bob.pull(Seq::ZERO, 100).await;
     assert_eq!((cursor, more), (Seq(1), false));
     assert_eq!(entries[0].envelope, env);
-    assert_eq!(
-        bob.keys.open(&entries[0].envelope).as_deref(),
-        Ok(&b"Ada Lovelace"[..])
-    );
+    assert_eq!(bob.keys.open(&entries[0].envelope).as_deref(), Ok(&b"Ada Lovelace"[..]));
     relay.shutdown().await;
 }
 
@@ -39,10 +36,8 @@ async fn auth_is_refused_without_the_secret() {
 
     // Same workspace id, another secret: the signature does not verify,
     // with or without a verifier of its own.
-    let intruder = rapport_protocol::Keys::derive(
-        &rapport_protocol::WorkspaceSecret::from_random_bytes([99; 32]),
-        workspace(1),
-    );
+    let intruder =
+        rapport_protocol::Keys::derive(&rapport_protocol::WorkspaceSecret::from_random_bytes([99; 32]), workspace(1));
     for register in [false, true] {
         let (mut socket, challenge) = connect(&relay.url).await;
         send(&mut socket, &hello(&intruder, &challenge, register)).await;
@@ -58,10 +53,7 @@ async fn auth_is_refused_without_the_secret() {
     // An unknown workspace without a verifier to register.
     let (mut socket, challenge) = connect(&relay.url).await;
     send(&mut socket, &hello(&keys(2), &challenge, false)).await;
-    assert_code(
-        &expect_fatal(&mut socket).await,
-        ErrorCode::UnknownWorkspace,
-    );
+    assert_code(&expect_fatal(&mut socket).await, ErrorCode::UnknownWorkspace);
 
     // A fresh workspace registered with a verifier whose secret the client
     // does not hold is refused, and not created.
@@ -76,15 +68,7 @@ async fn auth_is_refused_without_the_secret() {
     )
     .await;
     assert_code(&expect_fatal(&mut socket).await, ErrorCode::Unauthorized);
-    assert_eq!(
-        relay
-            .state
-            .store()
-            .verifier(workspace(3))
-            .await
-            .expect("read"),
-        None
-    );
+    assert_eq!(relay.state.store().verifier(workspace(3)).await.expect("read"), None);
     relay.shutdown().await;
 }
 
@@ -104,13 +88,7 @@ async fn a_client_of_workspace_a_cannot_read_or_erase_workspace_b() {
 
     // B names A's document tag: only B's (empty) data is touched.
     let request = b.next_request();
-    match b
-        .request(&ClientMessage::DeleteDocument {
-            request,
-            doc_tag: tag,
-        })
-        .await
-    {
+    match b.request(&ClientMessage::DeleteDocument { request, doc_tag: tag }).await {
         ServerMessage::DocumentDeleted { removed, .. } => assert_eq!(removed, 0),
         other => panic!("expected DocumentDeleted, got {other:?}"),
     }
@@ -121,46 +99,29 @@ async fn a_client_of_workspace_a_cannot_read_or_erase_workspace_b() {
 
 #[tokio::test]
 async fn oversized_frames_get_an_error_and_a_close_while_others_keep_working() {
-    let limits = Limits {
-        max_frame_bytes: 64 * 1024,
-        max_envelopes_per_push: 10,
-        ..test_limits()
-    };
+    let limits = Limits { max_frame_bytes: 64 * 1024, max_envelopes_per_push: 10, ..test_limits() };
     let relay = TestRelay::start(limits).await;
     let mut good = Client::join(&relay.url, keys(1)).await;
 
     for size in [64 * 1024 + 1, 1024 * 1024] {
         let mut bad = Client::join(&relay.url, keys(1)).await;
         // The relay may stop reading mid-frame, so the send itself may fail.
-        let _ = bad
-            .socket
-            .send(Message::Binary(vec![PROTOCOL_VERSION; size].into()))
-            .await;
-        assert_code(
-            &expect_fatal(&mut bad.socket).await,
-            ErrorCode::FrameTooLarge,
-        );
+        let _ = bad.socket.send(Message::Binary(vec![PROTOCOL_VERSION; size].into())).await;
+        assert_code(&expect_fatal(&mut bad.socket).await, ErrorCode::FrameTooLarge);
 
         let env = good.seal("contact-1", b"still fine");
         assert_eq!(good.push(vec![env]).await.len(), 1);
     }
     // Before authentication too.
     let (mut socket, _) = connect(&relay.url).await;
-    let _ = socket
-        .send(Message::Binary(vec![PROTOCOL_VERSION; 100 * 1024].into()))
-        .await;
+    let _ = socket.send(Message::Binary(vec![PROTOCOL_VERSION; 100 * 1024].into())).await;
     assert_code(&expect_fatal(&mut socket).await, ErrorCode::FrameTooLarge);
 
     // A push that fits in a frame but holds too many envelopes is refused
     // without closing.
     let envs: Vec<_> = (0..11).map(|_| good.seal("c", b"")).collect();
     let request = good.next_request();
-    let err = good
-        .error_reply(&ClientMessage::Push {
-            request,
-            envelopes: envs,
-        })
-        .await;
+    let err = good.error_reply(&ClientMessage::Push { request, envelopes: envs }).await;
     assert_code(&err, ErrorCode::InvalidRequest);
     assert!(!err.fatal);
     assert_eq!(err.request, Some(request));
@@ -174,58 +135,32 @@ async fn malformed_frames_get_an_error_and_a_close_while_others_keep_working() {
     let mut good = Client::join(&relay.url, keys(1)).await;
 
     let cases: Vec<(&str, Message, ErrorCode)> = vec![
-        (
-            "garbage",
-            Message::Binary(vec![1, 0xff, 0xfe, 0xfd].into()),
-            ErrorCode::Malformed,
-        ),
-        (
-            "empty",
-            Message::Binary(Vec::new().into()),
-            ErrorCode::Malformed,
-        ),
-        (
-            "wrong version",
-            Message::Binary(vec![42, 0, 0].into()),
-            ErrorCode::UnsupportedVersion,
-        ),
+        ("garbage", Message::Binary(vec![1, 0xff, 0xfe, 0xfd].into()), ErrorCode::Malformed),
+        ("empty", Message::Binary(Vec::new().into()), ErrorCode::Malformed),
+        ("wrong version", Message::Binary(vec![42, 0, 0].into()), ErrorCode::UnsupportedVersion),
         ("text", Message::Text("hello".into()), ErrorCode::Malformed),
     ];
     for (name, frame, code) in cases {
         // Before authentication...
         let (mut socket, _) = connect(&relay.url).await;
         socket.send(frame.clone()).await.expect("send");
-        assert_eq!(
-            expect_fatal(&mut socket).await.code,
-            code,
-            "{name} before Hello"
-        );
+        assert_eq!(expect_fatal(&mut socket).await.code, code, "{name} before Hello");
         // ...and after.
         let mut member = Client::join(&relay.url, keys(1)).await;
         member.socket.send(frame).await.expect("send");
-        assert_eq!(
-            expect_fatal(&mut member.socket).await.code,
-            code,
-            "{name} after Hello"
-        );
+        assert_eq!(expect_fatal(&mut member.socket).await.code, code, "{name} after Hello");
     }
 
     // A truncated Hello.
     let (mut socket, challenge) = connect(&relay.url).await;
     let frame = hello(&keys(1), &challenge, false).encode().expect("encode");
-    socket
-        .send(Message::Binary(frame[..frame.len() - 3].to_vec().into()))
-        .await
-        .expect("send");
+    socket.send(Message::Binary(frame[..frame.len() - 3].to_vec().into())).await.expect("send");
     assert_code(&expect_fatal(&mut socket).await, ErrorCode::Malformed);
 
     // A request before Hello.
     let (mut socket, _) = connect(&relay.url).await;
     send(&mut socket, &ClientMessage::Ping { request: 1 }).await;
-    assert_code(
-        &expect_fatal(&mut socket).await,
-        ErrorCode::UnexpectedMessage,
-    );
+    assert_code(&expect_fatal(&mut socket).await, ErrorCode::UnexpectedMessage);
 
     // Pseudo-random hostile frames after authentication.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -240,11 +175,7 @@ async fn malformed_frames_get_an_error_and_a_close_while_others_keep_working() {
                 x as u8
             }))
             .collect();
-        member
-            .socket
-            .send(Message::Binary(bytes.into()))
-            .await
-            .expect("send");
+        member.socket.send(Message::Binary(bytes.into())).await.expect("send");
         // Either a well-formed request by chance (answered) or an error.
         if let Some(ServerMessage::Error(e)) = next_message(&mut member.socket).await {
             if e.fatal {
@@ -264,16 +195,11 @@ async fn pulling_since_a_cursor_pages_with_a_more_flag() {
     let relay = TestRelay::start(test_limits()).await;
     let mut c = Client::join(&relay.url, keys(1)).await;
     for batch in 0..5 {
-        let envs = (0..5)
-            .map(|i| c.seal(&format!("r{batch}-{i}"), b"x"))
-            .collect();
+        let envs = (0..5).map(|i| c.seal(&format!("r{batch}-{i}"), b"x")).collect();
         c.push(envs).await;
     }
     let (page, cursor, more) = c.pull(Seq::ZERO, 10).await;
-    assert_eq!(
-        page.iter().map(|e| e.seq.get()).collect::<Vec<_>>(),
-        (1..=10).collect::<Vec<_>>()
-    );
+    assert_eq!(page.iter().map(|e| e.seq.get()).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
     assert_eq!((cursor, more), (Seq(10), true));
     let (page, cursor, more) = c.pull(cursor, 10).await;
     assert_eq!((page.len(), cursor, more), (10, Seq(20), true));
@@ -286,13 +212,7 @@ async fn pulling_since_a_cursor_pages_with_a_more_flag() {
     let (page, _, more) = c.pull(Seq::ZERO, 0).await;
     assert_eq!((page.len(), more), (1, true));
     let request = c.next_request();
-    let err = c
-        .error_reply(&ClientMessage::Pull {
-            request,
-            since: Seq(99),
-            limit: 10,
-        })
-        .await;
+    let err = c.error_reply(&ClientMessage::Pull { request, since: Seq(99), limit: 10 }).await;
     assert_code(&err, ErrorCode::CursorAhead);
     assert!(!err.fatal);
     relay.shutdown().await;
@@ -309,21 +229,12 @@ async fn pushes_are_delivered_live_to_other_members_only() {
     let seqs = alice.push(envs.clone()).await;
     let live = bob.live().await;
     assert_eq!(live.iter().map(|e| e.seq).collect::<Vec<_>>(), seqs);
-    assert_eq!(
-        live.iter().map(|e| e.envelope.clone()).collect::<Vec<_>>(),
-        envs
-    );
+    assert_eq!(live.iter().map(|e| e.envelope.clone()).collect::<Vec<_>>(), envs);
     assert!(live.iter().all(|e| e.kind == EntryKind::Change));
     assert_eq!(bob.keys.open(&live[1].envelope).as_deref(), Ok(&b"two"[..]));
 
-    assert!(
-        !alice.has_live_within(Duration::from_millis(100)).await,
-        "no echo"
-    );
-    assert!(
-        !other.has_live_within(Duration::from_millis(50)).await,
-        "no leak"
-    );
+    assert!(!alice.has_live_within(Duration::from_millis(100)).await, "no echo");
+    assert!(!other.has_live_within(Duration::from_millis(50)).await, "no leak");
     relay.shutdown().await;
 }
 
@@ -334,11 +245,7 @@ async fn a_snapshot_really_replaces_the_rows_it_covers() {
     let mut bob = Client::join(&relay.url, keys(1)).await;
     let tag = alice.keys.doc_tag("deal-7");
     let other_tag = alice.keys.doc_tag("deal-8");
-    let envs = vec![
-        alice.seal("deal-7", b"v1"),
-        alice.seal("deal-8", b"x"),
-        alice.seal("deal-7", b"v2"),
-    ];
+    let envs = vec![alice.seal("deal-7", b"v1"), alice.seal("deal-8", b"x"), alice.seal("deal-7", b"v2")];
     alice.push(envs).await;
     bob.live().await;
     let late = alice.seal("deal-7", b"v3");
@@ -349,47 +256,26 @@ async fn a_snapshot_really_replaces_the_rows_it_covers() {
     // The snapshot covers seq 1..=3; seq 4 came after and stays.
     let snapshot = alice.seal("deal-7", b"compacted v1+v2");
     let request = alice.next_request();
-    match alice
-        .request(&ClientMessage::ReplaceWithSnapshot {
-            request,
-            snapshot,
-            covers_through: Seq(3),
-        })
-        .await
-    {
+    match alice.request(&ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through: Seq(3) }).await {
         ServerMessage::SnapshotStored { seq, removed, .. } => {
             assert_eq!((seq, removed), (Seq(5), 2))
         }
         other => panic!("expected SnapshotStored, got {other:?}"),
     }
     assert_eq!(row_counts(&relay.db_path(), workspace(1), tag), (1, 1));
-    assert_eq!(
-        row_counts(&relay.db_path(), workspace(1), other_tag),
-        (1, 0)
-    );
+    assert_eq!(row_counts(&relay.db_path(), workspace(1), other_tag), (1, 0));
 
     let live = bob.live().await;
     assert_eq!((live[0].seq, live[0].kind), (Seq(5), EntryKind::Snapshot));
     let all = bob.pull_all().await;
-    let plain: Vec<_> = all
-        .iter()
-        .map(|e| bob.keys.open(&e.envelope).expect("opens"))
-        .collect();
-    assert_eq!(
-        plain,
-        [b"x".to_vec(), b"v3".to_vec(), b"compacted v1+v2".to_vec()]
-    );
+    let plain: Vec<_> = all.iter().map(|e| bob.keys.open(&e.envelope).expect("opens")).collect();
+    assert_eq!(plain, [b"x".to_vec(), b"v3".to_vec(), b"compacted v1+v2".to_vec()]);
 
     // A snapshot ahead of the log is refused.
     let snapshot = alice.seal("deal-7", b"future");
     let request = alice.next_request();
-    let err = alice
-        .error_reply(&ClientMessage::ReplaceWithSnapshot {
-            request,
-            snapshot,
-            covers_through: Seq(50),
-        })
-        .await;
+    let err =
+        alice.error_reply(&ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through: Seq(50) }).await;
     assert_code(&err, ErrorCode::InvalidRequest);
     relay.shutdown().await;
 }
@@ -408,26 +294,12 @@ async fn deleting_a_document_removes_all_its_rows() {
     c.push(envs).await;
     let snapshot = c.seal("contact-erased", b"Jane Doe, compacted");
     let request = c.next_request();
-    c.request(&ClientMessage::ReplaceWithSnapshot {
-        request,
-        snapshot,
-        covers_through: Seq(1),
-    })
-    .await;
+    c.request(&ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through: Seq(1) }).await;
     assert_eq!(row_counts(&relay.db_path(), workspace(1), tag), (1, 1));
 
     let request = c.next_request();
-    match c
-        .request(&ClientMessage::DeleteDocument {
-            request,
-            doc_tag: tag,
-        })
-        .await
-    {
-        ServerMessage::DocumentDeleted {
-            request: r,
-            removed,
-        } => assert_eq!((r, removed), (request, 2)),
+    match c.request(&ClientMessage::DeleteDocument { request, doc_tag: tag }).await {
+        ServerMessage::DocumentDeleted { request: r, removed } => assert_eq!((r, removed), (request, 2)),
         other => panic!("expected DocumentDeleted, got {other:?}"),
     }
     assert_eq!(row_counts(&relay.db_path(), workspace(1), tag), (0, 0));
@@ -475,27 +347,18 @@ async fn fifty_concurrent_clients_each_see_every_acknowledged_push_once() {
 
 #[tokio::test]
 async fn a_silent_client_is_closed_after_the_handshake_timeout() {
-    let limits = Limits {
-        handshake_timeout_ms: 200,
-        ..test_limits()
-    };
+    let limits = Limits { handshake_timeout_ms: 200, ..test_limits() };
     let relay = TestRelay::start(limits).await;
     let (mut socket, _) = connect(&relay.url).await;
     let started = std::time::Instant::now();
-    assert_code(
-        &expect_fatal(&mut socket).await,
-        ErrorCode::HandshakeTimeout,
-    );
+    assert_code(&expect_fatal(&mut socket).await, ErrorCode::HandshakeTimeout);
     assert!(started.elapsed() < Duration::from_secs(3));
     relay.shutdown().await;
 }
 
 #[tokio::test]
 async fn an_idle_connection_is_closed_but_one_answering_pings_is_kept() {
-    let limits = Limits {
-        idle_timeout_ms: 300,
-        ..test_limits()
-    };
+    let limits = Limits { idle_timeout_ms: 300, ..test_limits() };
     let relay = TestRelay::start(limits).await;
 
     // This client keeps reading, so tungstenite answers the relay's pings.
@@ -506,20 +369,13 @@ async fn an_idle_connection_is_closed_but_one_answering_pings_is_kept() {
     // This one reads nothing for a while: no pongs, so it goes idle.
     let mut silent = Client::join(&relay.url, keys(1)).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_code(
-        &expect_fatal(&mut silent.socket).await,
-        ErrorCode::IdleTimeout,
-    );
+    assert_code(&expect_fatal(&mut silent.socket).await, ErrorCode::IdleTimeout);
     relay.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_flood_is_rate_limited_without_closing_the_connection() {
-    let limits = Limits {
-        rate_burst_frames: 5,
-        rate_frames_per_sec: 20,
-        ..Limits::default()
-    };
+    let limits = Limits { rate_burst_frames: 5, rate_frames_per_sec: 20, ..Limits::default() };
     let relay = TestRelay::start(limits).await;
     let mut c = Client::join(&relay.url, keys(1)).await;
     for request in 0..10 {
@@ -548,10 +404,7 @@ async fn a_flood_is_rate_limited_without_closing_the_connection() {
 
 #[tokio::test]
 async fn connections_beyond_the_limit_are_refused_with_503() {
-    let limits = Limits {
-        max_connections: 2,
-        ..test_limits()
-    };
+    let limits = Limits { max_connections: 2, ..test_limits() };
     let relay = TestRelay::start(limits).await;
     let _a = Client::join(&relay.url, keys(1)).await;
     let _b = Client::join(&relay.url, keys(1)).await;
@@ -579,15 +432,8 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut response = String::new();
     stream.read_to_string(&mut response).await.expect("read");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status line");
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     (status, body)
 }
 
@@ -606,10 +452,7 @@ async fn the_web_app_is_served_with_an_index_fallback() {
     std::fs::write(site.path().join("index.html"), "<html>rapport app</html>").expect("write");
     std::fs::write(site.path().join("app.js"), "console.log('js')").expect("write");
     let relay = TestRelay::start_with(test_limits(), Some(site.path().to_path_buf())).await;
-    assert_eq!(
-        http_get(relay.addr, "/app.js").await,
-        (200, "console.log('js')".into())
-    );
+    assert_eq!(http_get(relay.addr, "/app.js").await, (200, "console.log('js')".into()));
     let (status, body) = http_get(relay.addr, "/contacts/42").await;
     assert_eq!((status, body.as_str()), (200, "<html>rapport app</html>"));
     let (status, _) = http_get(relay.addr, "/healthz").await;

@@ -5,6 +5,8 @@ mod common;
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -42,16 +44,15 @@ async fn spawn_relay(data_dir: &Path) -> (Child, String) {
 async fn every_acknowledged_push_survives_kill_9_and_restart() {
     let data = tempfile::tempdir().expect("tempdir");
     let (mut relay, url) = spawn_relay(data.path()).await;
-    assert!(
-        url.starts_with("ws://127.0.0.1:") && url.ends_with("/sync"),
-        "{url}"
-    );
+    assert!(url.starts_with("ws://127.0.0.1:") && url.ends_with("/sync"), "{url}");
 
     // Two writers push one envelope at a time; the relay is killed while
     // their pushes are still in flight.
+    let acks = Arc::new(AtomicUsize::new(0));
     let writers: Vec<_> = (0..2)
         .map(|w| {
             let url = url.clone();
+            let acks = Arc::clone(&acks);
             tokio::spawn(async move {
                 let mut c = Client::join(&url, keys(7)).await;
                 let mut acked = Vec::new();
@@ -59,18 +60,12 @@ async fn every_acknowledged_push_survives_kill_9_and_restart() {
                     let body = format!("writer {w} change {n}");
                     let env = c.seal(&format!("record-{w}"), body.as_bytes());
                     let request = c.next_request();
-                    send(
-                        &mut c.socket,
-                        &ClientMessage::Push {
-                            request,
-                            envelopes: vec![env],
-                        },
-                    )
-                    .await;
+                    send(&mut c.socket, &ClientMessage::Push { request, envelopes: vec![env] }).await;
                     loop {
                         match next_message(&mut c.socket).await {
                             Some(ServerMessage::Pushed { seqs, .. }) => {
                                 acked.push((seqs[0], body));
+                                acks.fetch_add(1, Ordering::SeqCst);
                                 break;
                             }
                             // The other writer's changes, live.
@@ -84,18 +79,18 @@ async fn every_acknowledged_push_survives_kill_9_and_restart() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Kill once a good number is acknowledged, with more in flight.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while acks.load(Ordering::SeqCst) < 20 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     relay.start_kill().expect("SIGKILL");
     relay.wait().await.expect("relay exits");
     let mut acked = Vec::new();
     for w in writers {
         acked.extend(w.await.expect("writer task"));
     }
-    assert!(
-        acked.len() >= 20,
-        "only {} pushes acknowledged before the kill",
-        acked.len()
-    );
+    assert!(acked.len() >= 20, "only {} pushes acknowledged before the kill", acked.len());
 
     let (mut relay, url) = spawn_relay(data.path()).await;
     let mut reader = Client::join(&url, keys(7)).await;
@@ -106,15 +101,10 @@ async fn every_acknowledged_push_survives_kill_9_and_restart() {
             .iter()
             .find(|e| e.seq == *seq)
             .unwrap_or_else(|| panic!("acknowledged seq {seq} is missing after restart"));
-        assert_eq!(
-            reader.keys.open(&entry.envelope).as_deref(),
-            Ok(body.as_bytes())
-        );
+        assert_eq!(reader.keys.open(&entry.envelope).as_deref(), Ok(body.as_bytes()));
     }
     // The log continues after the highest number ever handed out.
-    let next = reader
-        .push(vec![reader.seal("record-x", b"after restart")])
-        .await;
+    let next = reader.push(vec![reader.seal("record-x", b"after restart")]).await;
     assert!(next[0] > reader.head);
     relay.start_kill().expect("SIGKILL");
     relay.wait().await.expect("relay exits");
@@ -124,14 +114,7 @@ async fn every_acknowledged_push_survives_kill_9_and_restart() {
 async fn the_binary_refuses_impossible_limits_with_a_clear_message() {
     let data = tempfile::tempdir().expect("tempdir");
     let output = Command::new(env!("CARGO_BIN_EXE_rapport-relay"))
-        .args([
-            "--bind",
-            "127.0.0.1:0",
-            "--max-frame-bytes",
-            "4096",
-            "--rate-burst-bytes",
-            "100",
-        ])
+        .args(["--bind", "127.0.0.1:0", "--max-frame-bytes", "4096", "--rate-burst-bytes", "100"])
         .arg("--data-dir")
         .arg(data.path())
         .output()
@@ -149,19 +132,10 @@ async fn sigterm_shuts_the_binary_down_gracefully() {
     let (mut relay, url) = spawn_relay(data.path()).await;
     let mut c = Client::join(&url, keys(8)).await;
     let pid = relay.id().expect("pid");
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .await
-        .expect("kill runs");
+    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.expect("kill runs");
     assert!(status.success());
-    assert_code(
-        &expect_fatal(&mut c.socket).await,
-        rapport_protocol::ErrorCode::Unavailable,
-    );
-    let exit = tokio::time::timeout(Duration::from_secs(10), relay.wait())
-        .await
-        .expect("exits in time")
-        .expect("exit status");
+    assert_code(&expect_fatal(&mut c.socket).await, rapport_protocol::ErrorCode::Unavailable);
+    let exit =
+        tokio::time::timeout(Duration::from_secs(10), relay.wait()).await.expect("exits in time").expect("exit status");
     assert!(exit.success(), "{exit:?}");
 }

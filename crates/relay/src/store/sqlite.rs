@@ -25,9 +25,7 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rapport_protocol::{
-    AuthVerifier, DocTag, EntryKind, Envelope, LogEntry, Seq, WorkspaceId, ENVELOPE_NONCE_LEN,
-};
+use rapport_protocol::{AuthVerifier, DocTag, EntryKind, Envelope, LogEntry, Seq, WorkspaceId, ENVELOPE_NONCE_LEN};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
@@ -76,36 +74,18 @@ fn backend(e: rusqlite::Error) -> StoreError {
 }
 
 fn seq_to_sql(seq: Seq) -> Result<i64, StoreError> {
-    i64::try_from(seq.get()).map_err(|_| StoreError::CursorAhead {
-        since: seq,
-        head: Seq(i64::MAX as u64),
-    })
+    i64::try_from(seq.get()).map_err(|_| StoreError::CursorAhead { since: seq, head: Seq(i64::MAX as u64) })
 }
 
 fn seq_from_sql(v: i64) -> Result<Seq, StoreError> {
-    u64::try_from(v)
-        .map(Seq)
-        .map_err(|_| StoreError::Corrupt(format!("negative sequence number {v}")))
+    u64::try_from(v).map(Seq).map_err(|_| StoreError::Corrupt(format!("negative sequence number {v}")))
 }
 
 enum Op {
-    CreateWorkspace {
-        workspace: WorkspaceId,
-        verifier: AuthVerifier,
-    },
-    Append {
-        workspace: WorkspaceId,
-        envelopes: Vec<Envelope>,
-    },
-    Snapshot {
-        workspace: WorkspaceId,
-        snapshot: Envelope,
-        covers_through: Seq,
-    },
-    Delete {
-        workspace: WorkspaceId,
-        doc_tag: DocTag,
-    },
+    CreateWorkspace { workspace: WorkspaceId, verifier: AuthVerifier },
+    Append { workspace: WorkspaceId, envelopes: Vec<Envelope> },
+    Snapshot { workspace: WorkspaceId, snapshot: Envelope, covers_through: Seq },
+    Delete { workspace: WorkspaceId, doc_tag: DocTag },
 }
 
 #[derive(Debug)]
@@ -131,9 +111,7 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        f.debug_struct("SqliteStore").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
@@ -226,28 +204,21 @@ impl Drop for SqliteStore {
 }
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(backend)?;
-    conn.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;")
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .map_err(backend)?;
+    conn.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 5000;").map_err(backend)?;
     Ok(conn)
 }
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(backend)?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
             "database schema version {version} is newer than this relay's {SCHEMA_VERSION}"
         )));
     }
     conn.execute_batch(SCHEMA).map_err(backend)?;
-    conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
-        .map_err(backend)?;
+    conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).map_err(backend)?;
     Ok(())
 }
 
@@ -282,10 +253,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
 fn run_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Done, StoreError>> {
     let fail_all = |e: rusqlite::Error| -> Vec<Result<Done, StoreError>> {
         let msg = e.to_string();
-        batch
-            .iter()
-            .map(|_| Err(StoreError::Backend(msg.clone().into())))
-            .collect()
+        batch.iter().map(|_| Err(StoreError::Backend(msg.clone().into()))).collect()
     };
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
@@ -312,57 +280,36 @@ fn run_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Done, StoreErro
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 fn head_of(conn: &Connection, workspace: &WorkspaceId) -> Result<Seq, StoreError> {
     let head: Option<i64> = conn
-        .query_row(
-            "SELECT head FROM workspaces WHERE id = ?1",
-            [&workspace.as_bytes()[..]],
-            |r| r.get(0),
-        )
+        .query_row("SELECT head FROM workspaces WHERE id = ?1", [&workspace.as_bytes()[..]], |r| r.get(0))
         .optional()
         .map_err(backend)?;
     seq_from_sql(head.ok_or(StoreError::UnknownWorkspace(*workspace))?)
 }
 
 fn set_head(conn: &Connection, workspace: &WorkspaceId, head: i64) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE workspaces SET head = ?2 WHERE id = ?1",
-        params![&workspace.as_bytes()[..], head],
-    )
-    .map_err(backend)?;
+    conn.execute("UPDATE workspaces SET head = ?2 WHERE id = ?1", params![&workspace.as_bytes()[..], head])
+        .map_err(backend)?;
     Ok(())
 }
 
 fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
     match op {
-        Op::CreateWorkspace {
-            workspace,
-            verifier,
-        } => {
+        Op::CreateWorkspace { workspace, verifier } => {
             conn.execute(
                 "INSERT OR IGNORE INTO workspaces (id, verifier, head, created_at_ms)
                  VALUES (?1, ?2, 0, ?3)",
-                params![
-                    &workspace.as_bytes()[..],
-                    &verifier.as_bytes()[..],
-                    now_ms()
-                ],
+                params![&workspace.as_bytes()[..], &verifier.as_bytes()[..], now_ms()],
             )
             .map_err(backend)?;
-            let stored =
-                read_verifier(conn, workspace)?.ok_or(StoreError::UnknownWorkspace(*workspace))?;
+            let stored = read_verifier(conn, workspace)?.ok_or(StoreError::UnknownWorkspace(*workspace))?;
             Ok(Done::Verifier(stored))
         }
-        Op::Append {
-            workspace,
-            envelopes,
-        } => {
+        Op::Append { workspace, envelopes } => {
             let mut head = seq_to_sql(head_of(conn, workspace)?)?;
             let mut entries = Vec::with_capacity(envelopes.len());
             {
@@ -383,27 +330,16 @@ fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
                             &env.ciphertext
                         ])
                         .map_err(backend)?;
-                    entries.push(LogEntry {
-                        seq: seq_from_sql(head)?,
-                        kind: EntryKind::Change,
-                        envelope: env.clone(),
-                    });
+                    entries.push(LogEntry { seq: seq_from_sql(head)?, kind: EntryKind::Change, envelope: env.clone() });
                 }
             }
             set_head(conn, workspace, head)?;
             Ok(Done::Entries(entries))
         }
-        Op::Snapshot {
-            workspace,
-            snapshot,
-            covers_through,
-        } => {
+        Op::Snapshot { workspace, snapshot, covers_through } => {
             let head = head_of(conn, workspace)?;
             if *covers_through > head {
-                return Err(StoreError::SnapshotAhead {
-                    covers_through: *covers_through,
-                    head,
-                });
+                return Err(StoreError::SnapshotAhead { covers_through: *covers_through, head });
             }
             let ws = &workspace.as_bytes()[..];
             let tag = &snapshot.doc_tag.as_bytes()[..];
@@ -424,23 +360,12 @@ fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
             conn.execute(
                 "INSERT INTO snapshots (workspace, seq, doc_tag, covers_through, nonce, ciphertext)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    ws,
-                    seq,
-                    tag,
-                    through,
-                    &snapshot.nonce[..],
-                    &snapshot.ciphertext
-                ],
+                params![ws, seq, tag, through, &snapshot.nonce[..], &snapshot.ciphertext],
             )
             .map_err(backend)?;
             set_head(conn, workspace, seq)?;
             Ok(Done::Snapshot(SnapshotOutcome {
-                entry: LogEntry {
-                    seq: seq_from_sql(seq)?,
-                    kind: EntryKind::Snapshot,
-                    envelope: snapshot.clone(),
-                },
+                entry: LogEntry { seq: seq_from_sql(seq)?, kind: EntryKind::Snapshot, envelope: snapshot.clone() },
                 removed: removed as u64,
             }))
         }
@@ -448,41 +373,26 @@ fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
             let ws = &workspace.as_bytes()[..];
             let tag = &doc_tag.as_bytes()[..];
             let mut removed = conn
-                .execute(
-                    "DELETE FROM envelopes WHERE workspace = ?1 AND doc_tag = ?2",
-                    params![ws, tag],
-                )
+                .execute("DELETE FROM envelopes WHERE workspace = ?1 AND doc_tag = ?2", params![ws, tag])
                 .map_err(backend)?;
             removed += conn
-                .execute(
-                    "DELETE FROM snapshots WHERE workspace = ?1 AND doc_tag = ?2",
-                    params![ws, tag],
-                )
+                .execute("DELETE FROM snapshots WHERE workspace = ?1 AND doc_tag = ?2", params![ws, tag])
                 .map_err(backend)?;
             Ok(Done::Deleted(removed as u64))
         }
     }
 }
 
-fn read_verifier(
-    conn: &Connection,
-    workspace: &WorkspaceId,
-) -> Result<Option<AuthVerifier>, StoreError> {
+fn read_verifier(conn: &Connection, workspace: &WorkspaceId) -> Result<Option<AuthVerifier>, StoreError> {
     let bytes: Option<Vec<u8>> = conn
-        .query_row(
-            "SELECT verifier FROM workspaces WHERE id = ?1",
-            [&workspace.as_bytes()[..]],
-            |r| r.get(0),
-        )
+        .query_row("SELECT verifier FROM workspaces WHERE id = ?1", [&workspace.as_bytes()[..]], |r| r.get(0))
         .optional()
         .map_err(backend)?;
     bytes
         .map(|b| {
             <[u8; 32]>::try_from(b.as_slice())
                 .map(AuthVerifier::from_bytes)
-                .map_err(|_| {
-                    StoreError::Corrupt(format!("verifier of {workspace} is {} bytes", b.len()))
-                })
+                .map_err(|_| StoreError::Corrupt(format!("verifier of {workspace} is {} bytes", b.len())))
         })
         .transpose()
 }
@@ -512,13 +422,8 @@ fn pull_page(
              LIMIT ?3",
         )
         .map_err(backend)?;
-    let mut rows = stmt
-        .query(params![
-            &workspace.as_bytes()[..],
-            seq_to_sql(since)?,
-            i64::from(limit) + 1
-        ])
-        .map_err(backend)?;
+    let mut rows =
+        stmt.query(params![&workspace.as_bytes()[..], seq_to_sql(since)?, i64::from(limit) + 1]).map_err(backend)?;
     let mut entries = Vec::new();
     let mut bytes = 0usize;
     let mut more = false;
@@ -537,31 +442,21 @@ fn pull_page(
         };
         let tag: Vec<u8> = row.get(2).map_err(backend)?;
         let nonce: Vec<u8> = row.get(3).map_err(backend)?;
-        let doc_tag = <[u8; 32]>::try_from(tag.as_slice()).map_err(|_| {
-            StoreError::Corrupt(format!("entry {seq} has a {}-byte doc tag", tag.len()))
-        })?;
-        let nonce = <[u8; ENVELOPE_NONCE_LEN]>::try_from(nonce.as_slice()).map_err(|_| {
-            StoreError::Corrupt(format!("entry {seq} has a {}-byte nonce", nonce.len()))
-        })?;
+        let doc_tag = <[u8; 32]>::try_from(tag.as_slice())
+            .map_err(|_| StoreError::Corrupt(format!("entry {seq} has a {}-byte doc tag", tag.len())))?;
+        let nonce = <[u8; ENVELOPE_NONCE_LEN]>::try_from(nonce.as_slice())
+            .map_err(|_| StoreError::Corrupt(format!("entry {seq} has a {}-byte nonce", nonce.len())))?;
         entries.push(LogEntry {
             seq,
             kind,
-            envelope: Envelope {
-                doc_tag: DocTag::from_bytes(doc_tag),
-                nonce,
-                ciphertext,
-            },
+            envelope: Envelope { doc_tag: DocTag::from_bytes(doc_tag), nonce, ciphertext },
         });
     }
     let cursor = match (more, entries.last()) {
         (true, Some(last)) => last.seq,
         _ => head,
     };
-    Ok(Page {
-        entries,
-        cursor,
-        more,
-    })
+    Ok(Page { entries, cursor, more })
 }
 
 fn unexpected(done: Done) -> StoreError {
@@ -573,15 +468,8 @@ impl Store for SqliteStore {
         self.read(move |conn| read_verifier(conn, &workspace))
     }
 
-    fn create_workspace(
-        &self,
-        workspace: WorkspaceId,
-        verifier: AuthVerifier,
-    ) -> StoreFuture<'_, AuthVerifier> {
-        let done = self.write(Op::CreateWorkspace {
-            workspace,
-            verifier,
-        });
+    fn create_workspace(&self, workspace: WorkspaceId, verifier: AuthVerifier) -> StoreFuture<'_, AuthVerifier> {
+        let done = self.write(Op::CreateWorkspace { workspace, verifier });
         Box::pin(async move {
             match done.await? {
                 Done::Verifier(v) => Ok(v),
@@ -594,15 +482,8 @@ impl Store for SqliteStore {
         self.read(move |conn| head_of(conn, &workspace))
     }
 
-    fn append(
-        &self,
-        workspace: WorkspaceId,
-        envelopes: Vec<Envelope>,
-    ) -> StoreFuture<'_, Vec<LogEntry>> {
-        let done = self.write(Op::Append {
-            workspace,
-            envelopes,
-        });
+    fn append(&self, workspace: WorkspaceId, envelopes: Vec<Envelope>) -> StoreFuture<'_, Vec<LogEntry>> {
+        let done = self.write(Op::Append { workspace, envelopes });
         Box::pin(async move {
             match done.await? {
                 Done::Entries(e) => Ok(e),
@@ -611,13 +492,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn pull(
-        &self,
-        workspace: WorkspaceId,
-        since: Seq,
-        limit: u32,
-        max_bytes: usize,
-    ) -> StoreFuture<'_, Page> {
+    fn pull(&self, workspace: WorkspaceId, since: Seq, limit: u32, max_bytes: usize) -> StoreFuture<'_, Page> {
         self.read(move |conn| pull_page(conn, workspace, since, limit, max_bytes))
     }
 
@@ -627,11 +502,7 @@ impl Store for SqliteStore {
         snapshot: Envelope,
         covers_through: Seq,
     ) -> StoreFuture<'_, SnapshotOutcome> {
-        let done = self.write(Op::Snapshot {
-            workspace,
-            snapshot,
-            covers_through,
-        });
+        let done = self.write(Op::Snapshot { workspace, snapshot, covers_through });
         Box::pin(async move {
             match done.await? {
                 Done::Snapshot(s) => Ok(s),
@@ -652,10 +523,7 @@ impl Store for SqliteStore {
 
     fn check(&self) -> StoreFuture<'_, ()> {
         self.read(|conn| {
-            conn.query_row("SELECT count(*) FROM workspaces", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map_err(backend)?;
+            conn.query_row("SELECT count(*) FROM workspaces", [], |r| r.get::<_, i64>(0)).map_err(backend)?;
             Ok(())
         })
     }
@@ -666,11 +534,7 @@ mod tests {
     use super::*;
 
     fn env(tag: u8, body: &[u8]) -> Envelope {
-        Envelope {
-            doc_tag: DocTag::from_bytes([tag; 32]),
-            nonce: [tag; 24],
-            ciphertext: body.to_vec(),
-        }
+        Envelope { doc_tag: DocTag::from_bytes([tag; 32]), nonce: [tag; 24], ciphertext: body.to_vec() }
     }
 
     const WS_A: WorkspaceId = WorkspaceId::from_bytes([0xa; 16]);
@@ -679,10 +543,7 @@ mod tests {
     async fn store_with(dir: &Path, workspaces: &[WorkspaceId]) -> SqliteStore {
         let store = SqliteStore::open(dir).expect("open");
         for ws in workspaces {
-            store
-                .create_workspace(*ws, AuthVerifier::from_bytes([1; 32]))
-                .await
-                .expect("create");
+            store.create_workspace(*ws, AuthVerifier::from_bytes([1; 32])).await.expect("create");
         }
         store
     }
@@ -695,10 +556,7 @@ mod tests {
     async fn the_first_verifier_of_a_workspace_wins() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store_with(dir.path(), &[WS_A]).await;
-        let again = store
-            .create_workspace(WS_A, AuthVerifier::from_bytes([2; 32]))
-            .await
-            .expect("create");
+        let again = store.create_workspace(WS_A, AuthVerifier::from_bytes([2; 32])).await.expect("create");
         assert_eq!(again, AuthVerifier::from_bytes([1; 32]));
         assert_eq!(store.verifier(WS_B).await.expect("read"), None);
     }
@@ -707,21 +565,12 @@ mod tests {
     async fn appends_get_increasing_sequence_numbers_per_workspace() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store_with(dir.path(), &[WS_A, WS_B]).await;
-        let a = store
-            .append(WS_A, vec![env(1, b"x"), env(2, b"y")])
-            .await
-            .expect("append");
-        let b = store
-            .append(WS_B, vec![env(1, b"z")])
-            .await
-            .expect("append");
+        let a = store.append(WS_A, vec![env(1, b"x"), env(2, b"y")]).await.expect("append");
+        let b = store.append(WS_B, vec![env(1, b"z")]).await.expect("append");
         assert_eq!(a.iter().map(|e| e.seq.get()).collect::<Vec<_>>(), [1, 2]);
         assert_eq!(b[0].seq, Seq(1));
         assert_eq!(store.head(WS_A).await.expect("head"), Seq(2));
-        let page = store
-            .pull(WS_B, Seq::ZERO, 100, 1 << 20)
-            .await
-            .expect("pull");
+        let page = store.pull(WS_B, Seq::ZERO, 100, 1 << 20).await.expect("pull");
         assert_eq!(page.entries.len(), 1);
         assert_eq!(page.entries[0].envelope.ciphertext, b"z");
     }
@@ -730,10 +579,7 @@ mod tests {
     async fn appending_to_an_unknown_workspace_fails_cleanly() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store_with(dir.path(), &[]).await;
-        assert!(matches!(
-            store.append(WS_A, vec![env(1, b"x")]).await,
-            Err(StoreError::UnknownWorkspace(_))
-        ));
+        assert!(matches!(store.append(WS_A, vec![env(1, b"x")]).await, Err(StoreError::UnknownWorkspace(_))));
     }
 
     #[tokio::test]
@@ -743,10 +589,7 @@ mod tests {
         let many: Vec<_> = (0..10).map(|i| env(i, &[i; 100])).collect();
         store.append(WS_A, many).await.expect("append");
         let p = store.pull(WS_A, Seq::ZERO, 4, 1 << 20).await.expect("pull");
-        assert_eq!(
-            (seqs(&p), p.cursor, p.more),
-            (vec![1, 2, 3, 4], Seq(4), true)
-        );
+        assert_eq!((seqs(&p), p.cursor, p.more), (vec![1, 2, 3, 4], Seq(4), true));
         let p = store.pull(WS_A, Seq(8), 4, 1 << 20).await.expect("pull");
         assert_eq!((seqs(&p), p.cursor, p.more), (vec![9, 10], Seq(10), false));
         // Byte budget: each entry counts 100 + 80 bytes.
@@ -755,51 +598,27 @@ mod tests {
         // At least one entry even when it alone exceeds the budget.
         let p = store.pull(WS_A, Seq::ZERO, 100, 1).await.expect("pull");
         assert_eq!(seqs(&p), vec![1]);
-        assert!(matches!(
-            store.pull(WS_A, Seq(11), 10, 1 << 20).await,
-            Err(StoreError::CursorAhead { .. })
-        ));
+        assert!(matches!(store.pull(WS_A, Seq(11), 10, 1 << 20).await, Err(StoreError::CursorAhead { .. })));
     }
 
     #[tokio::test]
     async fn a_snapshot_replaces_only_what_it_covers() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store_with(dir.path(), &[WS_A]).await;
-        store
-            .append(
-                WS_A,
-                vec![env(1, b"a1"), env(2, b"b1"), env(1, b"a2"), env(1, b"a3")],
-            )
-            .await
-            .expect("append");
+        store.append(WS_A, vec![env(1, b"a1"), env(2, b"b1"), env(1, b"a2"), env(1, b"a3")]).await.expect("append");
         // The snapshot saw entries up to 3; entry 4 (a3) arrived concurrently.
-        let out = store
-            .replace_with_snapshot(WS_A, env(1, b"snap"), Seq(3))
-            .await
-            .expect("snapshot");
+        let out = store.replace_with_snapshot(WS_A, env(1, b"snap"), Seq(3)).await.expect("snapshot");
         assert_eq!((out.entry.seq, out.removed), (Seq(5), 2));
-        let p = store
-            .pull(WS_A, Seq::ZERO, 100, 1 << 20)
-            .await
-            .expect("pull");
-        let bodies: Vec<_> = p
-            .entries
-            .iter()
-            .map(|e| e.envelope.ciphertext.clone())
-            .collect();
+        let p = store.pull(WS_A, Seq::ZERO, 100, 1 << 20).await.expect("pull");
+        let bodies: Vec<_> = p.entries.iter().map(|e| e.envelope.ciphertext.clone()).collect();
         assert_eq!(bodies, [b"b1".to_vec(), b"a3".to_vec(), b"snap".to_vec()]);
         assert_eq!(p.entries[2].kind, EntryKind::Snapshot);
         assert!(matches!(
-            store
-                .replace_with_snapshot(WS_A, env(1, b"x"), Seq(99))
-                .await,
+            store.replace_with_snapshot(WS_A, env(1, b"x"), Seq(99)).await,
             Err(StoreError::SnapshotAhead { .. })
         ));
         // A later snapshot replaces the older one too.
-        let out = store
-            .replace_with_snapshot(WS_A, env(1, b"snap2"), Seq(5))
-            .await
-            .expect("snapshot");
+        let out = store.replace_with_snapshot(WS_A, env(1, b"snap2"), Seq(5)).await.expect("snapshot");
         assert_eq!(out.removed, 2);
     }
 
@@ -807,33 +626,15 @@ mod tests {
     async fn deleting_a_document_removes_all_its_entries_and_nothing_else() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store_with(dir.path(), &[WS_A, WS_B]).await;
-        store
-            .append(WS_A, vec![env(1, b"a1"), env(2, b"b1"), env(1, b"a2")])
-            .await
-            .expect("append");
-        store
-            .append(WS_B, vec![env(1, b"other")])
-            .await
-            .expect("append");
-        store
-            .replace_with_snapshot(WS_A, env(1, b"snap"), Seq(1))
-            .await
-            .expect("snapshot");
-        let removed = store
-            .delete_document(WS_A, DocTag::from_bytes([1; 32]))
-            .await
-            .expect("delete");
+        store.append(WS_A, vec![env(1, b"a1"), env(2, b"b1"), env(1, b"a2")]).await.expect("append");
+        store.append(WS_B, vec![env(1, b"other")]).await.expect("append");
+        store.replace_with_snapshot(WS_A, env(1, b"snap"), Seq(1)).await.expect("snapshot");
+        let removed = store.delete_document(WS_A, DocTag::from_bytes([1; 32])).await.expect("delete");
         assert_eq!(removed, 2);
-        let p = store
-            .pull(WS_A, Seq::ZERO, 100, 1 << 20)
-            .await
-            .expect("pull");
+        let p = store.pull(WS_A, Seq::ZERO, 100, 1 << 20).await.expect("pull");
         assert_eq!(seqs(&p), vec![2]);
         assert_eq!(p.cursor, Seq(4), "the head survives deletions");
-        let p = store
-            .pull(WS_B, Seq::ZERO, 100, 1 << 20)
-            .await
-            .expect("pull");
+        let p = store.pull(WS_B, Seq::ZERO, 100, 1 << 20).await.expect("pull");
         assert_eq!(p.entries.len(), 1);
     }
 
@@ -842,21 +643,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let store = store_with(dir.path(), &[WS_A]).await;
-            store
-                .append(WS_A, vec![env(1, b"kept")])
-                .await
-                .expect("append");
+            store.append(WS_A, vec![env(1, b"kept")]).await.expect("append");
         }
         let store = SqliteStore::open(dir.path()).expect("reopen");
-        let p = store
-            .pull(WS_A, Seq::ZERO, 10, 1 << 20)
-            .await
-            .expect("pull");
+        let p = store.pull(WS_A, Seq::ZERO, 10, 1 << 20).await.expect("pull");
         assert_eq!(p.entries[0].envelope.ciphertext, b"kept");
-        let next = store
-            .append(WS_A, vec![env(1, b"next")])
-            .await
-            .expect("append");
+        let next = store.append(WS_A, vec![env(1, b"next")]).await.expect("append");
         assert_eq!(next[0].seq, Seq(2));
     }
 
@@ -872,13 +664,7 @@ mod tests {
             .collect();
         let mut all = Vec::new();
         for t in tasks {
-            all.extend(
-                t.await
-                    .expect("join")
-                    .expect("append")
-                    .into_iter()
-                    .map(|e| e.seq.get()),
-            );
+            all.extend(t.await.expect("join").expect("append").into_iter().map(|e| e.seq.get()));
         }
         all.sort_unstable();
         assert_eq!(all, (1..=40).collect::<Vec<_>>());

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rapport_protocol::{
-    ChallengeNonce, ClientMessage, DocTag, Envelope, ErrorCode, Keys, LogEntry, Seq, ServerLimits,
-    ServerMessage, WireError, WorkspaceId, WorkspaceSecret,
+    ChallengeNonce, ClientMessage, DocTag, Envelope, ErrorCode, Keys, LogEntry, Seq, ServerLimits, ServerMessage,
+    WireError, WorkspaceId, WorkspaceSecret,
 };
 use rapport_relay::config::Limits;
 use rapport_relay::server::{serve, AppState};
@@ -44,11 +44,7 @@ pub fn workspace(n: u8) -> WorkspaceId {
 
 /// Limits for tests: defaults with generous rates.
 pub fn test_limits() -> Limits {
-    Limits {
-        rate_frames_per_sec: 10_000,
-        rate_burst_frames: 10_000,
-        ..Limits::default()
-    }
+    Limits { rate_frames_per_sec: 10_000, rate_burst_frames: 10_000, ..Limits::default() }
 }
 
 pub struct TestRelay {
@@ -69,22 +65,13 @@ impl TestRelay {
         let dir = tempfile::tempdir().expect("temporary data dir");
         let store = SqliteStore::open(dir.path()).expect("store opens");
         let state = AppState::new(Arc::new(store), limits, static_dir);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind port 0");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, state.clone(), async move {
             let _ = stopped.await;
         }));
-        TestRelay {
-            addr,
-            url: format!("ws://{addr}/sync"),
-            state,
-            dir,
-            stop: Some(stop),
-            task: Some(task),
-        }
+        TestRelay { addr, url: format!("ws://{addr}/sync"), state, dir, stop: Some(stop), task: Some(task) }
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -118,9 +105,7 @@ pub fn row_counts(db: &Path, ws: WorkspaceId, tag: DocTag) -> (i64, i64) {
 
 /// Connects and reads the challenge.
 pub async fn connect(url: &str) -> (Socket, ChallengeNonce) {
-    let (mut socket, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("websocket connects");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connects");
     match next_message(&mut socket).await {
         Some(ServerMessage::Challenge { nonce }) => (socket, nonce),
         other => panic!("expected a challenge, got {other:?}"),
@@ -130,9 +115,7 @@ pub async fn connect(url: &str) -> (Socket, ChallengeNonce) {
 /// Reads the next protocol message, skipping pings; `None` on close.
 pub async fn next_message(socket: &mut Socket) -> Option<ServerMessage> {
     loop {
-        let frame = tokio::time::timeout(FRAME_TIMEOUT, socket.next())
-            .await
-            .expect("a frame arrives in time");
+        let frame = tokio::time::timeout(FRAME_TIMEOUT, socket.next()).await.expect("a frame arrives in time");
         match frame {
             Some(Ok(Message::Binary(bytes))) => {
                 return Some(ServerMessage::decode(&bytes).expect("relay frames decode"))
@@ -170,10 +153,7 @@ pub fn hello(keys: &Keys, challenge: &ChallengeNonce, register: bool) -> ClientM
 }
 
 pub async fn send(socket: &mut Socket, msg: &ClientMessage) {
-    socket
-        .send(Message::Binary(msg.encode().expect("encode").into()))
-        .await
-        .expect("send frame");
+    socket.send(Message::Binary(msg.encode().expect("encode").into())).await.expect("send frame");
 }
 
 /// An authenticated member of a workspace.
@@ -192,14 +172,9 @@ impl Client {
         let (mut socket, challenge) = connect(url).await;
         send(&mut socket, &hello(&keys, &challenge, true)).await;
         match next_message(&mut socket).await {
-            Some(ServerMessage::Welcome { head, limits }) => Client {
-                socket,
-                keys,
-                head,
-                limits,
-                next_request: 1,
-                live: VecDeque::new(),
-            },
+            Some(ServerMessage::Welcome { head, limits }) => {
+                Client { socket, keys, head, limits, next_request: 1, live: VecDeque::new() }
+            }
             other => panic!("expected Welcome, got {other:?}"),
         }
     }
@@ -208,9 +183,7 @@ impl Client {
     pub fn seal(&self, record: &str, body: &[u8]) -> Envelope {
         let mut nonce = [0u8; 24];
         nonce[..8].copy_from_slice(&NONCES.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-        self.keys
-            .seal(self.keys.doc_tag(record), body, nonce)
-            .expect("seal")
+        self.keys.seal(self.keys.doc_tag(record), body, nonce).expect("seal")
     }
 
     pub fn next_request(&mut self) -> u32 {
@@ -236,10 +209,7 @@ impl Client {
 
     pub async fn push(&mut self, envelopes: Vec<Envelope>) -> Vec<Seq> {
         let request = self.next_request();
-        match self
-            .request(&ClientMessage::Push { request, envelopes })
-            .await
-        {
+        match self.request(&ClientMessage::Push { request, envelopes }).await {
             ServerMessage::Pushed { request: r, seqs } if r == request => seqs,
             other => panic!("expected Pushed, got {other:?}"),
         }
@@ -247,20 +217,8 @@ impl Client {
 
     pub async fn pull(&mut self, since: Seq, limit: u32) -> (Vec<LogEntry>, Seq, bool) {
         let request = self.next_request();
-        match self
-            .request(&ClientMessage::Pull {
-                request,
-                since,
-                limit,
-            })
-            .await
-        {
-            ServerMessage::Batch {
-                request: r,
-                entries,
-                cursor,
-                more,
-            } if r == request => (entries, cursor, more),
+        match self.request(&ClientMessage::Pull { request, since, limit }).await {
+            ServerMessage::Batch { request: r, entries, cursor, more } if r == request => (entries, cursor, more),
             other => panic!("expected Batch, got {other:?}"),
         }
     }
@@ -314,15 +272,13 @@ impl Client {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             match tokio::time::timeout_at(deadline, self.socket.next()).await {
-                Ok(Some(Ok(Message::Binary(bytes)))) => {
-                    match ServerMessage::decode(&bytes).expect("decode") {
-                        ServerMessage::Live { entries } => {
-                            self.live.push_back(entries);
-                            return true;
-                        }
-                        other => panic!("unexpected {other:?}"),
+                Ok(Some(Ok(Message::Binary(bytes)))) => match ServerMessage::decode(&bytes).expect("decode") {
+                    ServerMessage::Live { entries } => {
+                        self.live.push_back(entries);
+                        return true;
                     }
-                }
+                    other => panic!("unexpected {other:?}"),
+                },
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
                 _ => return false,
             }
