@@ -28,6 +28,7 @@
 //! # });
 //! ```
 
+pub mod chunks;
 pub mod consent;
 pub mod contact;
 pub mod doc;

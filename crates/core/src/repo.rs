@@ -5,7 +5,9 @@
 //! Nothing here knows about a particular record type: it works through the
 //! [`Record`] trait, so every kind in the workspace shares one storage path.
 
-use automerge::{ActorId, AutoCommit, ChangeHash, LoadOptions, OnPartialLoad, VerificationMode};
+use std::cell::Cell;
+
+use automerge::{ActorId, AutoCommit, ChangeHash};
 
 use crate::doc::{DecodeError, EncodeError};
 use crate::ids::{MemberId, RecordId};
@@ -84,11 +86,18 @@ pub fn actor_member(actor: &ActorId) -> Option<MemberId> {
 pub struct Repo<S> {
     storage: S,
     actor: ActorId,
+    /// Queue local changes in the outbox (sync is configured).
+    outbox: Cell<bool>,
 }
 
 impl<S: Storage> Repo<S> {
     pub fn new(storage: S, actor: impl Into<ActorId>) -> Self {
-        Self { storage, actor: actor.into() }
+        Self { storage, actor: actor.into(), outbox: Cell::new(false) }
+    }
+
+    /// Turns queueing of local changes for sync on or off.
+    pub fn set_outbox(&self, on: bool) {
+        self.outbox.set(on);
     }
 
     pub fn storage(&self) -> &S {
@@ -166,13 +175,15 @@ impl<S: Storage> Repo<S> {
         if heads == handle.persisted {
             return Ok(());
         }
+        let outbox = self.outbox.get();
         if handle.chunks + 1 >= COMPACT_AFTER_CHUNKS {
             let snapshot = handle.doc.save();
-            self.storage.compact(handle.id, &snapshot, &row).await?;
+            let queued = outbox.then(|| handle.doc.save_after(&handle.persisted));
+            self.storage.compact(handle.id, &snapshot, &row, queued.as_deref()).await?;
             handle.chunks = 0;
         } else {
             let chunk = handle.doc.save_after(&handle.persisted);
-            self.storage.append(&[Append { id: handle.id, chunk, row }]).await?;
+            self.storage.append(&[Append { id: handle.id, chunk, row: Some(row), outbox }]).await?;
             handle.chunks += 1;
         }
         handle.persisted = heads;
@@ -189,10 +200,66 @@ impl<S: Storage> Repo<S> {
             let mut doc = AutoCommit::new().with_actor(self.actor.clone());
             crate::doc::init_root(&mut doc, R::KIND.as_str(), R::SCHEMA)?;
             record.write_doc(&mut doc)?;
-            appends.push(Append { id: record.id(), chunk: doc.save(), row: record.row() });
+            appends.push(Append {
+                id: record.id(),
+                chunk: doc.save(),
+                row: Some(record.row()),
+                outbox: self.outbox.get(),
+            });
         }
         self.storage.append(&appends).await?;
         Ok(())
+    }
+
+    /// Merges changes received from another replica into the record's
+    /// document and stores them with the record's new row. Applying the same
+    /// changes twice is harmless (Automerge ignores changes it has).
+    /// `handle` is the hydrated document when the caller holds one.
+    ///
+    /// # Errors
+    /// [`ApplyError::Undecodable`] when the bytes are not Automerge changes
+    /// (nothing is stored); storage errors otherwise.
+    pub async fn apply_remote(
+        &self,
+        id: RecordId,
+        handle: Option<&mut DocHandle>,
+        bytes: &[u8],
+        now: Timestamp,
+    ) -> Result<Option<Row>, ApplyError> {
+        // Check first: the incremental load would skip bad bytes.
+        crate::chunks::check(bytes).map_err(|e| ApplyError::Undecodable(e.to_string()))?;
+        let mut loaded;
+        let handle = match handle {
+            Some(h) => h,
+            None => {
+                loaded = match self.open_doc(id, now).await {
+                    Ok(h) => h,
+                    Err(OpenError::NotFound(_)) => DocHandle {
+                        id,
+                        doc: AutoCommit::new().with_actor(self.actor.clone()),
+                        persisted: Vec::new(),
+                        chunks: 0,
+                    },
+                    Err(OpenError::Storage(e)) => return Err(ApplyError::Storage(e)),
+                    Err(e @ OpenError::Corrupt { .. }) => return Err(ApplyError::Corrupt(e.to_string())),
+                };
+                &mut loaded
+            }
+        };
+        let before = handle.doc.get_heads();
+        handle.doc.load_incremental(bytes).map_err(|e| ApplyError::Undecodable(e.to_string()))?;
+        let after = handle.doc.get_heads();
+        if before == after {
+            return Ok(None);
+        }
+        // Changes whose dependencies have not arrived yet leave the document
+        // unreadable as a record for now; the bytes are stored all the same.
+        let row = materialise(&handle.doc).ok();
+        let chunk = handle.doc.save_after(&handle.persisted);
+        self.storage.append(&[Append { id, chunk, row: row.clone(), outbox: false }]).await?;
+        handle.persisted = after;
+        handle.chunks += 1;
+        Ok(row)
     }
 
     async fn set_aside(&self, id: RecordId, reason: &str, now: Timestamp) -> OpenError {
@@ -206,19 +273,51 @@ impl<S: Storage> Repo<S> {
 
 /// Rebuilds a document from its snapshot and chunks.
 ///
-/// Loading is strict: Automerge's incremental load skips a chunk it cannot
-/// parse, which would hide corruption and lose edits silently, so the bytes
-/// are loaded as one buffer that must parse completely.
+/// Every byte is checked first ([`crate::chunks::check`]): Automerge's
+/// incremental load skips a chunk it cannot parse, which would hide
+/// corruption and lose edits silently.
 ///
 /// # Errors
 /// [`DecodeError::Automerge`] when any of the bytes are not Automerge data.
 pub fn hydrate(snapshot: Option<&[u8]>, chunks: &[Vec<u8>]) -> Result<AutoCommit, DecodeError> {
-    let len = snapshot.map_or(0, <[u8]>::len) + chunks.iter().map(Vec::len).sum::<usize>();
-    let mut bytes = Vec::with_capacity(len);
-    bytes.extend_from_slice(snapshot.unwrap_or_default());
-    chunks.iter().for_each(|c| bytes.extend_from_slice(c));
-    let options = LoadOptions::new().on_partial_load(OnPartialLoad::Error).verification_mode(VerificationMode::Check);
-    Ok(AutoCommit::load_with_options(&bytes, options)?)
+    let mut doc = match snapshot {
+        Some(bytes) => {
+            crate::chunks::check(bytes)?;
+            AutoCommit::load(bytes)?
+        }
+        None => AutoCommit::new(),
+    };
+    for chunk in chunks {
+        crate::chunks::check(chunk)?;
+        doc.load_incremental(chunk)?;
+    }
+    Ok(doc)
+}
+
+/// The row of any record document, whatever its kind.
+///
+/// # Errors
+/// [`DecodeError`] when the document is not a readable record.
+pub fn materialise(doc: &AutoCommit) -> Result<Row, DecodeError> {
+    let kind = crate::doc::req_str(doc, &automerge::ROOT, "kind")?;
+    match kind.parse::<crate::record::RecordKind>() {
+        Ok(crate::record::RecordKind::Contact) => Ok(crate::contact::Contact::from_doc(doc)?.row()),
+        Ok(crate::record::RecordKind::Workspace) => Ok(crate::workspace::Workspace::from_doc(doc)?.row()),
+        _ => Err(DecodeError::Invalid {
+            field: "kind".into(),
+            reason: format!("this app cannot read {kind:?} records yet"),
+        }),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    #[error("received changes are not valid Automerge data: {0}")]
+    Undecodable(String),
+    #[error("{0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 #[cfg(test)]
@@ -353,6 +452,91 @@ mod tests {
             let mut h = repo.create(&c).await.unwrap();
             let actor = h.doc_mut().get_changes(&[]).first().map(|ch| ch.actor_id().clone()).unwrap();
             assert_eq!(actor_member(&actor), Some(me()));
+        });
+    }
+
+    #[test]
+    fn local_edits_are_queued_only_while_sync_is_on() {
+        block_on(async {
+            let repo = repo();
+            let mut c = contact(1, "Ada");
+            let mut h = repo.create(&c).await.unwrap();
+            assert!(repo.storage().outbox(10).await.unwrap().is_empty());
+            repo.set_outbox(true);
+            c.title = "Countess".into();
+            repo.save(&mut h, &c).await.unwrap();
+            let queued = repo.storage().outbox(10).await.unwrap();
+            assert_eq!(queued.len(), 1);
+            assert_eq!(queued[0].id, c.id);
+        });
+    }
+
+    #[test]
+    fn edits_compacted_while_queued_still_reach_the_outbox() {
+        block_on(async {
+            let repo = repo();
+            repo.set_outbox(true);
+            let mut c = contact(1, "Ada");
+            let mut h = repo.create(&c).await.unwrap();
+            for i in 0..COMPACT_AFTER_CHUNKS + 2 {
+                c.title = format!("t{i}");
+                repo.save(&mut h, &c).await.unwrap();
+            }
+            let other = Repo::new(MemoryStorage::new(), session_actor(MemberId::from_bytes([2; 16]), [1; 8]));
+            for e in repo.storage().outbox(1000).await.unwrap() {
+                other.apply_remote(e.id, None, &e.bytes, NOW).await.unwrap();
+            }
+            let (_, copy) = other.open::<Contact>(c.id, NOW).await.unwrap();
+            assert_eq!(copy, c, "the outbox alone rebuilds the record elsewhere");
+        });
+    }
+
+    #[test]
+    fn remote_changes_merge_into_the_local_copy_and_applying_twice_is_harmless() {
+        block_on(async {
+            let a = repo();
+            a.set_outbox(true);
+            let b = Repo::new(MemoryStorage::new(), session_actor(MemberId::from_bytes([2; 16]), [1; 8]));
+            b.set_outbox(true);
+            let mut c = contact(1, "Ada");
+            a.create(&c).await.unwrap();
+            let from_a = a.storage().outbox(10).await.unwrap();
+            for e in &from_a {
+                let row = b.apply_remote(e.id, None, &e.bytes, NOW).await.unwrap();
+                assert_eq!(row.unwrap().title, "Ada");
+            }
+            assert!(b.storage().outbox(10).await.unwrap().is_empty(), "received changes are not sent back");
+            assert_eq!(
+                b.apply_remote(c.id, None, &from_a[0].bytes, NOW).await.unwrap(),
+                None,
+                "a duplicate changes nothing"
+            );
+
+            // B edits another field; A receives it and both fields survive.
+            let (mut hb, mut cb) = b.open::<Contact>(c.id, NOW).await.unwrap();
+            cb.company_name = "Engines".into();
+            b.save(&mut hb, &cb).await.unwrap();
+            let (mut ha, _) = a.open::<Contact>(c.id, NOW).await.unwrap();
+            c.title = "Countess".into();
+            a.save(&mut ha, &c).await.unwrap();
+            for e in b.storage().outbox(10).await.unwrap() {
+                a.apply_remote(e.id, Some(&mut ha), &e.bytes, NOW).await.unwrap();
+            }
+            let (_, merged) = a.open::<Contact>(c.id, NOW).await.unwrap();
+            assert_eq!((merged.title.as_str(), merged.company_name.as_str()), ("Countess", "Engines"));
+            let rows = a.storage().rows().await.unwrap().rows;
+            assert_eq!(rows[0].subtitle, "Countess at Engines", "the row reflects the merge");
+        });
+    }
+
+    #[test]
+    fn bytes_that_are_not_changes_are_refused_and_nothing_is_stored() {
+        block_on(async {
+            let repo = repo();
+            let id = RecordId::from_bytes([4; 16]);
+            let err = repo.apply_remote(id, None, b"\x85\x6f\x4a\x83 not automerge", NOW).await.unwrap_err();
+            assert!(matches!(err, ApplyError::Undecodable(_)));
+            assert_eq!(repo.storage().load(id).await.unwrap(), None);
         });
     }
 

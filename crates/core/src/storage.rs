@@ -8,6 +8,11 @@
 //! one atomic write, so a row never describes changes that are not stored.
 //! Compaction replaces snapshot and chunks with one new snapshot, also
 //! atomically.
+//!
+//! The outbox holds local changes that the sync engine has not yet seen
+//! acknowledged by the relay. An outbox entry is written in the same
+//! transaction as the edit it carries, so an edit is never durable locally
+//! yet forgotten by sync; it is deleted only when the relay acknowledged it.
 
 pub mod conformance;
 pub mod memory;
@@ -34,7 +39,21 @@ impl StoredDoc {
 pub struct Append {
     pub id: RecordId,
     pub chunk: Vec<u8>,
-    pub row: Row,
+    /// The record's new row; `None` leaves the row as it is (changes
+    /// received before the record is readable).
+    pub row: Option<Row>,
+    /// Also queue the chunk in the outbox for sync (local edits while sync
+    /// is on; never for changes received from sync).
+    pub outbox: bool,
+}
+
+/// A local change waiting to be acknowledged by the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Position in the outbox; entries come back in this order.
+    pub seq: u64,
+    pub id: RecordId,
+    pub bytes: Vec<u8>,
 }
 
 /// A record set aside because its stored bytes could not be read.
@@ -96,14 +115,40 @@ pub trait Storage {
     async fn append(&self, appends: &[Append]) -> Result<(), StorageError>;
 
     /// Replaces the document's snapshot and all its chunks with `snapshot`
-    /// and its row with `row`, atomically.
+    /// and its row with `row`, atomically; `outbox`, when given, is queued
+    /// in the same transaction (the local change the compaction includes).
     ///
     /// # Errors
     /// As [`Storage::append`]; the previous bytes stay intact on error.
-    async fn compact(&self, id: RecordId, snapshot: &[u8], row: &Row) -> Result<(), StorageError>;
+    async fn compact(
+        &self,
+        id: RecordId,
+        snapshot: &[u8],
+        row: &Row,
+        outbox: Option<&[u8]>,
+    ) -> Result<(), StorageError>;
 
-    /// Removes every byte stored for the document: snapshot, chunks, row and
-    /// any quarantine entry.
+    /// Queues bytes for sync without storing them as chunks (the first
+    /// upload of records that existed before sync was turned on).
+    ///
+    /// # Errors
+    /// [`StorageError::WriteFailed`] or [`StorageError::QuotaExceeded`].
+    async fn enqueue(&self, entries: &[(RecordId, Vec<u8>)]) -> Result<(), StorageError>;
+
+    /// Up to `limit` outbox entries, oldest first.
+    ///
+    /// # Errors
+    /// [`StorageError::ReadFailed`].
+    async fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StorageError>;
+
+    /// Deletes acknowledged outbox entries (unknown seqs are ignored).
+    ///
+    /// # Errors
+    /// [`StorageError::WriteFailed`].
+    async fn ack_outbox(&self, seqs: &[u64]) -> Result<(), StorageError>;
+
+    /// Removes every byte stored for the document: snapshot, chunks, row,
+    /// outbox entries and any quarantine entry.
     ///
     /// # Errors
     /// [`StorageError::WriteFailed`].

@@ -7,7 +7,7 @@
 
 use std::future::Future;
 
-use super::{Append, Quarantined, Storage};
+use super::{Append, OutboxEntry, Quarantined, Storage};
 use crate::ids::RecordId;
 use crate::record::{RecordKind, Row};
 use crate::Timestamp;
@@ -30,7 +30,7 @@ fn row(n: u8, title: &str) -> Row {
 }
 
 fn append(n: u8, chunk: &[u8], title: &str) -> Append {
-    Append { id: id(n), chunk: chunk.to_vec(), row: row(n, title) }
+    Append { id: id(n), chunk: chunk.to_vec(), row: Some(row(n, title)), outbox: false }
 }
 
 /// Runs every check, each on a fresh store.
@@ -47,6 +47,7 @@ where
     removal_deletes_every_byte_of_one_document_only(fresh().await).await;
     quarantine_entries_are_kept(fresh().await).await;
     metadata_round_trips_and_overwrites(fresh().await).await;
+    outbox_entries_are_written_with_their_edit_and_kept_until_acknowledged(fresh().await).await;
 }
 
 pub async fn a_new_store_is_empty<S: Storage>(s: S) {
@@ -67,6 +68,10 @@ pub async fn appended_chunks_load_in_order_with_their_row<S: Storage>(s: S) {
     let rows = s.rows().await.expect("rows").rows;
     assert_eq!(rows.len(), 1, "appending replaces the row instead of adding one");
     assert_eq!(rows[0].title, "Ada Lovelace", "the row is the latest one written");
+    s.append(&[Append { row: None, ..append(1, b"four", "ignored") }]).await.expect("append without a row");
+    let rows = s.rows().await.expect("rows").rows;
+    assert_eq!(rows[0].title, "Ada Lovelace", "an append without a row keeps the row");
+    assert_eq!(s.load(id(1)).await.expect("load").expect("stored").chunks.len(), 4);
 }
 
 pub async fn a_batch_of_appends_lands_together<S: Storage>(s: S) {
@@ -83,7 +88,7 @@ pub async fn compaction_replaces_chunks_with_one_snapshot<S: Storage>(s: S) {
     s.append(&[append(1, b"c1", "A")]).await.expect("append");
     s.append(&[append(1, b"c2", "A")]).await.expect("append");
     s.append(&[append(2, b"other", "B")]).await.expect("append");
-    s.compact(id(1), b"snap", &row(1, "A compacted")).await.expect("compact");
+    s.compact(id(1), b"snap", &row(1, "A compacted"), None).await.expect("compact");
     let doc = s.load(id(1)).await.expect("load").expect("stored");
     assert_eq!(doc.snapshot.as_deref(), Some(&b"snap"[..]), "the snapshot is stored");
     assert!(doc.chunks.is_empty(), "compaction removes the chunks it covers");
@@ -96,7 +101,7 @@ pub async fn compaction_replaces_chunks_with_one_snapshot<S: Storage>(s: S) {
 
 pub async fn removal_deletes_every_byte_of_one_document_only<S: Storage>(s: S) {
     s.append(&[append(1, b"c1", "A"), append(2, b"c2", "B")]).await.expect("append");
-    s.compact(id(1), b"snap", &row(1, "A")).await.expect("compact");
+    s.compact(id(1), b"snap", &row(1, "A"), None).await.expect("compact");
     s.append(&[append(1, b"c3", "A")]).await.expect("append");
     s.quarantine(&Quarantined { key: id(1).to_string(), reason: "r".into(), at: Timestamp::default() })
         .await
@@ -118,4 +123,42 @@ pub async fn metadata_round_trips_and_overwrites<S: Storage>(s: S) {
     s.put_meta("actor", b"one").await.expect("put");
     s.put_meta("actor", b"two").await.expect("overwrite");
     assert_eq!(s.get_meta("actor").await.expect("get").as_deref(), Some(&b"two"[..]));
+}
+
+pub async fn outbox_entries_are_written_with_their_edit_and_kept_until_acknowledged<S: Storage>(s: S) {
+    let queued = |n: u8, chunk: &[u8]| Append { outbox: true, ..append(n, chunk, "x") };
+    s.append(&[queued(1, b"a1"), append(2, b"remote", "y")]).await.expect("append");
+    s.append(&[queued(2, b"b1")]).await.expect("append");
+    s.compact(id(1), b"snap", &row(1, "x"), Some(b"a2")).await.expect("compact with outbox");
+    let entries = s.outbox(10).await.expect("outbox");
+    let got: Vec<(RecordId, Vec<u8>)> = entries.iter().map(|e| (e.id, e.bytes.clone())).collect();
+    assert_eq!(
+        got,
+        vec![(id(1), b"a1".to_vec()), (id(2), b"b1".to_vec()), (id(1), b"a2".to_vec())],
+        "only local edits are queued, oldest first, and compaction keeps them"
+    );
+    assert!(entries.windows(2).all(|w| w[0].seq < w[1].seq), "seqs increase");
+    assert_eq!(s.outbox(1).await.expect("limit").len(), 1, "the limit is respected");
+
+    s.ack_outbox(&[entries[0].seq, 999_999]).await.expect("ack");
+    let left: Vec<OutboxEntry> = s.outbox(10).await.expect("outbox");
+    assert_eq!(left, entries[1..].to_vec(), "acknowledged entries go, unknown seqs are ignored");
+
+    s.enqueue(&[(id(3), b"c-full".to_vec())]).await.expect("enqueue");
+    let left = s.outbox(10).await.expect("outbox");
+    assert_eq!(
+        left.last().map(|e| (e.id, e.bytes.clone())),
+        Some((id(3), b"c-full".to_vec())),
+        "enqueued bytes come last"
+    );
+    assert_eq!(s.load(id(3)).await.expect("load"), None, "enqueued bytes are not stored as chunks");
+
+    s.remove(id(2)).await.expect("remove");
+    s.remove(id(3)).await.expect("remove");
+    let left = s.outbox(10).await.expect("outbox");
+    assert_eq!(
+        left.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![id(1)],
+        "removal clears the record's outbox entries"
+    );
 }

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use super::{decode_row, encode_row, Append, Quarantined, RowsLoad, Storage, StorageError, StoredDoc};
+use super::{decode_row, encode_row, Append, OutboxEntry, Quarantined, RowsLoad, Storage, StorageError, StoredDoc};
 use crate::ids::RecordId;
 use crate::record::Row;
 
@@ -16,6 +16,7 @@ struct Inner {
     next_seq: u64,
     rows: BTreeMap<String, String>,
     quarantine: BTreeMap<String, Quarantined>,
+    outbox: BTreeMap<u64, (RecordId, Vec<u8>)>,
     meta: BTreeMap<String, Vec<u8>>,
     /// When set, every write fails with this error (simulates a full disk).
     fail_writes: Option<StorageError>,
@@ -66,6 +67,7 @@ impl MemoryStorage {
         inner.snapshots.values().for_each(|v| out.extend_from_slice(v));
         inner.chunks.values().for_each(|v| out.extend_from_slice(v));
         inner.rows.values().for_each(|v| out.extend_from_slice(v.as_bytes()));
+        inner.outbox.values().for_each(|(_, v)| out.extend_from_slice(v));
         out
     }
 
@@ -106,14 +108,30 @@ impl Storage for MemoryStorage {
             let seq = inner.next_seq;
             inner.next_seq += 1;
             inner.chunks.insert((a.id, seq), a.chunk.clone());
-            inner.rows.insert(a.id.to_string(), encode_row(&a.row));
+            if let Some(row) = &a.row {
+                inner.rows.insert(a.id.to_string(), encode_row(row));
+            }
+            if a.outbox {
+                inner.outbox.insert(seq, (a.id, a.chunk.clone()));
+            }
         }
         Ok(())
     }
 
-    async fn compact(&self, id: RecordId, snapshot: &[u8], row: &Row) -> Result<(), StorageError> {
+    async fn compact(
+        &self,
+        id: RecordId,
+        snapshot: &[u8],
+        row: &Row,
+        outbox: Option<&[u8]>,
+    ) -> Result<(), StorageError> {
         self.check_writable()?;
         let mut inner = self.inner.borrow_mut();
+        if let Some(bytes) = outbox {
+            let seq = inner.next_seq;
+            inner.next_seq += 1;
+            inner.outbox.insert(seq, (id, bytes.to_vec()));
+        }
         let keys: Vec<_> = inner.chunks.range((id, 0)..=(id, u64::MAX)).map(|(k, _)| *k).collect();
         for k in keys {
             inner.chunks.remove(&k);
@@ -131,8 +149,39 @@ impl Storage for MemoryStorage {
             inner.chunks.remove(&k);
         }
         inner.snapshots.remove(&id);
+        inner.outbox.retain(|_, (doc, _)| *doc != id);
         inner.rows.remove(&id.to_string());
         inner.quarantine.remove(&id.to_string());
+        Ok(())
+    }
+
+    async fn enqueue(&self, entries: &[(RecordId, Vec<u8>)]) -> Result<(), StorageError> {
+        self.check_writable()?;
+        let mut inner = self.inner.borrow_mut();
+        for (id, bytes) in entries {
+            let seq = inner.next_seq;
+            inner.next_seq += 1;
+            inner.outbox.insert(seq, (*id, bytes.clone()));
+        }
+        Ok(())
+    }
+
+    async fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StorageError> {
+        let inner = self.inner.borrow();
+        Ok(inner
+            .outbox
+            .iter()
+            .take(limit)
+            .map(|(seq, (id, bytes))| OutboxEntry { seq: *seq, id: *id, bytes: bytes.clone() })
+            .collect())
+    }
+
+    async fn ack_outbox(&self, seqs: &[u64]) -> Result<(), StorageError> {
+        self.check_writable()?;
+        let mut inner = self.inner.borrow_mut();
+        for seq in seqs {
+            inner.outbox.remove(seq);
+        }
         Ok(())
     }
 
