@@ -55,3 +55,27 @@ pub fn focus_first_invalid() {
         let _ = el.focus();
     }
 }
+
+/// The path the app is served under, without a trailing slash ("" at the
+/// root, "/crm" under a sub-path). Read once from the document's `<base>`,
+/// which the build sets to the public URL, so one build works wherever its
+/// `<base>` says.
+pub fn base_path() -> &'static str {
+    thread_local! {
+        static BASE: &'static str = {
+            let path = web_sys::window()
+                .and_then(|w| w.document())
+                .and_then(|d| d.base_uri().ok().flatten())
+                .and_then(|uri| web_sys::Url::new(&uri).ok())
+                .map(|u| u.pathname())
+                .unwrap_or_default();
+            Box::leak(path.trim_end_matches('/').to_owned().into_boxed_str())
+        };
+    }
+    BASE.with(|b| *b)
+}
+
+/// An in-app link target under [`base_path`].
+pub fn href(path: &str) -> String {
+    format!("{}{path}", base_path())
+}

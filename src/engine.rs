@@ -18,7 +18,7 @@ use rapport_idb::IdbStorage;
 
 use crate::browser;
 
-const DB_NAME: &str = "rapport";
+pub const DB_NAME: &str = "rapport";
 const META_MEMBER: &str = "member_id";
 const META_WORKSPACE: &str = "workspace_id";
 
@@ -148,6 +148,27 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// Drops the hydrated copy of records changed elsewhere (another tab,
+    /// sync) and returns their fresh rows from storage. A record with
+    /// unsaved local edits keeps its hydrated copy: dropping it would lose them.
+    pub async fn refresh(&self, ids: &[RecordId]) -> Vec<Row> {
+        let mut handles = self.handles.lock().await;
+        let mut rows = Vec::new();
+        for id in ids {
+            if self.unsaved.borrow().contains_key(id) {
+                continue;
+            }
+            handles.remove(id);
+            if let Ok(handle) = self.repo.open_doc(*id, browser::now()).await {
+                if let Ok(row) = rapport_core::repo::materialise(handle.doc()) {
+                    rows.push(row);
+                }
+                handles.insert(*id, handle);
+            }
+        }
+        rows
     }
 
     /// Records with edits not yet in storage.

@@ -7,6 +7,7 @@
 mod browser;
 mod engine;
 mod state;
+mod tabs;
 mod views;
 
 use leptos::prelude::*;
@@ -18,6 +19,8 @@ fn main() {
         match engine::Engine::boot().await {
             Ok(booted) => {
                 let state = state::AppState::new(booted.engine, booted.workspace, booted.rows, booted.quarantined);
+                let channel = tabs::TabChannel::open(engine::DB_NAME, move |ids| state.take_external(ids));
+                state.tabs.set_value(channel.map(std::rc::Rc::new));
                 clear_loading();
                 leptos::mount::mount_to_body(move || {
                     provide_context(state);

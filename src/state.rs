@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use rapport_core::ids::RecordId;
 use rapport_core::record::{Record, Row};
 use rapport_core::repo::SaveError;
 use rapport_core::search::RowIndex;
@@ -40,6 +41,10 @@ pub struct AppState {
     pub save: RwSignal<SaveState>,
     pub quarantined: RwSignal<Vec<Quarantined>>,
     pub toast: RwSignal<Option<Toast>, LocalStorage>,
+    /// Records changed outside this tab's own edits (another tab, sync),
+    /// with a counter so that views showing one of them reload it.
+    pub external: RwSignal<(u64, Vec<RecordId>)>,
+    pub tabs: StoredValue<Option<Rc<crate::tabs::TabChannel>>, LocalStorage>,
 }
 
 impl AppState {
@@ -51,6 +56,8 @@ impl AppState {
             save: RwSignal::new(SaveState::Idle),
             quarantined: RwSignal::new(quarantined),
             toast: RwSignal::new_local(None),
+            external: RwSignal::new((0, Vec::new())),
+            tabs: StoredValue::new_local(None),
         }
     }
 
@@ -67,6 +74,9 @@ impl AppState {
         match result {
             Ok(row) => {
                 self.index.update(|i| i.upsert(row.clone()));
+                if let Some(tabs) = self.tabs.get_value() {
+                    tabs.announce(&[row.id]);
+                }
                 self.save.set(if engine.unsaved() == 0 { SaveState::Saved } else { self.save.get_untracked() });
                 Ok(row)
             }
@@ -80,6 +90,29 @@ impl AppState {
                 Err(message)
             }
         }
+    }
+
+    /// Brings records changed elsewhere into this tab: fresh rows for the
+    /// list, and a signal for views showing one of them.
+    pub fn take_external(self, ids: Vec<RecordId>) {
+        spawn_local(async move {
+            let rows = self.engine().refresh(&ids).await;
+            let workspace_id = self.workspace.with_untracked(|w| w.id);
+            if ids.contains(&workspace_id) {
+                if let Ok((ws, _)) = self.engine().open::<Workspace>(workspace_id).await {
+                    self.workspace.set(ws);
+                }
+            }
+            self.index.update(|i| {
+                for row in rows.into_iter().filter(|r| r.kind != rapport_core::record::RecordKind::Workspace) {
+                    i.upsert(row);
+                }
+            });
+            self.external.update(|(n, changed)| {
+                *n += 1;
+                *changed = ids;
+            });
+        });
     }
 
     /// Retries every edit that failed to save.

@@ -230,7 +230,7 @@ fn ContactEditor(existing: Option<Contact>) -> impl IntoView {
                     <button type="submit" class="btn primary" disabled=move || busy.get()>
                         {move || if busy.get() { "Saving…" } else if is_new { "Create contact" } else { "Save changes" }}
                     </button>
-                    <a class="btn" href=cancel_href>"Cancel"</a>
+                    <a class="btn" href=browser::href(&cancel_href)>"Cancel"</a>
                 </div>
             </form>
         </section>

@@ -21,9 +21,17 @@ pub fn ContactPage() -> impl IntoView {
     let app = use_app();
     let params = use_params_map();
     let reload = RwSignal::new(0u32);
+    let id_param = move || params.with(|p| p.get("id").unwrap_or_default());
+    // Reload when another tab or sync changed this record.
+    let external = Memo::new(move |_| {
+        let (n, ids) = app.external.get();
+        let id = id_param();
+        ids.iter().any(|i| i.to_string() == id).then_some(n)
+    });
     let loaded = LocalResource::new(move || {
         reload.track();
-        let id = params.with(|p| p.get("id").unwrap_or_default());
+        external.track();
+        let id = id_param();
         async move {
             let id: RecordId = id.parse().map_err(|_| OpenError::NotFound(RecordId::from_bytes([0; 16])))?;
             let result = app.engine().open::<Contact>(id).await;
@@ -66,7 +74,7 @@ fn OpenFailure(error: OpenError) -> impl IntoView {
                 <p>{advice}</p>
                 {detail.map(|d| view! { <details><summary>"Technical detail"</summary><code>{d}</code></details> })}
             </div>
-            <a class="btn" href="/contacts">"Back to contacts"</a>
+            <a class="btn" href=browser::href("/contacts")>"Back to contacts"</a>
         </section>
     }
 }
@@ -140,7 +148,7 @@ fn ContactView(contact: Contact, conflicts: Vec<FieldConflict>, reload: RwSignal
                     <p class="muted">{c.row().subtitle}</p>
                 </div>
                 <div class="head-actions">
-                    <a class="btn primary" href=format!("/contacts/{id}/edit")>"Edit"</a>
+                    <a class="btn primary" href=browser::href(&format!("/contacts/{id}/edit"))>"Edit"</a>
                     <button class="btn danger" on:click=on_delete>"Delete"</button>
                 </div>
             </div>

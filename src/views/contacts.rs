@@ -6,6 +6,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use rapport_core::record::RecordKind;
 use rapport_core::search::{Query, Sort, SortKey};
 
+use crate::browser;
 use crate::state::use_app;
 
 /// Fixed row height (px) that the window arithmetic relies on; the CSS
@@ -136,7 +137,7 @@ pub fn ContactList() -> impl IntoView {
                         if shown == all { format!("{all} total") } else { format!("{shown} of {all}") }
                     }}
                 </span>
-                <a class="btn primary" href="/contacts/new">"New contact"</a>
+                <a class="btn primary" href=browser::href("/contacts/new")>"New contact"</a>
             </div>
             <div class="toolbar" role="search">
                 <label class="search">
@@ -185,7 +186,7 @@ pub fn ContactList() -> impl IntoView {
                         <div class="empty" data-testid="empty-contacts">
                             <h2>"No contacts yet"</h2>
                             <p>"Contacts you add are kept on this device and work offline."</p>
-                            <a class="btn primary" href="/contacts/new">"Add your first contact"</a>
+                            <a class="btn primary" href=browser::href("/contacts/new")>"Add your first contact"</a>
                         </div>
                     }.into_any()
                 } else if matches.with(Vec::is_empty) {
@@ -224,7 +225,7 @@ pub fn ContactList() -> impl IntoView {
                         key=|(i, pos)| (*i, *pos)
                         children=move |(i, pos)| {
                             let row = app.index.with_untracked(|idx| idx.row_at(pos).clone());
-                            let href = format!("/contacts/{}", row.id);
+                            let href = browser::href(&format!("/contacts/{}", row.id));
                             let owner = member_name(row.column("owner"));
                             view! {
                                 <a

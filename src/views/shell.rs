@@ -8,6 +8,7 @@ use super::contact_form::{EditContact, NewContact};
 use super::contact_page::ContactPage;
 use super::contacts::ContactList;
 use super::settings::Settings;
+use crate::browser;
 use crate::state::{use_app, SaveState};
 
 #[component]
@@ -20,11 +21,11 @@ pub fn App() -> impl IntoView {
         }
     });
     view! {
-        <Router>
+        <Router base=browser::base_path()>
             <a class="skip-link" href="#main">"Skip to content"</a>
             <div class="app">
                 <header class="topbar">
-                    <a class="brand" href="/contacts" aria-label="Rapport home">
+                    <a class="brand" href=browser::href("/contacts") aria-label="Rapport home">
                         <span class="brand-mark" aria-hidden="true">"R"</span>
                         <span class="brand-name">"Rapport"</span>
                     </a>
@@ -87,7 +88,7 @@ fn QuarantineBanner() -> impl IntoView {
             view! {
                 <div class="banner warn" role="alert" data-testid="quarantine-banner">
                     {format!("{n} {noun} could not be read from this device's storage and {} set aside. Everything else is fine. ", if n == 1 { "was" } else { "were" })}
-                    <a href="/settings#storage">"See details"</a>
+                    <a href=browser::href("/settings#storage")>"See details"</a>
                 </div>
             }
         })
@@ -121,7 +122,7 @@ fn NotFound() -> impl IntoView {
         <section class="empty">
             <h1>"Page not found"</h1>
             <p>"There is nothing at this address."</p>
-            <a class="btn primary" href="/contacts">"Go to contacts"</a>
+            <a class="btn primary" href=browser::href("/contacts")>"Go to contacts"</a>
         </section>
     }
 }

@@ -157,3 +157,28 @@ test('keyboard alone: search, move through the list, open a contact', async () =
   await page.getByRole('heading', { name: 'Alan Turing' }).waitFor();
   await context.close();
 });
+
+test('two tabs of one browser see each other’s edits at once', async () => {
+  const context = await browser.newContext();
+  const a = await newPage(context);
+  await a.goto(`${server.url}/contacts`);
+  await a.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
+  const b = await newPage(context);
+  await b.goto(`${server.url}/contacts`);
+  await b.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
+
+  await a.getByRole('link', { name: 'New contact' }).click();
+  await a.getByLabel('Given name').fill('Tabby');
+  await a.getByLabel('Family name').fill('Shared');
+  await a.getByRole('button', { name: 'Create contact' }).click();
+  await a.getByRole('heading', { name: 'Tabby Shared' }).waitFor();
+
+  // B shows the new contact without a reload, then follows an edit to its consent.
+  await b.getByRole('listitem').filter({ hasText: 'Tabby Shared' }).click();
+  await b.getByRole('heading', { name: 'Tabby Shared' }).waitFor();
+  await a.getByRole('button', { name: 'Grant Phone and SMS' }).click();
+  await a.getByRole('dialog').getByRole('button', { name: 'Record consent' }).click();
+  await eventually(async () => assert.equal(await statusOf(b, 'Phone and SMS'), 'Granted'));
+  assert.deepEqual([...a.errors, ...b.errors], []);
+  await context.close();
+});

@@ -3,10 +3,12 @@
 //!
 //! It keeps, per record, an optional compacted Automerge snapshot, the
 //! incremental change chunks written since, and the materialised row the
-//! lists and search read. An edit's chunk and its row land in one readwrite
-//! transaction, and [`Storage::append`] returns only once that transaction
-//! has committed, so whatever the UI shows as saved survives a closed tab
-//! or a crash. The object stores and keys are described in [`schema`].
+//! lists and search read; and, for sync, an outbox of local changes the
+//! relay has not acknowledged yet. An edit's chunk, its row and its outbox
+//! entry land in one readwrite transaction, and [`Storage::append`] returns
+//! only once that transaction has committed, so whatever the UI shows as
+//! saved survives a closed tab or a crash, and is never saved yet forgotten
+//! by sync. The object stores and keys are described in [`schema`].
 //!
 //! A typical flow (in the browser):
 //! ```no_run
@@ -40,7 +42,8 @@
 //!
 //! Durability: writes use `durability: "strict"` transactions, so "committed"
 //! means flushed to disk, not only handed to the operating system. Removal
-//! deletes every value of a record through IndexedDB; like any database,
+//! deletes every value of a record through IndexedDB, its outbox entries
+//! included; like any database,
 //! the browser's engine may keep the old bytes in its files until it next
 //! compacts them.
 
@@ -59,13 +62,16 @@ use indexed_db_futures::database::Database;
 use indexed_db_futures::error::Error as IdbError;
 use indexed_db_futures::factory::DBFactory;
 use indexed_db_futures::internals::SystemRepr;
+use indexed_db_futures::object_store::ObjectStore;
 use indexed_db_futures::prelude::*;
 use indexed_db_futures::primitive::TryFromJs;
 use indexed_db_futures::transaction::{Transaction, TransactionDurability, TransactionMode, TransactionOptions};
 use indexed_db_futures::typed_array::{Uint8Array, Uint8ArraySlice};
 use rapport_core::ids::RecordId;
 use rapport_core::record::Row;
-use rapport_core::storage::{decode_row, encode_row, Append, Quarantined, RowsLoad, Storage, StorageError, StoredDoc};
+use rapport_core::storage::{
+    decode_row, encode_row, Append, OutboxEntry, Quarantined, RowsLoad, Storage, StorageError, StoredDoc,
+};
 use rapport_core::Timestamp;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -73,7 +79,10 @@ use wasm_bindgen_futures::spawn_local;
 
 use crate::blocked::{unless_blocked, BlockedSignal};
 use crate::error::{map_err, map_open, Op};
-use crate::schema::{chunk_key, chunk_range, CHUNKS, META, NEXT_CHUNK_SEQ, QUARANTINE, ROWS, SNAPSHOTS, STORES};
+use crate::schema::{
+    chunk_key, chunk_range, outbox_key, CHUNKS, META, NEXT_CHUNK_SEQ, OUTBOX, OUTBOX_BY_RECORD, OUTBOX_RECORD_FIELD,
+    QUARANTINE, ROWS, SNAPSHOTS, STORES,
+};
 
 /// A workspace's IndexedDB database, open. Dropping it closes the
 /// connection.
@@ -141,6 +150,34 @@ fn key_text(key: &JsValue) -> String {
     key.as_string().unwrap_or_else(|| format!("{key:?}"))
 }
 
+/// The database-wide sequence counter ([`NEXT_CHUNK_SEQ`]), read inside a
+/// write transaction that also holds [`META`].
+async fn read_counter(ctx: &Ctx, meta: &ObjectStore<'_>) -> Result<u64, StorageError> {
+    let counter = ctx.check(meta.get::<Uint8Array, _, _>(NEXT_CHUNK_SEQ).primitive())?;
+    let counter = ctx.check(counter.await)?;
+    schema::decode_seq(counter.as_ref().map(AsRef::as_ref)).map_err(StorageError::WriteFailed)
+}
+
+/// Stores the next free sequence number.
+fn write_counter(ctx: &Ctx, meta: &ObjectStore<'_>, next: u64) -> Result<(), StorageError> {
+    let next = next.to_be_bytes();
+    ctx.check(meta.put(Uint8ArraySlice::new(&next)).with_key(NEXT_CHUNK_SEQ).without_key_type().primitive())?;
+    Ok(())
+}
+
+/// The sequence number after `seq`.
+fn following(seq: u64) -> Result<u64, StorageError> {
+    seq.checked_add(1).ok_or_else(|| StorageError::WriteFailed("the chunk counter ran out of numbers".into()))
+}
+
+/// Queues `bytes` of record `id` as outbox entry `seq` (with `add`: an
+/// existing entry is never overwritten).
+fn queue(ctx: &Ctx, outbox: &ObjectStore<'_>, seq: u64, id: RecordId, bytes: &[u8]) -> Result<(), StorageError> {
+    let value = schema::encode_outbox(id, bytes).map_err(StorageError::WriteFailed)?;
+    ctx.check(outbox.add(value).with_key(outbox_key(seq)).without_key_type().primitive())?;
+    Ok(())
+}
+
 impl IdbStorage {
     /// Opens (creating or upgrading as needed) the database `db_name`.
     ///
@@ -148,7 +185,8 @@ impl IdbStorage {
     /// [`StorageError::Unavailable`] when IndexedDB is missing or switched
     /// off, the database was upgraded by a newer app version, another tab
     /// blocks the upgrade, or the database exists without Rapport's object
-    /// stores.
+    /// stores and indexes. Opening a version-1 database upgrades it in
+    /// place (it gains the outbox; stored data is kept).
     pub async fn open(db_name: &str) -> Result<Self, StorageError> {
         let blocked = BlockedSignal::new();
         let signal = Rc::clone(&blocked);
@@ -182,11 +220,10 @@ impl IdbStorage {
     }
 
     fn from_db(db: Database, name: &str) -> Result<Self, StorageError> {
-        let present: Vec<String> = db.object_store_names().collect();
-        if let Some(missing) = STORES.iter().find(|s| !present.iter().any(|p| p == *s)) {
+        if let Err(missing) = check_schema(&db) {
             db.close();
             return Err(StorageError::Unavailable(format!(
-                "the database {name:?} was not created by Rapport (it has no {missing:?} object store)"
+                "the database {name:?} was not created by Rapport (it has no {missing})"
             )));
         }
         let handle: web_sys::IdbDatabase = db.as_sys().clone().into();
@@ -298,15 +335,40 @@ impl IdbStorage {
 }
 
 /// The `upgradeneeded` handler: creates whatever store of the current
-/// schema the database lacks.
+/// schema the database lacks, with its indexes. Stores that exist keep
+/// their data (from version 1, this adds [`OUTBOX`]).
 fn create_missing_stores(db: &Database) -> indexed_db_futures::Result<()> {
     let present: Vec<String> = db.object_store_names().collect();
     for store in STORES {
-        if !present.iter().any(|p| p == store) {
-            db.create_object_store(store).build()?;
+        if present.iter().any(|p| p == store) {
+            continue;
+        }
+        let created = db.create_object_store(store).build()?;
+        if store == OUTBOX {
+            created.create_index(OUTBOX_BY_RECORD, OUTBOX_RECORD_FIELD.into()).build()?;
         }
     }
     Ok(())
+}
+
+/// Whether an opened database has every store and index of the schema;
+/// `Err` names the first one missing.
+fn check_schema(db: &Database) -> Result<(), String> {
+    let present: Vec<String> = db.object_store_names().collect();
+    if let Some(missing) = STORES.iter().find(|s| !present.iter().any(|p| p == *s)) {
+        return Err(format!("{missing:?} object store"));
+    }
+    let tx = db.transaction(OUTBOX).build().map_err(|e| e.to_string())?;
+    let store = tx.object_store(OUTBOX).map_err(|e| e.to_string())?;
+    let has_index = store.index_names().any(|n| n == OUTBOX_BY_RECORD);
+    // Nothing was requested: dropping the transaction just ends it.
+    drop(store);
+    drop(tx);
+    if has_index {
+        Ok(())
+    } else {
+        Err(format!("{OUTBOX_BY_RECORD:?} index on its {OUTBOX:?} store"))
+    }
 }
 
 impl Storage for IdbStorage {
@@ -353,30 +415,50 @@ impl Storage for IdbStorage {
         if appends.is_empty() {
             return Ok(());
         }
-        let (tx, ctx) = self.write_tx(&[CHUNKS, ROWS, META])?;
+        // The outbox joins the transaction only when something is queued, so
+        // applying received changes does not wait for the sync engine's reads.
+        let queues = appends.iter().any(|a| a.outbox);
+        let stores: &[&str] = if queues { &[CHUNKS, ROWS, META, OUTBOX] } else { &[CHUNKS, ROWS, META] };
+        let (tx, ctx) = self.write_tx(stores)?;
         let chunks = ctx.check(tx.object_store(CHUNKS))?;
         let rows = ctx.check(tx.object_store(ROWS))?;
         let meta = ctx.check(tx.object_store(META))?;
-        let counter = ctx.check(meta.get::<Uint8Array, _, _>(NEXT_CHUNK_SEQ).primitive())?;
-        let counter = ctx.check(counter.await)?;
-        let mut seq = schema::decode_seq(counter.as_ref().map(AsRef::as_ref)).map_err(StorageError::WriteFailed)?;
+        let outbox = if queues { Some(ctx.check(tx.object_store(OUTBOX))?) } else { None };
+        let mut seq = read_counter(&ctx, &meta).await?;
         // Requests go out when built; the commit below waits for all of them.
         for append in appends {
             let chunk = chunks.add(Uint8ArraySlice::new(&append.chunk)).with_key(chunk_key(append.id, seq));
             ctx.check(chunk.without_key_type().primitive())?;
-            let row = rows.put(encode_row(&append.row)).with_key(append.id.to_string());
-            ctx.check(row.without_key_type().primitive())?;
-            seq = seq
-                .checked_add(1)
-                .ok_or_else(|| StorageError::WriteFailed("the chunk counter ran out of numbers".into()))?;
+            if let Some(row) = &append.row {
+                let row = rows.put(encode_row(row)).with_key(append.id.to_string());
+                ctx.check(row.without_key_type().primitive())?;
+            }
+            if let (true, Some(outbox)) = (append.outbox, &outbox) {
+                queue(&ctx, outbox, seq, append.id, &append.chunk)?;
+            }
+            seq = following(seq)?;
         }
-        let next = seq.to_be_bytes();
-        ctx.check(meta.put(Uint8ArraySlice::new(&next)).with_key(NEXT_CHUNK_SEQ).without_key_type().primitive())?;
+        write_counter(&ctx, &meta, seq)?;
         ctx.commit(tx).await
     }
 
-    async fn compact(&self, id: RecordId, snapshot: &[u8], row: &Row) -> Result<(), StorageError> {
-        let (tx, ctx) = self.write_tx(&[SNAPSHOTS, CHUNKS, ROWS])?;
+    async fn compact(
+        &self,
+        id: RecordId,
+        snapshot: &[u8],
+        row: &Row,
+        outbox: Option<&[u8]>,
+    ) -> Result<(), StorageError> {
+        let stores: &[&str] =
+            if outbox.is_some() { &[SNAPSHOTS, CHUNKS, ROWS, META, OUTBOX] } else { &[SNAPSHOTS, CHUNKS, ROWS] };
+        let (tx, ctx) = self.write_tx(stores)?;
+        if let Some(bytes) = outbox {
+            let meta = ctx.check(tx.object_store(META))?;
+            let queue_store = ctx.check(tx.object_store(OUTBOX))?;
+            let seq = read_counter(&ctx, &meta).await?;
+            queue(&ctx, &queue_store, seq, id, bytes)?;
+            write_counter(&ctx, &meta, following(seq)?)?;
+        }
         let snapshots = ctx.check(tx.object_store(SNAPSHOTS))?;
         let chunks = ctx.check(tx.object_store(CHUNKS))?;
         let rows = ctx.check(tx.object_store(ROWS))?;
@@ -388,8 +470,60 @@ impl Storage for IdbStorage {
         ctx.commit(tx).await
     }
 
+    async fn enqueue(&self, entries: &[(RecordId, Vec<u8>)]) -> Result<(), StorageError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let (tx, ctx) = self.write_tx(&[META, OUTBOX])?;
+        let meta = ctx.check(tx.object_store(META))?;
+        let outbox = ctx.check(tx.object_store(OUTBOX))?;
+        let mut seq = read_counter(&ctx, &meta).await?;
+        for (id, bytes) in entries {
+            queue(&ctx, &outbox, seq, *id, bytes)?;
+            seq = following(seq)?;
+        }
+        write_counter(&ctx, &meta, seq)?;
+        ctx.commit(tx).await
+    }
+
+    async fn outbox(&self, limit: usize) -> Result<Vec<OutboxEntry>, StorageError> {
+        // `getAll` reads a count of 0 as "no limit".
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        let (tx, ctx) = self.read_tx(&[OUTBOX])?;
+        let store = ctx.check(tx.object_store(OUTBOX))?;
+        // Both requests see the same state: they run in one transaction.
+        let keys = ctx.check(store.get_all_keys::<JsValue>().with_limit(limit).primitive())?;
+        let values = ctx.check(store.get_all::<JsValue>().with_limit(limit).primitive())?;
+        let keys = ctx.check(keys.await)?;
+        let values = ctx.check(values.await)?;
+        let mut entries = Vec::with_capacity(values.len());
+        for (key, value) in keys.zip(values) {
+            let (key, value) = (ctx.check(key)?, ctx.check(value)?);
+            // A damaged entry is reported, never skipped: sync must not
+            // silently lose a change.
+            entries.push(schema::decode_outbox(&key, &value).map_err(StorageError::ReadFailed)?);
+        }
+        Ok(entries)
+    }
+
+    async fn ack_outbox(&self, seqs: &[u64]) -> Result<(), StorageError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let (tx, ctx) = self.write_tx(&[OUTBOX])?;
+        let store = ctx.check(tx.object_store(OUTBOX))?;
+        for seq in seqs {
+            // Deleting a key that is not stored succeeds: unknown seqs are ignored.
+            ctx.check(store.delete(outbox_key(*seq)).primitive())?;
+        }
+        ctx.commit(tx).await
+    }
+
     async fn remove(&self, id: RecordId) -> Result<(), StorageError> {
-        let (tx, ctx) = self.write_tx(&[SNAPSHOTS, CHUNKS, ROWS, QUARANTINE])?;
+        let (tx, ctx) = self.write_tx(&[SNAPSHOTS, CHUNKS, ROWS, QUARANTINE, OUTBOX])?;
         let key = id.to_string();
         for store in [SNAPSHOTS, ROWS, QUARANTINE] {
             let store = ctx.check(tx.object_store(store))?;
@@ -397,6 +531,12 @@ impl Storage for IdbStorage {
         }
         let chunks = ctx.check(tx.object_store(CHUNKS))?;
         ctx.check(chunks.delete::<String, _>(chunk_range(id)).primitive())?;
+        let outbox = ctx.check(tx.object_store(OUTBOX))?;
+        let by_record = ctx.check(outbox.index(OUTBOX_BY_RECORD))?;
+        let queued = ctx.check(by_record.get_all_keys::<JsValue>().with_query(key).primitive())?;
+        for seq_key in ctx.check(queued.await)? {
+            ctx.check(outbox.delete(ctx.check(seq_key)?).primitive())?;
+        }
         ctx.commit(tx).await
     }
 

@@ -65,18 +65,31 @@ impl IdbStorage {
             let keys = ctx.check(store.get_all_keys::<JsValue>().primitive())?;
             let values = ctx.check(store.get_all::<JsValue>().primitive())?;
             for item in ctx.check(keys.await)?.chain(ctx.check(values.await)?) {
-                let item = ctx.check(item)?;
-                if let Some(text) = item.as_string() {
-                    out.extend_from_slice(text.as_bytes());
-                } else if let Some(bytes) = item.dyn_ref::<js_sys::Uint8Array>() {
-                    out.extend_from_slice(&bytes.to_vec());
-                } else {
-                    return Err(StorageError::ReadFailed(format!(
-                        "{name} holds a value that is neither text nor bytes"
-                    )));
-                }
+                dump_value(&ctx.check(item)?, name, &mut out)?;
             }
         }
         Ok(out)
     }
+}
+
+/// Appends a stored value: text as UTF-8, bytes as they are, and each field
+/// of a plain object (outbox entries) the same way.
+fn dump_value(item: &JsValue, store: &str, out: &mut Vec<u8>) -> Result<(), StorageError> {
+    if let Some(text) = item.as_string() {
+        out.extend_from_slice(text.as_bytes());
+    } else if let Some(bytes) = item.dyn_ref::<js_sys::Uint8Array>() {
+        out.extend_from_slice(&bytes.to_vec());
+    } else if item.is_object() && !js_sys::Array::is_array(item) {
+        for field in js_sys::Object::values(item.unchecked_ref::<js_sys::Object>()).iter() {
+            if field.is_object() && field.dyn_ref::<js_sys::Uint8Array>().is_none() {
+                return Err(StorageError::ReadFailed(format!("{store} holds a nested object")));
+            }
+            dump_value(&field, store, out)?;
+        }
+    } else {
+        return Err(StorageError::ReadFailed(format!(
+            "{store} holds a value that is neither text, bytes nor an object"
+        )));
+    }
+    Ok(())
 }

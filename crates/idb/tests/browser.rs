@@ -5,13 +5,16 @@
 //! share an origin) and deletes it at the end.
 
 use indexed_db_futures::database::Database;
+use indexed_db_futures::prelude::*;
+use indexed_db_futures::transaction::TransactionMode;
+use indexed_db_futures::typed_array::Uint8ArraySlice;
 use rapport_core::contact::{Contact, Labeled};
 use rapport_core::ids::{EntryId, MemberId, RecordId};
 use rapport_core::record::{RecordKind, Row};
 use rapport_core::repo::{session_actor, OpenError, Repo, COMPACT_AFTER_CHUNKS};
-use rapport_core::storage::{Append, Quarantined, Storage, StorageError};
+use rapport_core::storage::{encode_row, Append, Quarantined, Storage, StorageError};
 use rapport_core::Timestamp;
-use rapport_idb::schema::NEXT_CHUNK_SEQ;
+use rapport_idb::schema::{chunk_key, NEXT_CHUNK_SEQ, OUTBOX, OUTBOX_BY_RECORD, SCHEMA_VERSION};
 use rapport_idb::IdbStorage;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -47,7 +50,11 @@ fn contact(n: u8, given: &str, family: &str, email: &str) -> Contact {
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    contains_bytes(haystack, needle.as_bytes())
+}
+
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn row(id: RecordId, title: String) -> Row {
@@ -158,6 +165,7 @@ async fn a_corrupted_chunk_in_indexeddb_quarantines_only_that_record() {
 async fn remove_leaves_no_byte_of_the_removed_record_in_any_object_store() {
     let name = fresh_name();
     let repo = repo(open(&name).await);
+    repo.set_outbox(true); // sync is on: every edit is also queued in the outbox
     let mut ada = contact(1, "Adalinda", "Quarrington", "adalinda.q@example.org");
     let grace = contact(2, "Grace", "Hopper", "grace@example.org");
     let mut handle = repo.create(&ada).await.expect("create Ada");
@@ -171,10 +179,16 @@ async fn remove_leaves_no_byte_of_the_removed_record_in_any_object_store() {
     assert!(stored.snapshot.is_some() && !stored.chunks.is_empty(), "Ada has a snapshot and chunks");
     let entry = Quarantined { key: ada.id.to_string(), reason: "checked by hand".into(), at: NOW };
     storage.quarantine(&entry).await.expect("quarantine");
+    let queued = storage.outbox(usize::MAX).await.expect("outbox");
+    let ada_queued: Vec<Vec<u8>> = queued.iter().filter(|e| e.id == ada.id).map(|e| e.bytes.clone()).collect();
+    assert!(ada_queued.len() > COMPACT_AFTER_CHUNKS, "every edit of Ada is queued, compacted ones included");
+    let grace_queued: Vec<_> = queued.into_iter().filter(|e| e.id == grace.id).collect();
+    assert_eq!(grace_queued.len(), 1, "Grace's creation is queued");
     let before = storage.raw_dump().await.expect("dump");
     for needle in ["Adalinda", "adalinda.q@example.org", &ada.id.to_string()] {
         assert!(contains(&before, needle), "the dump finds {needle:?} before removal");
     }
+    assert!(ada_queued.iter().all(|bytes| contains_bytes(&before, bytes)), "the dump holds the outbox bytes");
 
     storage.remove(ada.id).await.expect("remove");
 
@@ -182,6 +196,10 @@ async fn remove_leaves_no_byte_of_the_removed_record_in_any_object_store() {
     for needle in ["Adalinda", "Quarrington", "adalinda.q@example.org", &ada.id.to_string()] {
         assert!(!contains(&after, needle), "{needle:?} is still stored after removal");
     }
+    for (i, bytes) in ada_queued.iter().enumerate() {
+        assert!(!contains_bytes(&after, bytes), "outbox entry {i} of Ada is still stored after removal");
+    }
+    assert_eq!(storage.outbox(usize::MAX).await.expect("outbox"), grace_queued, "Grace's outbox entry remains");
     assert_eq!(storage.load(ada.id).await.expect("load"), None);
     assert!(storage.quarantined().await.expect("quarantined").is_empty());
     assert!(contains(&after, "grace@example.org"), "other records remain");
@@ -199,11 +217,13 @@ async fn a_thousand_row_batch_lands_in_one_transaction_and_rows_returns_them_all
     let storage = open(&name).await;
     // Start the chunk counter at 5000, so the first batch takes 5000..=5999.
     storage.put_meta(NEXT_CHUNK_SEQ, &5000u64.to_be_bytes()).await.expect("set counter");
+    // Every other chunk is also queued for sync, under the chunk's seq.
     let first: Vec<Append> = (0..1000)
         .map(|n| Append {
             id: batch_id(n, 1),
             chunk: n.to_be_bytes().to_vec(),
-            row: row(batch_id(n, 1), format!("A{n}")),
+            row: Some(row(batch_id(n, 1), format!("A{n}"))),
+            outbox: n % 2 == 0,
         })
         .collect();
     storage.append(&first).await.expect("first batch");
@@ -211,20 +231,42 @@ async fn a_thousand_row_batch_lands_in_one_transaction_and_rows_returns_them_all
     assert_eq!((load.rows.len(), load.unreadable.len()), (1000, 0));
     let stored = storage.load(batch_id(999, 1)).await.expect("load").expect("the last record is stored");
     assert_eq!(stored.chunks, vec![999u32.to_be_bytes().to_vec()]);
+    let queued = storage.outbox(usize::MAX).await.expect("outbox");
+    assert_eq!(queued.len(), 500);
+    assert!(
+        queued
+            .iter()
+            .zip((0..1000u32).step_by(2))
+            .all(|(e, n)| e.seq == 5000 + u64::from(n) && e.id == batch_id(n, 1) && e.bytes == n.to_be_bytes()),
+        "queued in write order, with the seq of their chunk"
+    );
+    assert!(storage.outbox(0).await.expect("outbox").is_empty(), "a limit of 0 returns nothing");
+    assert_eq!(storage.outbox(3).await.expect("outbox"), queued[..3].to_vec());
 
     // A damaged counter makes the last chunk of a second batch collide with
     // a stored one: the write fails and none of that batch lands.
     storage.put_meta(NEXT_CHUNK_SEQ, &4001u64.to_be_bytes()).await.expect("damage counter");
     let mut second: Vec<Append> = (0..999)
-        .map(|n| Append { id: batch_id(n, 2), chunk: vec![2], row: row(batch_id(n, 2), format!("B{n}")) })
+        .map(|n| Append {
+            id: batch_id(n, 2),
+            chunk: vec![2],
+            row: Some(row(batch_id(n, 2), format!("B{n}"))),
+            outbox: true,
+        })
         .collect();
-    second.push(Append { id: batch_id(0, 1), chunk: vec![3], row: row(batch_id(0, 1), "A0 again".into()) });
+    second.push(Append {
+        id: batch_id(0, 1),
+        chunk: vec![3],
+        row: Some(row(batch_id(0, 1), "A0 again".into())),
+        outbox: true,
+    });
     let err = storage.append(&second).await.expect_err("a colliding chunk fails the batch");
     assert!(matches!(&err, StorageError::WriteFailed(m) if m.contains("ConstraintError")), "{err:?}");
     let titles: Vec<String> = storage.rows().await.expect("rows").rows.into_iter().map(|r| r.title).collect();
     assert_eq!(titles.len(), 1000, "no row of the failed batch was written");
     assert!(titles.iter().all(|t| t.starts_with('A') && t != "A0 again"));
     assert_eq!(storage.load(batch_id(0, 2)).await.expect("load"), None, "no chunk of the failed batch was written");
+    assert_eq!(storage.outbox(usize::MAX).await.expect("outbox"), queued, "nothing of the failed batch was queued");
     drop(storage);
     IdbStorage::delete_database(&name).await.expect("delete");
 }
@@ -268,9 +310,9 @@ async fn the_storage_estimate_reports_usage_and_a_quota() {
 #[wasm_bindgen_test]
 async fn a_database_upgraded_by_a_newer_app_version_is_reported_unavailable() {
     let name = fresh_name();
-    let newer = Database::open(name.as_str()).with_version(2u32).await.expect("open at version 2");
+    let newer = Database::open(name.as_str()).with_version(SCHEMA_VERSION + 1).await.expect("open at a newer version");
     newer.close();
-    let err = IdbStorage::open(&name).await.expect_err("version 1 cannot open version 2");
+    let err = IdbStorage::open(&name).await.expect_err("an older schema cannot open a newer one");
     assert!(matches!(&err, StorageError::Unavailable(m) if m.contains("newer version")), "{err:?}");
     IdbStorage::delete_database(&name).await.expect("delete");
 }
@@ -290,5 +332,106 @@ async fn deleting_a_database_another_connection_holds_open_is_reported_and_finis
     let reopened = open(&name).await;
     assert_eq!(reopened.get_meta("k").await.expect("get"), None, "the deletion went through");
     drop(reopened);
+    IdbStorage::delete_database(&name).await.expect("delete");
+}
+
+/// Version 1's object stores: the schema before the outbox.
+const VERSION_1_STORES: [&str; 5] = ["snapshots", "chunks", "rows", "quarantine", "meta"];
+
+#[wasm_bindgen_test]
+async fn a_version_1_database_keeps_its_data_and_gains_the_outbox_on_upgrade() {
+    // A real record's bytes, written through the store and then copied, as
+    // version 1 laid them out, into a database created with version 1's stores.
+    let mut ada = contact(1, "Ada", "Lovelace", "ada@example.org");
+    let scratch = fresh_name();
+    let (chunks, row_json) = {
+        let repo = repo(open(&scratch).await);
+        let mut handle = repo.create(&ada).await.expect("create");
+        ada.title = "Countess".into();
+        repo.save(&mut handle, &ada).await.expect("edit");
+        let stored = repo.storage().load(ada.id).await.expect("load").expect("stored");
+        let rows = repo.storage().rows().await.expect("rows").rows;
+        (stored.chunks, encode_row(&rows[0]))
+    };
+    IdbStorage::delete_database(&scratch).await.expect("delete scratch");
+    assert_eq!(chunks.len(), 2);
+
+    let name = fresh_name();
+    let v1 = Database::open(name.as_str())
+        .with_version(1u32)
+        .with_on_upgrade_needed(|_event, db| {
+            for store in VERSION_1_STORES {
+                db.create_object_store(store).build()?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("create a version-1 database");
+    {
+        let tx = v1.transaction(VERSION_1_STORES).with_mode(TransactionMode::Readwrite).build().expect("tx");
+        let chunk_store = tx.object_store("chunks").expect("chunks");
+        for (seq, chunk) in (0u64..).zip(&chunks) {
+            let put = chunk_store.add(Uint8ArraySlice::new(chunk)).with_key(chunk_key(ada.id, seq));
+            drop(put.without_key_type().primitive().expect("add chunk"));
+        }
+        let rows = tx.object_store("rows").expect("rows");
+        drop(rows.put(row_json.as_str()).with_key(ada.id.to_string()).without_key_type().primitive().expect("row"));
+        let meta = tx.object_store("meta").expect("meta");
+        let next = (chunks.len() as u64).to_be_bytes();
+        drop(meta.put(Uint8ArraySlice::new(&next)).with_key(NEXT_CHUNK_SEQ).without_key_type().primitive().expect("c"));
+        drop(meta.put(Uint8ArraySlice::new(b"w-1")).with_key("workspace").without_key_type().primitive().expect("m"));
+        let entry = Quarantined { key: "not-a-record".into(), reason: "kept".into(), at: NOW };
+        let json = serde_json::to_string(&entry).expect("json");
+        let quarantine = tx.object_store("quarantine").expect("quarantine");
+        drop(quarantine.put(json).with_key("not-a-record").without_key_type().primitive().expect("quarantine"));
+        tx.commit().await.expect("write version-1 data");
+    }
+    v1.close();
+
+    let repo = repo(open(&name).await);
+    let storage = repo.storage();
+    let (mut handle, loaded) = repo.open::<Contact>(ada.id, NOW).await.expect("Ada opens after the upgrade");
+    assert_eq!(loaded, ada, "the record's chunks were kept");
+    let rows = storage.rows().await.expect("rows").rows;
+    assert_eq!((rows.len(), rows[0].subtitle.as_str()), (1, "Countess"), "the row was kept");
+    assert_eq!(storage.get_meta("workspace").await.expect("meta").as_deref(), Some(&b"w-1"[..]));
+    let quarantined = storage.quarantined().await.expect("quarantined");
+    assert_eq!(quarantined.iter().map(|q| q.key.as_str()).collect::<Vec<_>>(), ["not-a-record"]);
+    assert!(storage.outbox(10).await.expect("outbox").is_empty(), "the new outbox starts empty");
+
+    // The outbox works, and the counter carries on from version 1's.
+    repo.set_outbox(true);
+    ada.title = "Mathematician".into();
+    repo.save(&mut handle, &ada).await.expect("edit after the upgrade");
+    let queued = storage.outbox(10).await.expect("outbox");
+    assert_eq!(queued.iter().map(|e| (e.seq, e.id)).collect::<Vec<_>>(), [(2, ada.id)]);
+    assert_eq!(storage.load(ada.id).await.expect("load").expect("stored").chunks.len(), 3);
+    storage.remove(ada.id).await.expect("remove uses the new index");
+    assert!(storage.outbox(10).await.expect("outbox").is_empty());
+    drop(repo);
+
+    let raw = Database::open(name.as_str()).await.expect("open at the current version");
+    assert_eq!(raw.version(), f64::from(SCHEMA_VERSION));
+    assert!(raw.object_store_names().any(|s| s == OUTBOX), "the outbox store exists on disk");
+    raw.close();
+    IdbStorage::delete_database(&name).await.expect("delete");
+}
+
+#[wasm_bindgen_test]
+async fn an_outbox_store_without_its_index_is_reported_unavailable() {
+    let name = fresh_name();
+    let foreign = Database::open(name.as_str())
+        .with_version(SCHEMA_VERSION)
+        .with_on_upgrade_needed(|_event, db| {
+            for store in VERSION_1_STORES.into_iter().chain([OUTBOX]) {
+                db.create_object_store(store).build()?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("create a database with a bare outbox store");
+    foreign.close();
+    let err = IdbStorage::open(&name).await.expect_err("the index is missing");
+    assert!(matches!(&err, StorageError::Unavailable(m) if m.contains(OUTBOX_BY_RECORD)), "{err:?}");
     IdbStorage::delete_database(&name).await.expect("delete");
 }

@@ -1,0 +1,181 @@
+//! What the UI shows about sync: a [`SyncStatus`] that is always one of
+//! offline, connecting, syncing (with progress), up to date, or an error
+//! ([`SyncProblem`]) with a sentence a user understands.
+
+use core::fmt;
+
+use rapport_core::ids::RecordId;
+use rapport_protocol::Seq;
+
+/// The sync state, as the status indicator shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncStatus {
+    /// Sync is not running (not started, stopped, or the browser is
+    /// offline). Everything still works locally.
+    Offline,
+    /// Opening a connection to the relay and authenticating.
+    Connecting,
+    /// Connected and exchanging changes. `done` of `total` log entries of
+    /// this catch-up are received and saved; `total` is 0 when only local
+    /// changes are being sent.
+    Syncing {
+        /// Entries received and saved since this catch-up began.
+        done: u64,
+        /// Entries this catch-up has to receive.
+        total: u64,
+    },
+    /// Connected; every local change is on the relay and every change on
+    /// the relay is here.
+    UpToDate,
+    /// Something needs attention; see [`SyncProblem::message`].
+    Error(SyncProblem),
+}
+
+impl SyncStatus {
+    /// A short label for the indicator ("Synced", "Syncing 12 of 340"...).
+    pub fn label(&self) -> String {
+        match self {
+            SyncStatus::Offline => "Offline".into(),
+            SyncStatus::Connecting => "Connecting…".into(),
+            SyncStatus::Syncing { done, total } if *total > 0 => format!("Syncing {done} of {total}"),
+            SyncStatus::Syncing { .. } => "Syncing…".into(),
+            SyncStatus::UpToDate => "Synced".into(),
+            SyncStatus::Error(problem) => problem.title().into(),
+        }
+    }
+}
+
+impl fmt::Display for SyncStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+/// Why sync is not working, in terms a user can act on. Local work is never
+/// affected: every problem here leaves the app fully usable offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncProblem {
+    /// The relay cannot be reached, or the connection broke. Retrying with
+    /// back-off.
+    RelayUnreachable,
+    /// The relay refused this device's key for the workspace. Not retried.
+    AccessRefused,
+    /// The relay does not know this workspace (yet). Retried slowly.
+    UnknownWorkspace,
+    /// Local storage is full: received changes cannot be saved.
+    StorageFull,
+    /// Local storage failed otherwise.
+    LocalStorage(String),
+    /// A change on the relay could not be read (not decryptable, malformed,
+    /// or from a newer app). Sync stops before it on this connection so it
+    /// is never skipped.
+    UnreadableChange {
+        /// Its position in the workspace log.
+        seq: Seq,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A local change is larger than the relay accepts; it stays queued.
+    ChangeTooLarge {
+        /// The record it belongs to.
+        record: RecordId,
+        /// Its encrypted size in bytes.
+        bytes: usize,
+        /// The relay's limit for one message.
+        limit: u32,
+    },
+    /// The relay sent something this app does not understand, or refused a
+    /// request as invalid. Retrying with back-off.
+    Protocol(String),
+}
+
+impl SyncProblem {
+    /// A few words for the status indicator.
+    pub fn title(&self) -> &'static str {
+        match self {
+            SyncProblem::RelayUnreachable => "Can't reach the sync server",
+            SyncProblem::AccessRefused => "Access refused",
+            SyncProblem::UnknownWorkspace => "Workspace not on the sync server",
+            SyncProblem::StorageFull => "Storage full",
+            SyncProblem::LocalStorage(_) => "Can't save synced changes",
+            SyncProblem::UnreadableChange { .. } => "A change couldn't be read",
+            SyncProblem::ChangeTooLarge { .. } => "A change is too large to sync",
+            SyncProblem::Protocol(_) => "Sync problem",
+        }
+    }
+
+    /// What happened and what to do, in plain language.
+    pub fn message(&self) -> String {
+        match self {
+            SyncProblem::RelayUnreachable => "Can't reach the sync server right now. Your changes are saved on this \
+                 device and will be sent when the connection is back; Rapport keeps trying."
+                .into(),
+            SyncProblem::AccessRefused => "The sync server refused this device's key for the workspace. Ask a \
+                 teammate for a new invite link and join again. Your changes stay on this device."
+                .into(),
+            SyncProblem::UnknownWorkspace => "The sync server doesn't know this workspace yet. If it was just \
+                 created, the device that created it must go online once. Otherwise check that the invite link \
+                 names the right server."
+                .into(),
+            SyncProblem::StorageFull => "This browser's storage is full, so changes from your team can't be saved. \
+                 Free some space or allow this site more storage; sync resumes by itself."
+                .into(),
+            SyncProblem::LocalStorage(detail) => format!(
+                "Changes from your team couldn't be saved on this device ({detail}). Sync will try again; \
+                 reloading the page can help."
+            ),
+            SyncProblem::UnreadableChange { seq, reason } => format!(
+                "A change from your team (number {seq}) couldn't be read: {reason}. Sync has stopped before it so \
+                 that nothing is skipped. Updating Rapport may fix this; your own changes are still being sent."
+            ),
+            SyncProblem::ChangeTooLarge { record, bytes, limit } => format!(
+                "A change to record {record} is {bytes} bytes, more than the sync server accepts ({limit} bytes). \
+                 It stays saved on this device but can't be shared until the server allows larger messages."
+            ),
+            SyncProblem::Protocol(detail) => format!(
+                "The sync server answered something this version of Rapport doesn't understand ({detail}). \
+                 Rapport will try again; updating the app may help."
+            ),
+        }
+    }
+}
+
+impl fmt::Display for SyncProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_has_a_title_and_a_message_without_jargon() {
+        let problems = [
+            SyncProblem::RelayUnreachable,
+            SyncProblem::AccessRefused,
+            SyncProblem::UnknownWorkspace,
+            SyncProblem::StorageFull,
+            SyncProblem::LocalStorage("quota".into()),
+            SyncProblem::UnreadableChange { seq: Seq(4), reason: "bad".into() },
+            SyncProblem::ChangeTooLarge { record: RecordId::from_bytes([1; 16]), bytes: 10, limit: 5 },
+            SyncProblem::Protocol("x".into()),
+        ];
+        for p in problems {
+            assert!(!p.title().is_empty());
+            let text = p.message();
+            assert!(text.ends_with('.'), "{text}");
+            for jargon in ["envelope", "cursor", "Automerge", "WebSocket", "postcard"] {
+                assert!(!text.contains(jargon), "{text} says {jargon}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_syncing_label_shows_progress_when_there_is_some() {
+        assert_eq!(SyncStatus::Syncing { done: 12, total: 340 }.label(), "Syncing 12 of 340");
+        assert_eq!(SyncStatus::Syncing { done: 0, total: 0 }.label(), "Syncing…");
+        assert_eq!(SyncStatus::Error(SyncProblem::AccessRefused).to_string(), "Access refused");
+    }
+}
