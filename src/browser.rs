@@ -11,15 +11,17 @@ pub fn now() -> Timestamp {
 
 pub fn random<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
-    // The browser's CSPRNG does not fail in practice; falling back to the
-    // clock keeps ids unique enough rather than stopping the app.
-    if getrandom::fill(&mut bytes).is_err() {
-        let t = js_sys::Date::now().to_bits().to_le_bytes();
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = t[i % 8] ^ (js_sys::Math::random() * 256.0) as u8;
-        }
-    }
+    fill_random(&mut bytes);
     bytes
+}
+
+/// Fills `bytes` from the browser's CSPRNG (`crypto.getRandomValues`).
+/// Ids, nonces and workspace secrets come from here, so there is no weaker
+/// fallback: a browser without it cannot run Rapport safely.
+pub fn fill_random(bytes: &mut [u8]) {
+    if let Err(e) = getrandom::fill(bytes) {
+        panic!("the browser's crypto.getRandomValues is not available: {e}");
+    }
 }
 
 pub fn new_record_id() -> RecordId {

@@ -3,31 +3,45 @@
 //! and the identity of this device. Views call it through [`crate::state`];
 //! it never touches signals.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use futures_util::lock::Mutex;
 use rapport_core::contact::{self, FieldConflict};
 use rapport_core::ids::{MemberId, RecordId};
-use rapport_core::record::{Record, Row};
+use rapport_core::record::{Record, RecordKind, Row};
 use rapport_core::repo::{session_actor, DocHandle, OpenError, Repo, SaveError};
 use rapport_core::storage::{Quarantined, Storage, StorageError};
 use rapport_core::workspace::Workspace;
+use rapport_core::Timestamp;
 use rapport_idb::IdbStorage;
+use rapport_sync::{ApplyFailure, Interrupted, Received, SyncConfig};
 
 use crate::browser;
 
-pub const DB_NAME: &str = "rapport";
+/// The database of the workspace a first visit creates.
+pub const DEFAULT_DB: &str = "rapport";
 const META_MEMBER: &str = "member_id";
 const META_WORKSPACE: &str = "workspace_id";
+/// localStorage key naming the database of the workspace this browser opens.
+/// Only the name is kept there; all data is in IndexedDB.
+const ACTIVE_DB_KEY: &str = "rapport.active-db";
+
+pub type IdbRepo = Repo<IdbStorage>;
 
 /// What the app needs to start: the engine and the state read at boot.
 pub struct Booted {
     pub engine: Engine,
-    pub workspace: Workspace,
+    /// `None` while joining: the shared workspace's settings have not
+    /// arrived from the relay yet.
+    pub workspace: Option<Workspace>,
     pub rows: Vec<Row>,
     pub quarantined: Vec<Quarantined>,
+    pub sync: Option<SyncConfig>,
+    /// The invite link in the address could not be used (shown to the user).
+    pub join_error: Option<String>,
 }
 
 /// Why the app could not open its local data.
@@ -39,14 +53,19 @@ pub enum BootError {
     Workspace(#[from] OpenError),
     #[error("this workspace's settings could not be created: {0}")]
     CreateWorkspace(#[from] SaveError),
+    #[error("this workspace's sync settings could not be read: {0}")]
+    SyncSettings(#[from] rapport_sync::LoadError),
 }
 
 pub struct Engine {
-    repo: Repo<IdbStorage>,
+    repo: Rc<IdbRepo>,
     /// Documents hydrated for editing, by record id. The lock serialises
     /// edits so two quick saves of one record never race.
     handles: Mutex<HashMap<RecordId, DocHandle>>,
     pub member: MemberId,
+    pub db_name: String,
+    /// The workspace document's id; unknown while joining.
+    workspace_id: Cell<Option<RecordId>>,
     /// Records whose last edit is not in storage yet (a write failed).
     unsaved: RefCell<HashMap<RecordId, Row>>,
 }
@@ -54,46 +73,174 @@ pub struct Engine {
 async fn meta_id<T: std::str::FromStr + ToString>(
     storage: &IdbStorage,
     key: &str,
-    make: impl FnOnce() -> T,
-) -> Result<(T, bool), StorageError> {
+    make: Option<impl FnOnce() -> T>,
+) -> Result<Option<(T, bool)>, StorageError> {
     if let Some(bytes) = storage.get_meta(key).await? {
         if let Some(id) = std::str::from_utf8(&bytes).ok().and_then(|s| s.parse().ok()) {
-            return Ok((id, false));
+            return Ok(Some((id, false)));
         }
     }
+    let Some(make) = make else { return Ok(None) };
     let id = make();
     storage.put_meta(key, id.to_string().as_bytes()).await?;
-    Ok((id, true))
+    Ok(Some((id, true)))
+}
+
+fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window().and_then(|w| w.local_storage().ok().flatten())
+}
+
+/// The database this browser opens (the last workspace used).
+pub fn active_db() -> String {
+    local_storage().and_then(|s| s.get_item(ACTIVE_DB_KEY).ok().flatten()).unwrap_or_else(|| DEFAULT_DB.to_owned())
+}
+
+fn set_active_db(name: &str) {
+    if let Some(s) = local_storage() {
+        let _ = s.set_item(ACTIVE_DB_KEY, name);
+    }
+}
+
+/// The invite in the address (`#join=…`), removed from the address bar so
+/// the secret does not linger in history.
+fn take_invite_from_address() -> Option<String> {
+    let window = web_sys::window()?;
+    let hash = window.location().hash().ok()?;
+    if !hash.contains("join=") {
+        return None;
+    }
+    if let Ok(history) = window.history() {
+        let path = window.location().pathname().unwrap_or_default();
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&path));
+    }
+    Some(hash)
 }
 
 impl Engine {
-    /// Opens (or on first run creates) the local workspace.
+    /// Opens the workspace this browser uses: the one an invite link in the
+    /// address joins, else the last one used, else a new local workspace.
     ///
     /// # Errors
     /// [`BootError`] when IndexedDB cannot be opened or the workspace
     /// document cannot be read.
     pub async fn boot() -> Result<Booted, BootError> {
-        let storage = IdbStorage::open(DB_NAME).await?;
-        let (member, _) = meta_id(&storage, META_MEMBER, || MemberId::new(browser::now(), browser::random())).await?;
-        let (workspace_id, created) = meta_id(&storage, META_WORKSPACE, browser::new_record_id).await?;
-        let repo = Repo::new(storage, session_actor(member, browser::random()));
-        let engine =
-            Engine { repo, handles: Mutex::new(HashMap::new()), member, unsaved: RefCell::new(HashMap::new()) };
-        let workspace = if created {
-            let ws = Workspace::new(workspace_id, "My workspace", member, "Me", browser::now());
-            let handle = engine.repo.create(&ws).await?;
-            engine.handles.lock().await.insert(workspace_id, handle);
-            ws
-        } else {
-            engine.open::<Workspace>(workspace_id).await?.0
+        let mut join_error = None;
+        let mut joined = None;
+        if let Some(invite) = take_invite_from_address() {
+            match SyncConfig::join(&invite) {
+                Ok(config) => {
+                    let db = format!("rapport-{}", config.workspace);
+                    set_active_db(&db);
+                    joined = Some(config);
+                }
+                Err(e) => join_error = Some(format!("This invite link cannot be used: {e}")),
+            }
+        }
+        let db_name = active_db();
+        let storage = IdbStorage::open(&db_name).await?;
+        let mut sync = SyncConfig::load(&storage).await?;
+        if let (Some(config), None) = (&joined, &sync) {
+            config.save(&storage).await?;
+            sync = joined.clone();
+        }
+        let make_member = || MemberId::new(browser::now(), browser::random());
+        let (member, _) =
+            meta_id(&storage, META_MEMBER, Some(make_member)).await?.unwrap_or_else(|| (make_member(), true));
+        // A joined workspace takes its settings from the relay; only a new
+        // local workspace creates them here.
+        let creates_workspace = sync.as_ref().is_none_or(|c| c.created_here);
+        let workspace_meta =
+            meta_id(&storage, META_WORKSPACE, creates_workspace.then_some(browser::new_record_id)).await?;
+        let repo = Rc::new(Repo::new(storage, session_actor(member, browser::random())));
+        let engine = Engine {
+            repo,
+            handles: Mutex::new(HashMap::new()),
+            member,
+            db_name,
+            workspace_id: Cell::new(workspace_meta.as_ref().map(|(id, _)| *id)),
+            unsaved: RefCell::new(HashMap::new()),
+        };
+        if let Some(config) = &sync {
+            rapport_sync::turn_on(&engine.repo, config).await?;
+        }
+        let workspace = match workspace_meta {
+            Some((id, true)) => {
+                let ws = Workspace::new(id, "My workspace", member, "Me", browser::now());
+                let handle = engine.repo.create(&ws).await?;
+                engine.handles.lock().await.insert(id, handle);
+                Some(ws)
+            }
+            Some((id, false)) => Some(engine.open::<Workspace>(id).await?.0),
+            None => None,
         };
         let load = engine.repo.storage().rows().await?;
         let mut quarantined = engine.repo.storage().quarantined().await?;
         for (key, reason) in load.unreadable {
             quarantined.push(Quarantined { key, reason, at: browser::now() });
         }
-        let rows = load.rows.into_iter().filter(|r| r.kind != rapport_core::record::RecordKind::Workspace).collect();
-        Ok(Booted { engine, workspace, rows, quarantined })
+        let rows = load.rows.into_iter().filter(|r| r.kind != RecordKind::Workspace).collect();
+        Ok(Booted { engine, workspace, rows, quarantined, sync, join_error })
+    }
+
+    pub fn repo(&self) -> Rc<IdbRepo> {
+        self.repo.clone()
+    }
+
+    pub fn workspace_id(&self) -> Option<RecordId> {
+        self.workspace_id.get()
+    }
+
+    /// Adopts a workspace document that arrived from the relay (joining):
+    /// remembers it and adds this member to it.
+    ///
+    /// # Errors
+    /// [`OpenError`] when the document cannot be read, or storage fails.
+    pub async fn adopt_workspace(&self, id: RecordId) -> Result<Workspace, OpenError> {
+        self.repo.storage().put_meta(META_WORKSPACE, id.to_string().as_bytes()).await?;
+        self.workspace_id.set(Some(id));
+        let (mut ws, _) = self.open::<Workspace>(id).await?;
+        if let std::collections::btree_map::Entry::Vacant(slot) = ws.members.entry(self.member) {
+            slot.insert(rapport_core::workspace::Member { name: "New member".into() });
+            ws.updated_at = browser::now();
+            // Storage errors surface through the save indicator on the next edit.
+            let _ = self.save(&ws).await;
+        }
+        Ok(ws)
+    }
+
+    /// Turns sync on for this workspace as its creator (queues every record
+    /// for the first upload) and remembers the settings.
+    ///
+    /// # Errors
+    /// [`StorageError`].
+    pub async fn share(&self, config: &SyncConfig) -> Result<(), StorageError> {
+        rapport_sync::turn_on(&self.repo, config).await.map(|_| ())
+    }
+
+    /// Merges changes received from the relay into the documents, hydrated
+    /// or not, each durably before the next.
+    ///
+    /// # Errors
+    /// [`Interrupted`] at the first change that cannot be applied.
+    pub async fn apply_remote(&self, entries: &[Received], now_ms: u64) -> Result<Vec<Row>, Interrupted> {
+        let now = Timestamp::from_millis(i64::try_from(now_ms).unwrap_or(i64::MAX));
+        let mut handles = self.handles.lock().await;
+        let mut rows: Vec<Row> = Vec::new();
+        for entry in entries {
+            let handle = handles.get_mut(&entry.record);
+            match self.repo.apply_remote(entry.record, handle, &entry.bytes, now).await {
+                Ok(Some(row)) => {
+                    rows.retain(|r| r.id != row.id);
+                    rows.push(row);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let failure = ApplyFailure { at: entry.seq, kind: rapport_sync::driver::apply_failure_kind(e) };
+                    return Err(Interrupted { failure, rows });
+                }
+            }
+        }
+        Ok(rows)
     }
 
     /// Loads a record for viewing or editing (from memory when hydrated).

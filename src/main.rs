@@ -6,7 +6,10 @@
 
 mod browser;
 mod engine;
+mod net;
+mod pwa;
 mod state;
+mod sync;
 mod tabs;
 mod views;
 
@@ -14,16 +17,38 @@ use leptos::prelude::*;
 
 fn main() {
     console_error_panic_hook::set_once();
+    let pwa = pwa::Pwa::start();
     // Leptos's executor starts with the first mount; boot runs before it.
-    wasm_bindgen_futures::spawn_local(async {
+    wasm_bindgen_futures::spawn_local(async move {
         match engine::Engine::boot().await {
             Ok(booted) => {
-                let state = state::AppState::new(booted.engine, booted.workspace, booted.rows, booted.quarantined);
-                let channel = tabs::TabChannel::open(engine::DB_NAME, move |ids| state.take_external(ids));
+                let db_name = booted.engine.db_name.clone();
+                let sync_config = booted.sync.clone();
+                let join_error = booted.join_error.clone();
+                let state = state::AppState::new(booted);
+                let channel = tabs::TabChannel::open(
+                    &db_name,
+                    move |ids| {
+                        // Another tab stored these: refresh them here, and
+                        // if this tab holds the relay connection, send them.
+                        if let Some(sync) = state.sync.get_value() {
+                            sync.local_changes();
+                        }
+                        state.take_external(ids);
+                    },
+                    move |badge| state.sync_badge.set(Some(badge)),
+                );
                 state.tabs.set_value(channel.map(std::rc::Rc::new));
+                if let Some(config) = sync_config {
+                    sync::start(state, config, &db_name);
+                }
+                if let Some(message) = join_error {
+                    state.notify(message, None);
+                }
                 clear_loading();
                 leptos::mount::mount_to_body(move || {
                     provide_context(state);
+                    pwa.provide(state);
                     view! { <views::shell::App/> }
                 });
             }

@@ -13,7 +13,25 @@ use rapport_core::search::RowIndex;
 use rapport_core::storage::Quarantined;
 use rapport_core::workspace::Workspace;
 
-use crate::engine::Engine;
+use rapport_sync::{SyncConfig, SyncStatus};
+
+use crate::engine::{Booted, Engine};
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// `performance.mark(name)`: timestamps that the benchmarks
+    /// (`tests/bench/`) read; they cost nothing measurable.
+    #[wasm_bindgen(js_namespace = performance, js_name = mark)]
+    fn performance_mark(name: &str);
+}
+
+/// Marks a moment for the benchmarks (`tests/bench/`): `rapport:index-start`
+/// and `rapport:index-built` around building the row index at start-up,
+/// `rapport:list-rendered` when the contact list first shows rows,
+/// `rapport:save-durable` when a save has committed to IndexedDB.
+pub fn mark(name: &str) {
+    performance_mark(name);
+}
 
 /// Whether the user's last edits are durable.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,20 +63,122 @@ pub struct AppState {
     /// with a counter so that views showing one of them reload it.
     pub external: RwSignal<(u64, Vec<RecordId>)>,
     pub tabs: StoredValue<Option<Rc<crate::tabs::TabChannel>>, LocalStorage>,
+    /// Relay sync, when this tab holds the workspace's connection.
+    pub sync: StoredValue<Option<Rc<crate::sync::SyncService>>, LocalStorage>,
+    /// What the sync indicator shows (from this tab's sync or the one
+    /// that holds the connection); `None` for a workspace that is not shared.
+    pub sync_badge: RwSignal<Option<SyncBadge>>,
+    /// The relay and invite link of a shared workspace.
+    pub sharing: RwSignal<Option<Sharing>>,
+    /// Joined from an invite; the workspace's settings have not arrived yet.
+    pub joining: RwSignal<bool>,
+}
+
+/// How a shared workspace syncs, for the settings page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sharing {
+    pub relay_url: String,
+    pub invite_url: String,
+}
+
+impl Sharing {
+    pub fn of(config: &SyncConfig) -> Self {
+        let app_url = web_sys::window()
+            .and_then(|w| w.location().origin().ok())
+            .map(|origin| format!("{origin}{}/", crate::browser::base_path()))
+            .unwrap_or_default();
+        Self { relay_url: config.relay_url.clone(), invite_url: config.invite_url(&app_url).unwrap_or_default() }
+    }
+}
+
+/// The sync indicator's content, shared between tabs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SyncBadge {
+    /// `ok`, `busy`, `offline` or `error`: the dot's colour.
+    pub tone: String,
+    pub label: String,
+    /// Plain-language explanation of an error.
+    pub detail: Option<String>,
+}
+
+impl SyncBadge {
+    pub fn of(status: &SyncStatus) -> Self {
+        let tone = match status {
+            SyncStatus::UpToDate => "ok",
+            SyncStatus::Connecting | SyncStatus::Syncing { .. } => "busy",
+            SyncStatus::Offline => "offline",
+            SyncStatus::Error(_) => "error",
+        };
+        let detail = match status {
+            SyncStatus::Error(problem) => Some(problem.message()),
+            _ => None,
+        };
+        Self { tone: tone.into(), label: status.label(), detail }
+    }
 }
 
 impl AppState {
-    pub fn new(engine: Engine, workspace: Workspace, rows: Vec<Row>, quarantined: Vec<Quarantined>) -> Self {
+    pub fn new(booted: Booted) -> Self {
+        let Booted { engine, workspace, rows, quarantined, sync, .. } = booted;
+        mark("rapport:index-start");
+        let index = RowIndex::from_rows(rows);
+        mark("rapport:index-built");
+        let joining = workspace.is_none();
+        // Until a joined workspace's settings arrive, the app shows an
+        // empty placeholder that is never stored.
+        let workspace = workspace.unwrap_or_else(|| {
+            let mut ws = Workspace::new(
+                RecordId::from_bytes([0; 16]),
+                "Shared workspace",
+                engine.member,
+                "Me",
+                crate::browser::now(),
+            );
+            ws.purposes = rapport_core::workspace::default_purposes();
+            ws
+        });
         Self {
             engine: StoredValue::new_local(Rc::new(engine)),
-            index: RwSignal::new_local(RowIndex::from_rows(rows)),
+            index: RwSignal::new_local(index),
             workspace: RwSignal::new(workspace),
             save: RwSignal::new(SaveState::Idle),
             quarantined: RwSignal::new(quarantined),
             toast: RwSignal::new_local(None),
             external: RwSignal::new((0, Vec::new())),
             tabs: StoredValue::new_local(None),
+            sync: StoredValue::new_local(None),
+            sync_badge: RwSignal::new(sync.as_ref().map(|_| SyncBadge::of(&SyncStatus::Offline))),
+            sharing: RwSignal::new(sync.as_ref().map(Sharing::of)),
+            joining: RwSignal::new(joining),
         }
+    }
+
+    /// Sync status changed in the tab that holds the connection.
+    pub fn sync_status_changed(self, status: &SyncStatus) {
+        let badge = SyncBadge::of(status);
+        if let Some(tabs) = self.tabs.get_value() {
+            tabs.announce_status(&badge);
+        }
+        self.sync_badge.set(Some(badge));
+    }
+
+    /// Rows changed by sync: adopt a joined workspace's settings when they
+    /// arrive, and bring the changes into every tab.
+    pub fn synced_rows(self, rows: &[Row]) {
+        let ids: Vec<RecordId> = rows.iter().map(|r| r.id).collect();
+        if let Some(tabs) = self.tabs.get_value() {
+            tabs.announce(&ids);
+        }
+        let arrived = rows.iter().find(|r| r.kind == rapport_core::record::RecordKind::Workspace).map(|r| r.id);
+        if let (Some(id), None) = (arrived, self.engine().workspace_id()) {
+            spawn_local(async move {
+                if let Ok(ws) = self.engine().adopt_workspace(id).await {
+                    self.workspace.set(ws);
+                    self.joining.set(false);
+                }
+            });
+        }
+        self.take_external(ids);
     }
 
     pub fn engine(&self) -> Rc<Engine> {
@@ -73,9 +193,13 @@ impl AppState {
         let result = if is_new { engine.create(&record).await } else { engine.save(&record).await };
         match result {
             Ok(row) => {
+                mark("rapport:save-durable");
                 self.index.update(|i| i.upsert(row.clone()));
                 if let Some(tabs) = self.tabs.get_value() {
                     tabs.announce(&[row.id]);
+                }
+                if let Some(sync) = self.sync.get_value() {
+                    sync.local_changes();
                 }
                 self.save.set(if engine.unsaved() == 0 { SaveState::Saved } else { self.save.get_untracked() });
                 Ok(row)

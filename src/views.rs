@@ -6,4 +6,6 @@ pub mod contact_page;
 pub mod contacts;
 pub mod settings;
 pub mod shell;
+pub mod sync_settings;
+pub mod update;
 pub mod widgets;

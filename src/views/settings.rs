@@ -18,6 +18,7 @@ pub fn Settings() -> impl IntoView {
         <section class="page settings-page">
             <div class="page-head"><h1>"Settings"</h1></div>
             <GeneralSettings/>
+            <super::sync_settings::SyncSettings/>
             <PurposeSettings/>
             <CustomFieldSettings/>
             <StorageSettings/>

@@ -8,6 +8,7 @@ use super::contact_form::{EditContact, NewContact};
 use super::contact_page::ContactPage;
 use super::contacts::ContactList;
 use super::settings::Settings;
+use super::update::UpdateBanner;
 use crate::browser;
 use crate::state::{use_app, SaveState};
 
@@ -30,12 +31,15 @@ pub fn App() -> impl IntoView {
                         <span class="brand-name">"Rapport"</span>
                     </a>
                     <nav class="mainnav" aria-label="Main">
-                        <A href="/contacts">"Contacts"</A>
-                        <A href="/settings">"Settings"</A>
+                        <A href=browser::href("/contacts")>"Contacts"</A>
+                        <A href=browser::href("/settings")>"Settings"</A>
                     </nav>
+                    <SyncIndicator/>
                     <SaveIndicator/>
                 </header>
                 <QuarantineBanner/>
+                <UpdateBanner/>
+                <JoiningBanner/>
                 <main id="main" class="content" tabindex="-1">
                     <Routes fallback=|| view! { <NotFound/> }>
                         <Route path=path!("/") view=|| view! { <Redirect path="/contacts"/> }/>
@@ -50,6 +54,40 @@ pub fn App() -> impl IntoView {
             </div>
             <ToastArea/>
         </Router>
+    }
+}
+
+/// Always visible in a shared workspace: offline, connecting, syncing with
+/// progress, up to date, or what is wrong, in words.
+#[component]
+fn SyncIndicator() -> impl IntoView {
+    let app = use_app();
+    move || {
+        app.sync_badge.get().map(|badge| {
+            let class = format!("dot {}", badge.tone);
+            let title = badge.detail.clone().unwrap_or_else(|| badge.label.clone());
+            view! {
+                <a class="sync-status" href=browser::href("/settings#sync") role="status" aria-live="polite"
+                    data-testid="sync-status" title=title data-tone=badge.tone.clone()>
+                    <span class=class aria-hidden="true"></span>
+                    <span>{badge.label.clone()}</span>
+                </a>
+            }
+        })
+    }
+}
+
+#[component]
+fn JoiningBanner() -> impl IntoView {
+    let app = use_app();
+    move || {
+        app.joining.get().then(|| {
+            view! {
+                <div class="banner info" role="status" data-testid="joining-banner">
+                    "Joining the shared workspace… Its records appear here as they arrive from the sync server."
+                </div>
+            }
+        })
     }
 }
 

@@ -83,3 +83,29 @@ export async function eventually(fn, timeoutMs = 5000) {
 export async function shot(page, name) {
   await page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: false });
 }
+
+/** Starts the relay binary on a free port with a fresh data dir; returns { url, dataDir, stop, restart }. */
+export async function startRelay() {
+  const { existsSync, mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const bin = process.env.RELAY_BIN
+    ?? [join(root, 'target', 'release', 'rapport-relay'), join(root, 'target', 'debug', 'rapport-relay')].find(existsSync);
+  if (!bin) throw new Error('build the relay first: cargo build --release -p rapport-relay');
+  const dataDir = mkdtempSync(join(tmpdir(), 'rapport-relay-'));
+  const port = await freePort();
+  let proc;
+  const launchRelay = async () => {
+    proc = spawn(bin, ['--bind', `127.0.0.1:${port}`, '--data-dir', dataDir], { stdio: ['ignore', 'ignore', 'inherit'] });
+    await waitForHttp(`http://127.0.0.1:${port}/healthz`);
+  };
+  await launchRelay();
+  return {
+    url: `ws://127.0.0.1:${port}/sync`,
+    dataDir,
+    stop: async () => {
+      proc.kill('SIGKILL');
+      await new Promise((r) => proc.once('exit', r));
+    },
+    restart: launchRelay,
+  };
+}

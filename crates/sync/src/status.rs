@@ -84,6 +84,9 @@ pub enum SyncProblem {
         /// The relay's limit for one message.
         limit: u32,
     },
+    /// The relay reported a failure of its own (its storage). Retrying with
+    /// back-off.
+    RelayFailed(String),
     /// The relay sent something this app does not understand, or refused a
     /// request as invalid. Retrying with back-off.
     Protocol(String),
@@ -100,6 +103,7 @@ impl SyncProblem {
             SyncProblem::LocalStorage(_) => "Can't save synced changes",
             SyncProblem::UnreadableChange { .. } => "A change couldn't be read",
             SyncProblem::ChangeTooLarge { .. } => "A change is too large to sync",
+            SyncProblem::RelayFailed(_) => "Sync server problem",
             SyncProblem::Protocol(_) => "Sync problem",
         }
     }
@@ -132,6 +136,10 @@ impl SyncProblem {
                 "A change to record {record} is {bytes} bytes, more than the sync server accepts ({limit} bytes). \
                  It stays saved on this device but can't be shared until the server allows larger messages."
             ),
+            SyncProblem::RelayFailed(detail) => format!(
+                "The sync server reported a problem on its side ({detail}). Your changes are safe on this device; \
+                 Rapport will try again in a moment."
+            ),
             SyncProblem::Protocol(detail) => format!(
                 "The sync server answered something this version of Rapport doesn't understand ({detail}). \
                  Rapport will try again; updating the app may help."
@@ -160,6 +168,7 @@ mod tests {
             SyncProblem::LocalStorage("quota".into()),
             SyncProblem::UnreadableChange { seq: Seq(4), reason: "bad".into() },
             SyncProblem::ChangeTooLarge { record: RecordId::from_bytes([1; 16]), bytes: 10, limit: 5 },
+            SyncProblem::RelayFailed("disk".into()),
             SyncProblem::Protocol("x".into()),
         ];
         for p in problems {

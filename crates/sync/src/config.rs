@@ -1,0 +1,353 @@
+//! Sync settings and what is persisted for sync in the local store's meta
+//! table:
+//!
+//! | key | value |
+//! |---|---|
+//! | `sync/config` | JSON [`SyncConfig`]: relay URL, workspace id, workspace secret, `created_here` |
+//! | `sync/cursor` | the log position applied so far, as decimal text |
+//!
+//! The secret is stored on this device only (like the documents it
+//! protects); it leaves the device only inside an invite link's fragment.
+//!
+//! Creating a workspace draws its id and secret from the caller's random
+//! bytes; joining reads them from an invite link. [`turn_on`] makes a
+//! [`Repo`] queue its edits for sync and queues the documents that existed
+//! before.
+
+use rapport_core::ids::RecordId;
+use rapport_core::repo::{hydrate, Repo};
+use rapport_core::storage::{Storage, StorageError};
+use rapport_protocol::{InviteError, InviteLink, Keys, Seq, WorkspaceId, WorkspaceSecret};
+use serde::{Deserialize, Serialize};
+
+/// Meta key of the sync settings.
+pub const META_CONFIG: &str = "sync/config";
+/// Meta key of the persisted cursor.
+pub const META_CURSOR: &str = "sync/cursor";
+
+const CONFIG_VERSION: u32 = 1;
+/// Documents loaded and queued per storage write by [`enqueue_existing`].
+const ENQUEUE_BATCH: usize = 64;
+
+/// How this device syncs one workspace through a relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// The relay's WebSocket URL (`ws://` or `wss://`).
+    pub relay_url: String,
+    /// The workspace's id on the relay.
+    pub workspace: WorkspaceId,
+    /// The workspace secret (never sent to the relay; `Debug` hides it).
+    pub secret: WorkspaceSecret,
+    /// This device created the workspace: it registers it on the relay.
+    pub created_here: bool,
+}
+
+/// An invite link could not be used to join.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    /// The link is malformed.
+    #[error(transparent)]
+    Invite(#[from] InviteError),
+    /// The link names no relay.
+    #[error("this invite link names no sync server (it is for syncing directly between devices); ask for a link that starts with #join=")]
+    NoRelay,
+}
+
+/// Something persisted for sync could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The stored value is unreadable (reported, never guessed at).
+    #[error("the saved sync data `{key}` could not be read: {reason}; turn sync off and join again to reset it")]
+    Corrupt {
+        /// The meta key.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredConfig {
+    version: u32,
+    relay_url: String,
+    workspace: String,
+    secret: String,
+    created_here: bool,
+}
+
+fn corrupt(key: &'static str, reason: impl ToString) -> LoadError {
+    LoadError::Corrupt { key, reason: reason.to_string() }
+}
+
+impl SyncConfig {
+    /// A new workspace on `relay_url`: 16 bytes of `random` become its id,
+    /// the other 32 its secret. `random` must come from a CSPRNG.
+    ///
+    /// # Errors
+    /// [`InviteError::BadRelayUrl`] when `relay_url` is not `ws://`/`wss://`.
+    pub fn create(relay_url: impl Into<String>, random: [u8; 48]) -> Result<Self, InviteError> {
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&random[..16]);
+        let mut secret = [0u8; 32];
+        secret.copy_from_slice(&random[16..]);
+        let config = Self {
+            relay_url: relay_url.into(),
+            workspace: WorkspaceId::from_bytes(id),
+            secret: WorkspaceSecret::from_random_bytes(secret),
+            created_here: true,
+        };
+        config.invite()?;
+        Ok(config)
+    }
+
+    /// Joins the workspace of an invite link (a whole URL or its fragment).
+    ///
+    /// # Errors
+    /// [`JoinError::Invite`] naming what is wrong with the link;
+    /// [`JoinError::NoRelay`] for a link without a relay.
+    pub fn join(invite: &str) -> Result<Self, JoinError> {
+        let link = InviteLink::parse(invite)?;
+        Self::from_link(&link, false).ok_or(JoinError::NoRelay)
+    }
+
+    fn from_link(link: &InviteLink, created_here: bool) -> Option<Self> {
+        Some(Self {
+            relay_url: link.relay_url()?.to_owned(),
+            workspace: link.workspace(),
+            secret: link.secret().clone(),
+            created_here,
+        })
+    }
+
+    /// The invite link for this workspace.
+    ///
+    /// # Errors
+    /// [`InviteError::BadRelayUrl`] if `relay_url` was changed to something
+    /// that is not a `ws://`/`wss://` URL.
+    pub fn invite(&self) -> Result<InviteLink, InviteError> {
+        InviteLink::new(Some(self.relay_url.clone()), self.workspace, self.secret.clone())
+    }
+
+    /// `app_url` (any fragment dropped) followed by the invite fragment.
+    ///
+    /// # Errors
+    /// As [`SyncConfig::invite`].
+    pub fn invite_url(&self, app_url: &str) -> Result<String, InviteError> {
+        let base = app_url.split('#').next().unwrap_or(app_url);
+        Ok(format!("{base}{}", self.invite()?.to_fragment()))
+    }
+
+    /// The workspace's keys.
+    pub fn keys(&self) -> Keys {
+        Keys::derive(&self.secret, self.workspace)
+    }
+
+    /// Reads the settings saved on this device.
+    ///
+    /// # Errors
+    /// [`LoadError`] when storage fails or the saved value is unreadable.
+    pub async fn load<S: Storage>(storage: &S) -> Result<Option<Self>, LoadError> {
+        let Some(bytes) = storage.get_meta(META_CONFIG).await? else { return Ok(None) };
+        let stored: StoredConfig = serde_json::from_slice(&bytes).map_err(|e| corrupt(META_CONFIG, e))?;
+        if stored.version != CONFIG_VERSION {
+            return Err(corrupt(META_CONFIG, format!("format {} is not known to this version", stored.version)));
+        }
+        let workspace = stored.workspace.parse().map_err(|e| corrupt(META_CONFIG, e))?;
+        let secret = WorkspaceSecret::from_base64url(&stored.secret).map_err(|e| corrupt(META_CONFIG, e))?;
+        let config = Self { relay_url: stored.relay_url, workspace, secret, created_here: stored.created_here };
+        config.invite().map_err(|e| corrupt(META_CONFIG, e))?;
+        Ok(Some(config))
+    }
+
+    /// Saves the settings. When they name another workspace or relay than
+    /// the saved ones, the cursor is reset first (a cursor is a position in
+    /// one relay's log of one workspace).
+    ///
+    /// # Errors
+    /// [`StorageError`]; the previous settings stay in place on error.
+    pub async fn save<S: Storage>(&self, storage: &S) -> Result<(), StorageError> {
+        let same_log = match Self::load(storage).await {
+            Ok(Some(previous)) => previous.workspace == self.workspace && previous.relay_url == self.relay_url,
+            Ok(None) | Err(LoadError::Corrupt { .. }) => false,
+            Err(LoadError::Storage(e)) => return Err(e),
+        };
+        if !same_log {
+            save_cursor(storage, Seq::ZERO).await?;
+        }
+        let stored = StoredConfig {
+            version: CONFIG_VERSION,
+            relay_url: self.relay_url.clone(),
+            workspace: self.workspace.to_string(),
+            secret: self.secret.to_base64url(),
+            created_here: self.created_here,
+        };
+        let json = serde_json::to_vec(&stored).map_err(|e| StorageError::WriteFailed(e.to_string()))?;
+        storage.put_meta(META_CONFIG, &json).await
+    }
+}
+
+/// The persisted cursor (`Seq::ZERO` when none is saved).
+///
+/// # Errors
+/// [`LoadError`] when storage fails or the value is not a number.
+pub async fn load_cursor<S: Storage>(storage: &S) -> Result<Seq, LoadError> {
+    let Some(bytes) = storage.get_meta(META_CURSOR).await? else { return Ok(Seq::ZERO) };
+    let text = std::str::from_utf8(&bytes).map_err(|e| corrupt(META_CURSOR, e))?;
+    text.trim().parse::<u64>().map(Seq).map_err(|e| corrupt(META_CURSOR, format!("{text:?} is not a position: {e}")))
+}
+
+/// Persists the cursor.
+///
+/// # Errors
+/// [`StorageError`].
+pub async fn save_cursor<S: Storage>(storage: &S, cursor: Seq) -> Result<(), StorageError> {
+    storage.put_meta(META_CURSOR, cursor.0.to_string().as_bytes()).await
+}
+
+/// What [`enqueue_existing`] queued.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnqueueReport {
+    /// Documents queued for upload.
+    pub queued: usize,
+    /// Documents that could not be read (storage key, reason); not queued.
+    pub unreadable: Vec<(String, String)>,
+}
+
+/// Queues every stored document, whole, in the outbox: the first upload
+/// when sync is turned on, and the repair after a relay lost data.
+///
+/// Only records with a row are found (a document received without its
+/// dependencies has none yet; it came from the relay anyway).
+///
+/// # Errors
+/// [`StorageError`] when listing, loading or queueing fails; documents
+/// already queued stay queued (queueing twice is harmless).
+pub async fn enqueue_existing<S: Storage>(storage: &S) -> Result<EnqueueReport, StorageError> {
+    let load = storage.rows().await?;
+    let mut report = EnqueueReport::default();
+    let mut ids: Vec<RecordId> = load.rows.iter().map(|row| row.id).collect();
+    for (key, _) in load.unreadable {
+        // The row is unreadable, the document may not be.
+        match key.parse() {
+            Ok(id) => ids.push(id),
+            Err(e) => report.unreadable.push((key, e.to_string())),
+        }
+    }
+    for chunk in ids.chunks(ENQUEUE_BATCH) {
+        let mut batch = Vec::with_capacity(chunk.len());
+        for &id in chunk {
+            let Some(stored) = storage.load(id).await? else { continue };
+            match hydrate(stored.snapshot.as_deref(), &stored.chunks) {
+                Ok(mut doc) => batch.push((id, doc.save())),
+                Err(e) => report.unreadable.push((id.to_string(), e.to_string())),
+            }
+        }
+        if !batch.is_empty() {
+            storage.enqueue(&batch).await?;
+            report.queued += batch.len();
+        }
+    }
+    Ok(report)
+}
+
+/// Turns sync on for a repository: its edits are queued from now on, the
+/// documents it already holds are queued once (when the workspace is new to
+/// this device), and the settings are saved last, so a crash part-way
+/// queues again rather than forgets. Call it again at every start of the
+/// app to turn queueing on (it queues nothing twice).
+///
+/// # Errors
+/// [`StorageError`].
+pub async fn turn_on<S: Storage>(repo: &Repo<S>, config: &SyncConfig) -> Result<EnqueueReport, StorageError> {
+    let storage = repo.storage();
+    repo.set_outbox(true);
+    let known = match SyncConfig::load(storage).await {
+        Ok(Some(previous)) => previous.workspace == config.workspace,
+        Ok(None) | Err(LoadError::Corrupt { .. }) => false,
+        Err(LoadError::Storage(e)) => return Err(e),
+    };
+    let report = if known { EnqueueReport::default() } else { enqueue_existing(storage).await? };
+    config.save(storage).await?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::executor::block_on;
+    use rapport_core::storage::memory::MemoryStorage;
+
+    use super::*;
+
+    fn random() -> [u8; 48] {
+        core::array::from_fn(|i| i as u8)
+    }
+
+    #[test]
+    fn a_created_workspace_takes_its_id_and_secret_from_the_random_bytes() {
+        let config = SyncConfig::create("wss://relay.example/sync", random()).expect("valid url");
+        assert_eq!(config.workspace.as_bytes()[..], random()[..16]);
+        assert_eq!(config.secret.as_bytes()[..], random()[16..]);
+        assert!(config.created_here);
+    }
+
+    #[test]
+    fn an_invite_link_joins_the_same_workspace_without_registering() {
+        let config = SyncConfig::create("wss://relay.example/sync", random()).expect("valid url");
+        let url = config.invite_url("https://app.example/crm/#/contacts").expect("invite");
+        assert!(url.starts_with("https://app.example/crm/#join="), "{url}");
+        let joined = SyncConfig::join(&url).expect("joins");
+        assert_eq!(joined, SyncConfig { created_here: false, ..config });
+    }
+
+    #[test]
+    fn a_relay_url_that_is_not_a_websocket_is_refused() {
+        assert!(matches!(SyncConfig::create("https://relay.example", random()), Err(InviteError::BadRelayUrl(_))));
+        let no_relay =
+            InviteLink::new(None, WorkspaceId::from_bytes([1; 16]), WorkspaceSecret::from_random_bytes([2; 32]))
+                .expect("link")
+                .to_fragment();
+        assert_eq!(SyncConfig::join(&no_relay), Err(JoinError::NoRelay));
+        assert!(matches!(SyncConfig::join("#ws=abc"), Err(JoinError::Invite(_))));
+    }
+
+    #[test]
+    fn settings_round_trip_through_meta_and_the_secret_is_not_in_debug_output() {
+        block_on(async {
+            let storage = MemoryStorage::new();
+            assert_eq!(SyncConfig::load(&storage).await, Ok(None));
+            let config = SyncConfig::create("ws://127.0.0.1:1/sync", random()).expect("valid url");
+            config.save(&storage).await.expect("save");
+            assert_eq!(SyncConfig::load(&storage).await, Ok(Some(config.clone())));
+            assert!(!format!("{config:?}").contains(&config.secret.to_base64url()));
+        });
+    }
+
+    #[test]
+    fn switching_workspace_resets_the_cursor_and_keeping_it_does_not() {
+        block_on(async {
+            let storage = MemoryStorage::new();
+            let config = SyncConfig::create("ws://127.0.0.1:1/sync", random()).expect("valid url");
+            config.save(&storage).await.expect("save");
+            save_cursor(&storage, Seq(42)).await.expect("cursor");
+            config.save(&storage).await.expect("save again");
+            assert_eq!(load_cursor(&storage).await, Ok(Seq(42)));
+            let other = SyncConfig::create("ws://127.0.0.1:1/sync", [9; 48]).expect("valid url");
+            other.save(&storage).await.expect("save other");
+            assert_eq!(load_cursor(&storage).await, Ok(Seq::ZERO));
+        });
+    }
+
+    #[test]
+    fn unreadable_saved_values_are_reported_not_guessed() {
+        block_on(async {
+            let storage = MemoryStorage::new();
+            storage.put_meta(META_CURSOR, b"forty-two").await.expect("put");
+            assert!(matches!(load_cursor(&storage).await, Err(LoadError::Corrupt { key: META_CURSOR, .. })));
+            storage.put_meta(META_CONFIG, b"{not json").await.expect("put");
+            assert!(matches!(SyncConfig::load(&storage).await, Err(LoadError::Corrupt { key: META_CONFIG, .. })));
+        });
+    }
+}

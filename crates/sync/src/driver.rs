@@ -1,0 +1,427 @@
+//! Runs a [`SyncEngine`] against the app's world: [`SyncDriver`] carries out
+//! each [`Output`] through small traits, so the browser (WebSocket,
+//! IndexedDB, hydrated documents) and native tests (tokio-tungstenite or a
+//! simulated relay, [`MemoryStorage`](rapport_core::storage::memory::MemoryStorage))
+//! share all the logic.
+//!
+//! | output | carried out by |
+//! |---|---|
+//! | `Connect`, `Send`, `Close` | [`Transport`] |
+//! | `Apply` | [`Applier`] (then `Applied`/`ApplyFailed` is fed back) |
+//! | `SaveCursor` | `Storage::put_meta("sync/cursor")` |
+//! | `ReadOutbox`, `AckOutbox` | `Storage::outbox`, `Storage::ack_outbox` |
+//! | `Reupload` | [`enqueue_existing`] |
+//! | `Status`, `Problem`, `WakeAfter`, `ReconnectAfter` | [`Host`] |
+//!
+//! Storage failures are fed back as `Input::StorageFailed`.
+//!
+//! Everything runs on one thread (the browser's main thread): futures are
+//! not `Send`, and the traits use `async fn` directly. Events may arrive
+//! while the driver is awaiting storage (a frame while a page is being
+//! applied): [`SyncDriver::handle`] queues them, and the call that is
+//! already running handles them in order, so the engine sees one event at a
+//! time and no `RefCell` borrow is held across an `await`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use rapport_core::record::Row;
+use rapport_core::repo::{ApplyError, Repo};
+use rapport_core::storage::Storage;
+use rapport_core::Timestamp;
+use rapport_protocol::Seq;
+
+use crate::config::{enqueue_existing, load_cursor, save_cursor, LoadError, SyncConfig};
+use crate::engine::{ApplyFailure, ApplyFailureKind, Input, Output, Received, SyncEngine, Timing};
+use crate::status::{SyncProblem, SyncStatus};
+
+#[cfg(test)]
+mod tests;
+
+/// The WebSocket, as the driver uses it. Receiving is not here: the owner
+/// of the socket feeds [`Event::Connected`], [`Event::Frame`] and
+/// [`Event::Disconnected`] to [`SyncDriver::handle`].
+pub trait Transport {
+    /// Starts opening a connection to `url` (one at a time). Report the
+    /// outcome later with `Event::Connected` or `Event::Disconnected`.
+    fn connect(&self, url: &str);
+
+    /// Sends one binary message on the open connection.
+    ///
+    /// # Errors
+    /// [`TransportError`] when the connection is not open; the driver then
+    /// treats it as closed.
+    fn send(&self, frame: Vec<u8>) -> Result<(), TransportError>;
+
+    /// Closes the connection. Events of that connection must not be
+    /// reported afterwards (the engine already considers it closed).
+    fn close(&self);
+}
+
+/// A frame could not be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the connection to the sync server is not open: {0}")]
+pub struct TransportError(pub String);
+
+/// Merges received changes into the app's documents.
+#[allow(async_fn_in_trait)]
+pub trait Applier {
+    /// Applies `entries` in order, each durably (merged and stored) before
+    /// the next, and returns the rows that changed.
+    ///
+    /// # Errors
+    /// [`Interrupted`] at the first entry that fails; the entries before it
+    /// stay applied.
+    async fn apply(&self, entries: &[Received], now_ms: u64) -> Result<Vec<Row>, Interrupted>;
+}
+
+/// An apply that stopped part-way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interrupted {
+    /// Which entry failed and why.
+    pub failure: ApplyFailure,
+    /// Rows changed by the entries applied before it.
+    pub rows: Vec<Row>,
+}
+
+/// Lends the driver the app's [`Storage`] (for the cursor and the outbox).
+pub trait StorageAccess {
+    /// The storage type.
+    type Storage: Storage;
+    /// The storage.
+    fn storage(&self) -> &Self::Storage;
+}
+
+impl<S: Storage> StorageAccess for Rc<Repo<S>> {
+    type Storage = S;
+    fn storage(&self) -> &S {
+        Repo::storage(self)
+    }
+}
+
+impl<S: Storage> StorageAccess for &S {
+    type Storage = S;
+    fn storage(&self) -> &S {
+        self
+    }
+}
+
+/// The rest of the driver's surroundings: clock, randomness, timers and the
+/// UI.
+pub trait Host {
+    /// Milliseconds since any fixed origin (`Date.now()` in the browser).
+    fn now_ms(&self) -> u64;
+
+    /// Cryptographically secure random bytes (`crypto.getRandomValues`):
+    /// envelope nonces are drawn from them.
+    fn fill_random(&self, dest: &mut [u8]);
+
+    /// Calls [`SyncDriver::tick`] in about `ms` milliseconds. A later call
+    /// may come before this one fires; firing both is harmless.
+    fn wake_after(&self, ms: u64);
+
+    /// The status to show changed.
+    fn status_changed(&self, _status: &SyncStatus) {}
+
+    /// Rows changed by received changes: refresh lists.
+    fn rows_changed(&self, _rows: &[Row]) {}
+
+    /// A problem worth logging or a notification.
+    fn problem(&self, _problem: &SyncProblem) {}
+}
+
+/// Something that happened, fed to [`SyncDriver::handle`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Begin syncing, or retry now.
+    Start,
+    /// Stop syncing and close the connection.
+    Stop,
+    /// The WebSocket opened (`open` event).
+    Connected,
+    /// A binary message arrived (`message` event).
+    Frame(Vec<u8>),
+    /// The WebSocket closed or failed (`close` or `error` event).
+    Disconnected,
+    /// A local edit queued outbox entries.
+    LocalChanges,
+    /// A timer asked for by [`Host::wake_after`] fired.
+    Tick,
+}
+
+impl Event {
+    fn as_input(&self) -> Input<'_> {
+        match self {
+            Event::Start => Input::Start,
+            Event::Stop => Input::Stop,
+            Event::Connected => Input::Connected,
+            Event::Frame(bytes) => Input::Frame(bytes),
+            Event::Disconnected => Input::Disconnected,
+            Event::LocalChanges => Input::LocalChanges,
+            Event::Tick => Input::Tick,
+        }
+    }
+}
+
+/// Clears the busy flag even if the running `handle` future is dropped.
+struct Busy<'a>(&'a Cell<bool>);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
+/// Drives one workspace's sync. See the module doc.
+pub struct SyncDriver<St, A, T, H> {
+    engine: RefCell<SyncEngine>,
+    relay_url: String,
+    storage: St,
+    applier: A,
+    transport: T,
+    host: H,
+    inbox: RefCell<VecDeque<Event>>,
+    busy: Cell<bool>,
+}
+
+impl<St, A, T, H> SyncDriver<St, A, T, H>
+where
+    St: StorageAccess,
+    A: Applier,
+    T: Transport,
+    H: Host,
+{
+    /// A driver for `config`, starting from the cursor saved in storage. It
+    /// stays offline until [`Event::Start`].
+    ///
+    /// # Errors
+    /// [`LoadError`] when the saved cursor cannot be read.
+    pub async fn open(config: &SyncConfig, storage: St, applier: A, transport: T, host: H) -> Result<Self, LoadError> {
+        Self::open_with_timing(config, Timing::default(), storage, applier, transport, host).await
+    }
+
+    /// As [`SyncDriver::open`] with explicit timeouts and sizes.
+    ///
+    /// # Errors
+    /// As [`SyncDriver::open`].
+    pub async fn open_with_timing(
+        config: &SyncConfig,
+        timing: Timing,
+        storage: St,
+        applier: A,
+        transport: T,
+        host: H,
+    ) -> Result<Self, LoadError> {
+        let cursor = load_cursor(storage.storage()).await?;
+        let engine = SyncEngine::with_timing(config.keys(), config.created_here, cursor, timing);
+        Ok(Self {
+            engine: RefCell::new(engine),
+            relay_url: config.relay_url.clone(),
+            storage,
+            applier,
+            transport,
+            host,
+            inbox: RefCell::new(VecDeque::new()),
+            busy: Cell::new(false),
+        })
+    }
+
+    /// Handles one event and everything it leads to (sending, applying,
+    /// saving), in order. If another call is already running, the event is
+    /// queued for it and this returns at once.
+    pub async fn handle(&self, event: Event) {
+        self.inbox.borrow_mut().push_back(event);
+        if self.busy.replace(true) {
+            return;
+        }
+        let _busy = Busy(&self.busy);
+        loop {
+            let next = self.inbox.borrow_mut().pop_front();
+            let Some(event) = next else { break };
+            let outputs = self.step(event.as_input());
+            self.execute(outputs).await;
+        }
+    }
+
+    /// `handle(Event::Start)`.
+    pub async fn start(&self) {
+        self.handle(Event::Start).await
+    }
+
+    /// `handle(Event::Stop)`.
+    pub async fn stop(&self) {
+        self.handle(Event::Stop).await
+    }
+
+    /// `handle(Event::LocalChanges)`: call after a local edit.
+    pub async fn local_changes(&self) {
+        self.handle(Event::LocalChanges).await
+    }
+
+    /// `handle(Event::Tick)`: call when a [`Host::wake_after`] timer fires.
+    pub async fn tick(&self) {
+        self.handle(Event::Tick).await
+    }
+
+    /// The status to show.
+    pub fn status(&self) -> SyncStatus {
+        self.engine.borrow().status()
+    }
+
+    /// The log position applied so far.
+    pub fn cursor(&self) -> Seq {
+        self.engine.borrow().cursor()
+    }
+
+    /// The newest log position known on the relay.
+    pub fn head(&self) -> Seq {
+        self.engine.borrow().head()
+    }
+
+    /// The storage the driver uses.
+    pub fn storage(&self) -> &St::Storage {
+        self.storage.storage()
+    }
+
+    /// The applier.
+    pub fn applier(&self) -> &A {
+        &self.applier
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// The host.
+    pub fn host(&self) -> &H {
+        &self.host
+    }
+
+    fn step(&self, input: Input<'_>) -> Vec<Output> {
+        let now = self.host.now_ms();
+        let mut rng = |dest: &mut [u8]| self.host.fill_random(dest);
+        self.engine.borrow_mut().handle(now, &mut rng, input)
+    }
+
+    async fn execute(&self, outputs: Vec<Output>) {
+        let mut work: VecDeque<Output> = outputs.into();
+        while let Some(output) = work.pop_front() {
+            let follow = self.carry_out(output).await;
+            work.extend(follow);
+        }
+    }
+
+    /// Carries out one output; returns the engine's answer to its outcome.
+    async fn carry_out(&self, output: Output) -> Vec<Output> {
+        let storage = self.storage.storage();
+        match output {
+            Output::Connect => self.transport.connect(&self.relay_url),
+            Output::Send(frame) => {
+                if self.transport.send(frame).is_err() {
+                    return self.step(Input::Disconnected);
+                }
+            }
+            Output::Close => self.transport.close(),
+            Output::Apply { entries, through } => {
+                let now = self.host.now_ms();
+                return match self.applier.apply(&entries, now).await {
+                    Ok(rows) => {
+                        if !rows.is_empty() {
+                            self.host.rows_changed(&rows);
+                        }
+                        self.step(Input::Applied { through })
+                    }
+                    Err(Interrupted { failure, rows }) => {
+                        if !rows.is_empty() {
+                            self.host.rows_changed(&rows);
+                        }
+                        self.step(Input::ApplyFailed { through, failure })
+                    }
+                };
+            }
+            Output::SaveCursor(cursor) => {
+                if let Err(e) = save_cursor(storage, cursor).await {
+                    return self.step(Input::StorageFailed(e));
+                }
+            }
+            Output::ReadOutbox { limit } => {
+                return match storage.outbox(limit).await {
+                    Ok(entries) => self.step(Input::Outbox(entries)),
+                    Err(e) => self.step(Input::StorageFailed(e)),
+                };
+            }
+            Output::AckOutbox(seqs) => {
+                if let Err(e) = storage.ack_outbox(&seqs).await {
+                    return self.step(Input::StorageFailed(e));
+                }
+            }
+            Output::Reupload => match enqueue_existing(storage).await {
+                Ok(report) => {
+                    for (key, reason) in report.unreadable {
+                        self.host.problem(&SyncProblem::LocalStorage(format!(
+                            "record {key} could not be read, so it was not uploaded again: {reason}"
+                        )));
+                    }
+                }
+                Err(e) => return self.step(Input::StorageFailed(e)),
+            },
+            Output::Status(status) => self.host.status_changed(&status),
+            Output::Problem(problem) => self.host.problem(&problem),
+            Output::ReconnectAfter { ms } | Output::WakeAfter { ms } => self.host.wake_after(ms),
+        }
+        Vec::new()
+    }
+}
+
+/// An [`Applier`] over a [`Repo`]: each entry goes through
+/// [`Repo::apply_remote`] (which loads the document from storage). For
+/// tests, tools and apps that do not keep documents hydrated.
+pub struct RepoApplier<S> {
+    repo: Rc<Repo<S>>,
+}
+
+impl<S> RepoApplier<S> {
+    /// Applies into `repo`.
+    pub fn new(repo: Rc<Repo<S>>) -> Self {
+        Self { repo }
+    }
+
+    /// The repository.
+    pub fn repo(&self) -> &Rc<Repo<S>> {
+        &self.repo
+    }
+}
+
+/// How a failed [`Repo::apply_remote`] stops an apply.
+pub fn apply_failure_kind(error: ApplyError) -> ApplyFailureKind {
+    match error {
+        ApplyError::Undecodable(reason) => ApplyFailureKind::Rejected(reason),
+        // The local copy of the record is unreadable (quarantined): the
+        // change cannot be merged, and skipping it would lose it.
+        ApplyError::Corrupt(reason) => ApplyFailureKind::Rejected(reason),
+        ApplyError::Storage(e) => ApplyFailureKind::from_storage(&e),
+    }
+}
+
+impl<S: Storage> Applier for RepoApplier<S> {
+    async fn apply(&self, entries: &[Received], now_ms: u64) -> Result<Vec<Row>, Interrupted> {
+        let now = Timestamp::from_millis(i64::try_from(now_ms).unwrap_or(i64::MAX));
+        let mut rows: Vec<Row> = Vec::new();
+        for entry in entries {
+            match self.repo.apply_remote(entry.record, None, &entry.bytes, now).await {
+                Ok(Some(row)) => {
+                    rows.retain(|r| r.id != row.id);
+                    rows.push(row);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let failure = ApplyFailure { at: entry.seq, kind: apply_failure_kind(e) };
+                    return Err(Interrupted { failure, rows });
+                }
+            }
+        }
+        Ok(rows)
+    }
+}

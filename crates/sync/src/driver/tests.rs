@@ -1,0 +1,281 @@
+//! The driver against a scripted relay: outputs reach storage, the
+//! transport and the host; events that arrive mid-await are queued.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::executor::block_on;
+use rapport_core::contact::Contact;
+use rapport_core::ids::{MemberId, RecordId};
+use rapport_core::repo::session_actor;
+use rapport_core::storage::memory::MemoryStorage;
+use rapport_core::storage::StorageError;
+use rapport_protocol::{
+    ChallengeNonce, ClientMessage, EntryKind, ErrorCode, LogEntry, ServerLimits, ServerMessage, WireError,
+};
+
+use super::*;
+use crate::plaintext::seal_change;
+
+#[derive(Default)]
+struct Wire {
+    sent: RefCell<Vec<ClientMessage>>,
+    connects: Cell<u32>,
+    closes: Cell<u32>,
+}
+
+#[derive(Clone, Default)]
+struct FakeWire(Rc<Wire>);
+
+impl Transport for FakeWire {
+    fn connect(&self, _url: &str) {
+        self.0.connects.set(self.0.connects.get() + 1);
+    }
+
+    fn send(&self, frame: Vec<u8>) -> Result<(), TransportError> {
+        let msg = ClientMessage::decode(&frame).map_err(|e| TransportError(e.to_string()))?;
+        self.0.sent.borrow_mut().push(msg);
+        Ok(())
+    }
+
+    fn close(&self) {
+        self.0.closes.set(self.0.closes.get() + 1);
+    }
+}
+
+#[derive(Default)]
+struct FakeHost {
+    counter: Cell<u8>,
+    status: RefCell<Option<SyncStatus>>,
+    rows: RefCell<Vec<Row>>,
+    wakes: RefCell<Vec<u64>>,
+}
+
+impl Host for FakeHost {
+    fn now_ms(&self) -> u64 {
+        5_000
+    }
+
+    fn fill_random(&self, dest: &mut [u8]) {
+        for b in dest {
+            self.counter.set(self.counter.get().wrapping_add(1));
+            *b = self.counter.get();
+        }
+    }
+
+    fn wake_after(&self, ms: u64) {
+        self.wakes.borrow_mut().push(ms);
+    }
+
+    fn status_changed(&self, status: &SyncStatus) {
+        *self.status.borrow_mut() = Some(status.clone());
+    }
+
+    fn rows_changed(&self, rows: &[Row]) {
+        self.rows.borrow_mut().extend_from_slice(rows);
+    }
+}
+
+/// Returns `Pending` once, like an IndexedDB request.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+/// A [`RepoApplier`] that awaits storage for real, and logs what it applied.
+struct SlowApplier {
+    inner: RepoApplier<MemoryStorage>,
+    log: RefCell<Vec<Seq>>,
+}
+
+impl Applier for SlowApplier {
+    async fn apply(&self, entries: &[Received], now_ms: u64) -> Result<Vec<Row>, Interrupted> {
+        YieldOnce(false).await;
+        self.log.borrow_mut().extend(entries.iter().map(|e| e.seq));
+        self.inner.apply(entries, now_ms).await
+    }
+}
+
+const ADA: RecordId = RecordId::from_bytes([0xad; 16]);
+
+fn config() -> SyncConfig {
+    SyncConfig::create("wss://relay.example/sync", [5; 48]).expect("config")
+}
+
+fn repo(n: u8) -> Rc<Repo<MemoryStorage>> {
+    Rc::new(Repo::new(MemoryStorage::new(), session_actor(MemberId::from_bytes([n; 16]), [n; 8])))
+}
+
+type TestDriver = SyncDriver<Rc<Repo<MemoryStorage>>, SlowApplier, FakeWire, FakeHost>;
+
+fn driver(repo: &Rc<Repo<MemoryStorage>>) -> (TestDriver, FakeWire) {
+    let wire = FakeWire::default();
+    let applier = SlowApplier { inner: RepoApplier::new(repo.clone()), log: RefCell::new(Vec::new()) };
+    let driver =
+        block_on(SyncDriver::open(&config(), repo.clone(), applier, wire.clone(), FakeHost::default())).expect("opens");
+    (driver, wire)
+}
+
+fn frame(msg: &ServerMessage) -> Event {
+    Event::Frame(msg.encode().expect("encode"))
+}
+
+const LIMITS: ServerLimits =
+    ServerLimits { max_frame_bytes: 1 << 20, max_envelopes_per_push: 50, max_pull_entries: 50 };
+
+fn handshake(driver: &TestDriver, head: u64) {
+    block_on(async {
+        driver.start().await;
+        driver.handle(Event::Connected).await;
+        driver.handle(frame(&ServerMessage::Challenge { nonce: ChallengeNonce::from_bytes([1; 32]) })).await;
+        driver.handle(frame(&ServerMessage::Welcome { head: Seq(head), limits: LIMITS })).await;
+    });
+}
+
+/// Automerge bytes of a new contact made on another device.
+fn remote_contact(name: &str) -> Vec<u8> {
+    let other = repo(9);
+    other.set_outbox(true);
+    let mut c = Contact::new(ADA, Timestamp::from_millis(1), MemberId::from_bytes([9; 16]));
+    c.given_name = name.into();
+    block_on(other.create(&c)).expect("create");
+    block_on(other.storage().outbox(10)).expect("outbox").remove(0).bytes
+}
+
+fn entry(seq: u64, bytes: &[u8]) -> LogEntry {
+    let envelope = seal_change(&config().keys(), ADA, bytes, [seq as u8; 24]).expect("seal");
+    LogEntry { seq: Seq(seq), kind: EntryKind::Change, envelope }
+}
+
+fn last_pull(wire: &FakeWire) -> (u32, Seq) {
+    wire.0
+        .sent
+        .borrow()
+        .iter()
+        .rev()
+        .find_map(|m| if let ClientMessage::Pull { request, since, .. } = m { Some((*request, *since)) } else { None })
+        .expect("a pull was sent")
+}
+
+fn pull_request(wire: &FakeWire) -> u32 {
+    last_pull(wire).0
+}
+
+#[test]
+fn a_page_is_applied_to_the_repo_and_the_cursor_saved_in_meta() {
+    let repo = repo(1);
+    let (driver, wire) = driver(&repo);
+    handshake(&driver, 1);
+    let request = pull_request(&wire);
+    let bytes = remote_contact("Ada");
+    block_on(driver.handle(frame(&ServerMessage::Batch {
+        request,
+        entries: vec![entry(1, &bytes)],
+        cursor: Seq(1),
+        more: false,
+    })));
+    let (_, ada) = block_on(repo.open::<Contact>(ADA, Timestamp::from_millis(1))).expect("applied");
+    assert_eq!(ada.given_name, "Ada");
+    assert_eq!(block_on(crate::config::load_cursor(repo.storage())), Ok(Seq(1)));
+    assert!(driver.host().rows.borrow().iter().any(|r| r.id == ADA));
+    assert_eq!(*driver.host().status.borrow(), Some(SyncStatus::UpToDate));
+}
+
+#[test]
+fn events_arriving_while_a_page_is_applied_are_handled_after_it_in_order() {
+    let repo = repo(1);
+    let (driver, wire) = driver(&repo);
+    handshake(&driver, 1);
+    let request = pull_request(&wire);
+    let bytes = remote_contact("Ada");
+    let batch = frame(&ServerMessage::Batch { request, entries: vec![entry(1, &bytes)], cursor: Seq(1), more: false });
+    let live = frame(&ServerMessage::Live { entries: vec![entry(2, &bytes)] });
+    block_on(futures::future::join(driver.handle(batch), driver.handle(live)));
+    assert_eq!(*driver.applier().log.borrow(), [Seq(1), Seq(2)]);
+    assert_eq!(driver.cursor(), Seq(2));
+    assert_eq!(block_on(crate::config::load_cursor(repo.storage())), Ok(Seq(2)));
+}
+
+#[test]
+fn pushed_changes_leave_the_outbox_only_when_acknowledged() {
+    let repo = repo(1);
+    repo.set_outbox(true);
+    let mut c = Contact::new(ADA, Timestamp::from_millis(1), MemberId::from_bytes([1; 16]));
+    c.given_name = "Ada".into();
+    block_on(repo.create(&c)).expect("create");
+    let (driver, wire) = driver(&repo);
+    handshake(&driver, 0);
+    let request = wire
+        .0
+        .sent
+        .borrow()
+        .iter()
+        .find_map(|m| if let ClientMessage::Push { request, .. } = m { Some(*request) } else { None })
+        .expect("pushed");
+    assert_eq!(block_on(repo.storage().outbox(10)).expect("outbox").len(), 1, "kept until acknowledged");
+    block_on(driver.handle(frame(&ServerMessage::Pushed { request, seqs: vec![Seq(1)] })));
+    assert!(block_on(repo.storage().outbox(10)).expect("outbox").is_empty());
+    assert_eq!(block_on(crate::config::load_cursor(repo.storage())), Ok(Seq(1)));
+}
+
+#[test]
+fn a_full_disk_when_saving_is_shown_and_the_connection_retried_later() {
+    let repo = repo(1);
+    let (driver, wire) = driver(&repo);
+    handshake(&driver, 1);
+    let request = pull_request(&wire);
+    let wakes = driver.host().wakes.borrow().len();
+    repo.storage().fail_writes(Some(StorageError::QuotaExceeded));
+    let bytes = remote_contact("Ada");
+    block_on(driver.handle(frame(&ServerMessage::Batch {
+        request,
+        entries: vec![entry(1, &bytes)],
+        cursor: Seq(1),
+        more: false,
+    })));
+    assert_eq!(*driver.host().status.borrow(), Some(SyncStatus::Error(SyncProblem::StorageFull)));
+    assert_eq!(wire.0.closes.get(), 1);
+    assert_eq!(driver.cursor(), Seq::ZERO);
+    assert!(driver.host().wakes.borrow().len() > wakes, "a reconnect is scheduled");
+}
+
+#[test]
+fn a_relay_that_lost_data_gets_every_local_document_again() {
+    let repo = repo(1);
+    let mut c = Contact::new(ADA, Timestamp::from_millis(1), MemberId::from_bytes([1; 16]));
+    c.given_name = "Ada".into();
+    block_on(repo.create(&c)).expect("create before sync");
+    block_on(crate::config::save_cursor(repo.storage(), Seq(40))).expect("cursor");
+    let (driver, wire) = driver(&repo);
+    handshake(&driver, 2);
+    let request = pull_request(&wire);
+    block_on(driver.handle(frame(&ServerMessage::Error(WireError {
+        request: Some(request),
+        code: ErrorCode::CursorAhead,
+        message: "cursor ahead".into(),
+        fatal: false,
+        retry_after_ms: None,
+    }))));
+    let pushed: Vec<_> = wire
+        .0
+        .sent
+        .borrow()
+        .iter()
+        .filter_map(|m| if let ClientMessage::Push { envelopes, .. } = m { Some(envelopes.len()) } else { None })
+        .collect();
+    assert_eq!(pushed, [1], "the document is uploaded again");
+    assert_eq!(block_on(crate::config::load_cursor(repo.storage())), Ok(Seq::ZERO));
+    let (again, since) = last_pull(&wire);
+    assert!(again != request && since == Seq::ZERO, "and everything is pulled from the start");
+}

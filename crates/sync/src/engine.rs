@@ -1,0 +1,1160 @@
+//! The sync protocol as a sans-IO state machine: [`SyncEngine`].
+//!
+//! The engine does no IO, reads no clock and draws no randomness. Every call
+//! to [`SyncEngine::handle`] passes the current time (`now_ms`), a source of
+//! random bytes ([`Random`]) and one [`Input`]; it returns the [`Output`]s
+//! the caller must carry out, in order. The same inputs always give the same
+//! outputs, so every protocol path is tested natively and deterministically
+//! (see `engine/tests.rs`), and the browser and native tests share one
+//! implementation. [`crate::driver`] carries the outputs out against real
+//! storage, documents and a WebSocket.
+//!
+//! # A session
+//!
+//! ```text
+//! Start           -> Connect                                  (open a WebSocket to the relay)
+//! Connected       -> (wait for the relay's challenge)
+//! Frame(Challenge)-> Send(Hello{workspace, signature, register?})
+//! Frame(Welcome)  -> ReadOutbox{limit}, Send(Pull{since: cursor})   (pull only if cursor != head)
+//! Frame(Batch)    -> Apply{entries, through}                  (the app merges them durably...)
+//! Applied{through}-> SaveCursor(through), Send(Pull) while `more`
+//! Outbox(entries) -> Send(Push{envelopes})                    (sealed with fresh random nonces)
+//! Frame(Pushed)   -> AckOutbox(outbox seqs), ReadOutbox{limit}
+//! Frame(Live)     -> Apply{...}                               (in order: advances; a gap: pull)
+//! Disconnected    -> ReconnectAfter{ms}                        (exponential back-off with jitter)
+//! Tick            -> Connect / Send(Ping) / Close on timeouts
+//! ```
+//!
+//! # The rules it keeps
+//!
+//! - **The cursor never passes a change that is not durably applied.** A
+//!   received page becomes `Output::Apply { entries, through }`; the cursor
+//!   moves to `through` (and `Output::SaveCursor` is emitted) only when the
+//!   app answers `Input::Applied { through }`. One apply is outstanding at a
+//!   time, and applies complete in log order.
+//! - **An outbox entry is acknowledged only after the relay committed it**:
+//!   `Output::AckOutbox` follows `Pushed`, never a send. A push lost to a
+//!   disconnect is simply pushed again (Automerge ignores duplicates).
+//! - **`Live` is a hint** (docs/RELAY.md): its entries are applied, but the
+//!   cursor advances over them only when they directly follow it and no pull
+//!   is in flight; otherwise the engine pulls. `Behind` pulls.
+//! - **An unreadable entry is never applied and never skipped**: an envelope
+//!   that does not decrypt, does not decode, names a record other than its
+//!   tag's, or that the app rejects stops the cursor just before it; the
+//!   problem is reported and pulling stops on this connection. Local changes
+//!   are still pushed.
+//! - **Errors**: `Unauthorized` is final (no reconnect until the app says
+//!   `Start` again); `RateLimited` pauses requests for `retry_after_ms`;
+//!   `CursorAhead` restarts from zero and asks the app to upload every
+//!   document again; fatal errors and timeouts close and reconnect with
+//!   back-off.
+//!
+//! # Plaintext
+//!
+//! Each envelope holds `version:u8 (= 1) || postcard({ record: [u8; 16],
+//! bytes })`, see [`crate::plaintext`].
+
+use std::collections::{BTreeMap, VecDeque};
+
+use rapport_core::ids::RecordId;
+use rapport_core::storage::{OutboxEntry, StorageError};
+use rapport_protocol::{
+    ClientMessage, ErrorCode, Keys, LogEntry, RequestId, Seq, ServerLimits, ServerMessage, WireError,
+    ENVELOPE_NONCE_LEN,
+};
+
+use crate::backoff::Backoff;
+use crate::plaintext::{open_envelope, seal_change};
+use crate::status::{SyncProblem, SyncStatus};
+
+#[cfg(test)]
+mod tests;
+
+/// A source of random bytes, supplied by the caller (a CSPRNG in the app:
+/// nonces are drawn from it). Closures `FnMut(&mut [u8])` implement it.
+pub trait Random {
+    /// Fills `dest` with random bytes.
+    fn fill(&mut self, dest: &mut [u8]);
+}
+
+impl<F: FnMut(&mut [u8])> Random for F {
+    fn fill(&mut self, dest: &mut [u8]) {
+        self(dest)
+    }
+}
+
+/// Timeouts, back-off and batch sizes. The defaults suit the browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timing {
+    /// From `Connect` to `Welcome`.
+    pub handshake_timeout_ms: u64,
+    /// A request with no frame received for this long means a dead
+    /// connection: close and reconnect.
+    pub request_timeout_ms: u64,
+    /// With nothing in flight and nothing received for this long, send a
+    /// `Ping` (browsers cannot see WebSocket pings, so a silent connection
+    /// may be dead).
+    pub keepalive_ms: u64,
+    /// First reconnect delay.
+    pub backoff_base_ms: u64,
+    /// Longest reconnect delay.
+    pub backoff_max_ms: u64,
+    /// Entries asked for per pull (the relay may cap it lower).
+    pub pull_limit: u32,
+    /// Most envelopes per push (the relay may cap it lower).
+    pub push_max_envelopes: u32,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            handshake_timeout_ms: 15_000,
+            request_timeout_ms: 30_000,
+            keepalive_ms: 60_000,
+            backoff_base_ms: 500,
+            backoff_max_ms: 60_000,
+            pull_limit: 1_000,
+            push_max_envelopes: 500,
+        }
+    }
+}
+
+/// One received change, decrypted and ready to merge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Its position in the workspace log.
+    pub seq: Seq,
+    /// The record (Automerge document) it belongs to.
+    pub record: RecordId,
+    /// Automerge change chunks or a saved document.
+    pub bytes: Vec<u8>,
+}
+
+/// Why the app could not apply an `Output::Apply`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyFailure {
+    /// The entry that failed; every entry of the apply before it is durably
+    /// applied, none after it is.
+    pub at: Seq,
+    /// What went wrong.
+    pub kind: ApplyFailureKind,
+}
+
+/// The kinds of [`ApplyFailure`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyFailureKind {
+    /// The entry's bytes are not a change the app can merge (not Automerge,
+    /// or the local record is unreadable). Sync stops before it.
+    Rejected(String),
+    /// Local storage is full. Retried after a reconnect.
+    StorageFull,
+    /// Local storage failed otherwise. Retried after a reconnect.
+    Storage(String),
+}
+
+impl ApplyFailureKind {
+    /// Classifies a storage error.
+    pub fn from_storage(error: &StorageError) -> Self {
+        match error {
+            StorageError::QuotaExceeded => ApplyFailureKind::StorageFull,
+            other => ApplyFailureKind::Storage(other.to_string()),
+        }
+    }
+}
+
+/// What happened: one call of [`SyncEngine::handle`] per event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// Begin syncing, or retry now ("Sync now", the browser came online).
+    /// Also lifts the stop after `AccessRefused`.
+    Start,
+    /// Stop syncing (sync turned off, the browser went offline). Closes the
+    /// connection; no reconnect until `Start`.
+    Stop,
+    /// The WebSocket opened.
+    Connected,
+    /// One binary WebSocket message from the relay.
+    Frame(&'a [u8]),
+    /// The WebSocket closed or failed to open.
+    Disconnected,
+    /// New entries may be in the outbox (after a local edit).
+    LocalChanges,
+    /// The answer to `Output::ReadOutbox`: the oldest outbox entries.
+    Outbox(Vec<OutboxEntry>),
+    /// The entries of the `Output::Apply` with this `through` are durably
+    /// stored.
+    Applied {
+        /// Echoes `Output::Apply::through`.
+        through: Seq,
+    },
+    /// The `Output::Apply` with this `through` failed part-way.
+    ApplyFailed {
+        /// Echoes `Output::Apply::through`.
+        through: Seq,
+        /// Where and why.
+        failure: ApplyFailure,
+    },
+    /// Carrying out `SaveCursor`, `AckOutbox`, `ReadOutbox` or `Reupload`
+    /// failed. The engine reconnects later; nothing is lost (the cursor and
+    /// the outbox only lag behind).
+    StorageFailed(StorageError),
+    /// Time passed (as asked by `Output::WakeAfter`/`ReconnectAfter`; extra
+    /// ticks are harmless).
+    Tick,
+}
+
+/// What the caller must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Open a WebSocket to the relay; report `Connected` or `Disconnected`.
+    Connect,
+    /// Send one binary WebSocket message.
+    Send(Vec<u8>),
+    /// Close the WebSocket. Report nothing more from it (the engine already
+    /// considers it closed).
+    Close,
+    /// Merge these changes into their documents durably, in order, then
+    /// answer `Input::Applied { through }` (or `Input::ApplyFailed`).
+    Apply {
+        /// Decrypted changes, in log order.
+        entries: Vec<Received>,
+        /// Echo this in the answer.
+        through: Seq,
+    },
+    /// Persist the cursor (meta `sync/cursor`).
+    SaveCursor(Seq),
+    /// Read up to `limit` outbox entries (oldest first) and answer
+    /// `Input::Outbox`.
+    ReadOutbox {
+        /// How many to read.
+        limit: usize,
+    },
+    /// Delete these outbox entries: the relay committed them.
+    AckOutbox(Vec<u64>),
+    /// The relay lost data (`CursorAhead`): queue every local document for
+    /// upload again (`Storage::enqueue` of each saved document). The engine
+    /// reads the outbox afterwards.
+    Reupload,
+    /// The status changed: show it.
+    Status(SyncStatus),
+    /// Something went wrong that a log or a notification should mention
+    /// (the status shows the lasting ones).
+    Problem(SyncProblem),
+    /// The connection is closed; reconnecting is due in `ms` (feed `Tick`
+    /// then, and the engine answers `Connect`).
+    ReconnectAfter {
+        /// Delay in milliseconds.
+        ms: u64,
+    },
+    /// Feed `Input::Tick` in `ms` (a timeout or a pause is due).
+    WakeAfter {
+        /// Delay in milliseconds.
+        ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Conn {
+    Disconnected,
+    /// `Connect` emitted, waiting for `Connected`.
+    Opening {
+        since: u64,
+    },
+    /// Transport open, waiting for the relay's challenge.
+    AwaitingChallenge {
+        since: u64,
+    },
+    /// Hello sent, waiting for `Welcome`.
+    AwaitingWelcome {
+        since: u64,
+    },
+    Ready,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PullInFlight {
+    id: RequestId,
+    sent_at: u64,
+    since: Seq,
+}
+
+#[derive(Debug, Clone)]
+struct PushInFlight {
+    id: RequestId,
+    sent_at: u64,
+    outbox: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PingInFlight {
+    id: RequestId,
+    sent_at: u64,
+}
+
+/// Received entries waiting for the app, in log order.
+#[derive(Debug)]
+struct Pending {
+    entries: Vec<Received>,
+    /// Echoed by the app.
+    through: Seq,
+    /// The cursor once these are applied, when they directly follow it.
+    advance: Option<Seq>,
+}
+
+/// The outstanding apply.
+#[derive(Debug, Clone, Copy)]
+struct Applying {
+    through: Seq,
+    advance: Option<Seq>,
+}
+
+enum Retry {
+    /// Exponential back-off.
+    Backoff,
+    /// The longest back-off: retrying soon cannot help.
+    Slowly,
+    /// Never on its own: only a new `Start`.
+    Never,
+}
+
+/// The client side of the relay protocol for one workspace. See the module
+/// doc.
+pub struct SyncEngine {
+    keys: Keys,
+    register: bool,
+    timing: Timing,
+    conn: Conn,
+    stopped: bool,
+    refused: bool,
+    problem: Option<SyncProblem>,
+    backoff: Backoff,
+    reconnect_at: Option<u64>,
+
+    /// Everything up to here is durably applied.
+    cursor: Seq,
+    /// Everything up to here is received in order (applied or queued).
+    expected: Seq,
+    /// The newest sequence number known to exist on the relay.
+    head: Seq,
+    /// The cursor when this catch-up began (progress).
+    base: Seq,
+    queue: VecDeque<Pending>,
+    applying: Option<Applying>,
+
+    limits: Option<ServerLimits>,
+    next_request: RequestId,
+    pull: Option<PullInFlight>,
+    more: bool,
+    push: Option<PushInFlight>,
+    ping: Option<PingInFlight>,
+    blocked: Option<SyncProblem>,
+    outbox_wanted: bool,
+    outbox_reading: bool,
+    too_large: BTreeMap<u64, SyncProblem>,
+    hold_until: Option<u64>,
+    last_heard: u64,
+
+    last_status: Option<SyncStatus>,
+    last_wake: Option<u64>,
+}
+
+impl std::fmt::Debug for SyncEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncEngine")
+            .field("workspace", &self.keys.workspace())
+            .field("conn", &self.conn)
+            .field("cursor", &self.cursor)
+            .field("expected", &self.expected)
+            .field("head", &self.head)
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+fn varint_len(mut value: u64) -> usize {
+    let mut len = 1;
+    while value >= 0x80 {
+        value >>= 7;
+        len += 1;
+    }
+    len
+}
+
+fn random4(rng: &mut dyn Random) -> [u8; 4] {
+    let mut bytes = [0; 4];
+    rng.fill(&mut bytes);
+    bytes
+}
+
+fn strictly_increasing(entries: &[LogEntry]) -> bool {
+    entries.windows(2).all(|w| w[0].seq < w[1].seq)
+}
+
+fn consecutive(seqs: impl Iterator<Item = Seq>) -> bool {
+    let mut prev: Option<Seq> = None;
+    for s in seqs {
+        if let Some(p) = prev {
+            if p.0.checked_add(1) != Some(s.0) {
+                return false;
+            }
+        }
+        prev = Some(s);
+    }
+    true
+}
+
+fn next_seq(seq: Seq) -> Seq {
+    Seq(seq.0.saturating_add(1))
+}
+
+impl SyncEngine {
+    /// An engine for the workspace of `keys`, starting from the persisted
+    /// `cursor` (`Seq::ZERO` on first use). `register` sends the workspace's
+    /// verifier in `Hello` (set it on the device that created the workspace).
+    /// It stays offline until `Input::Start`.
+    pub fn new(keys: Keys, register: bool, cursor: Seq) -> Self {
+        Self::with_timing(keys, register, cursor, Timing::default())
+    }
+
+    /// As [`SyncEngine::new`] with explicit timeouts and sizes.
+    pub fn with_timing(keys: Keys, register: bool, cursor: Seq, timing: Timing) -> Self {
+        let backoff = Backoff::new(timing.backoff_base_ms, timing.backoff_max_ms);
+        Self {
+            keys,
+            register,
+            timing,
+            conn: Conn::Disconnected,
+            stopped: true,
+            refused: false,
+            problem: None,
+            backoff,
+            reconnect_at: None,
+            cursor,
+            expected: cursor,
+            head: cursor,
+            base: cursor,
+            queue: VecDeque::new(),
+            applying: None,
+            limits: None,
+            next_request: 0,
+            pull: None,
+            more: false,
+            push: None,
+            ping: None,
+            blocked: None,
+            outbox_wanted: false,
+            outbox_reading: false,
+            too_large: BTreeMap::new(),
+            hold_until: None,
+            last_heard: 0,
+            last_status: None,
+            last_wake: None,
+        }
+    }
+
+    /// The durably applied position in the workspace log.
+    pub fn cursor(&self) -> Seq {
+        self.cursor
+    }
+
+    /// The newest log position known to exist on the relay.
+    pub fn head(&self) -> Seq {
+        self.head
+    }
+
+    /// Whether the connection is authenticated.
+    pub fn is_ready(&self) -> bool {
+        self.conn == Conn::Ready
+    }
+
+    /// The back-off state (how many attempts failed in a row).
+    pub fn backoff(&self) -> &Backoff {
+        &self.backoff
+    }
+
+    /// What the UI should show now.
+    pub fn status(&self) -> SyncStatus {
+        if self.stopped {
+            return SyncStatus::Offline;
+        }
+        if self.refused {
+            return SyncStatus::Error(self.problem.clone().unwrap_or(SyncProblem::AccessRefused));
+        }
+        match self.conn {
+            Conn::Disconnected => self.problem.clone().map_or(SyncStatus::Offline, SyncStatus::Error),
+            Conn::Opening { .. } | Conn::AwaitingChallenge { .. } | Conn::AwaitingWelcome { .. } => {
+                self.problem.clone().map_or(SyncStatus::Connecting, SyncStatus::Error)
+            }
+            Conn::Ready => {
+                if let Some(problem) = &self.blocked {
+                    return SyncStatus::Error(problem.clone());
+                }
+                let busy = self.pull.is_some()
+                    || self.more
+                    || self.expected != self.head
+                    || self.applying.is_some()
+                    || !self.queue.is_empty()
+                    || self.push.is_some()
+                    || self.outbox_reading
+                    || self.outbox_wanted
+                    || self.hold_until.is_some();
+                if busy {
+                    let total = self.head.0.saturating_sub(self.base.0);
+                    let done = self.cursor.0.saturating_sub(self.base.0).min(total);
+                    SyncStatus::Syncing { done, total }
+                } else if let Some(problem) = self.too_large.values().next() {
+                    SyncStatus::Error(problem.clone())
+                } else {
+                    SyncStatus::UpToDate
+                }
+            }
+        }
+    }
+
+    /// Handles one event at time `now_ms` (milliseconds, any fixed origin)
+    /// and returns what to do, in order.
+    pub fn handle(&mut self, now_ms: u64, rng: &mut dyn Random, input: Input<'_>) -> Vec<Output> {
+        let mut out = Vec::new();
+        let now = now_ms;
+        match input {
+            Input::Start => self.start(now, &mut out),
+            Input::Stop => self.stop(&mut out),
+            Input::Connected => self.connected(now, &mut out),
+            Input::Frame(frame) => self.frame(now, rng, frame, &mut out),
+            Input::Disconnected => {
+                if self.conn != Conn::Disconnected {
+                    self.lost(now, rng, SyncProblem::RelayUnreachable, Retry::Backoff, &mut out);
+                }
+            }
+            Input::LocalChanges => self.outbox_wanted = true,
+            Input::Outbox(entries) => self.outbox(now, rng, entries, &mut out),
+            Input::Applied { through } => self.applied(through, None, now, rng, &mut out),
+            Input::ApplyFailed { through, failure } => self.applied(through, Some(failure), now, rng, &mut out),
+            Input::StorageFailed(error) => {
+                self.outbox_reading = false;
+                let problem = match error {
+                    StorageError::QuotaExceeded => SyncProblem::StorageFull,
+                    other => SyncProblem::LocalStorage(other.to_string()),
+                };
+                out.push(Output::Problem(problem.clone()));
+                if self.conn == Conn::Disconnected {
+                    self.problem = Some(problem);
+                } else {
+                    self.fail(now, rng, problem, Retry::Backoff, &mut out);
+                }
+            }
+            Input::Tick => {
+                self.last_wake = None;
+                self.tick(now, rng, &mut out);
+            }
+        }
+        self.drive_apply(&mut out);
+        self.pump(now, &mut out);
+        self.announce(now, &mut out);
+        out
+    }
+
+    fn start(&mut self, now: u64, out: &mut Vec<Output>) {
+        self.stopped = false;
+        self.refused = false;
+        match self.conn {
+            Conn::Disconnected => self.connect_now(now, out),
+            Conn::Ready => {
+                self.outbox_wanted = true;
+                self.more = true;
+            }
+            _ => {}
+        }
+    }
+
+    fn stop(&mut self, out: &mut Vec<Output>) {
+        self.stopped = true;
+        self.reconnect_at = None;
+        if self.conn != Conn::Disconnected {
+            out.push(Output::Close);
+            self.drop_session();
+            self.conn = Conn::Disconnected;
+        }
+    }
+
+    fn connect_now(&mut self, now: u64, out: &mut Vec<Output>) {
+        self.conn = Conn::Opening { since: now };
+        self.reconnect_at = None;
+        self.last_wake = None;
+        out.push(Output::Connect);
+    }
+
+    fn connected(&mut self, now: u64, out: &mut Vec<Output>) {
+        match self.conn {
+            _ if self.stopped || self.refused => out.push(Output::Close),
+            Conn::Disconnected | Conn::Opening { .. } => {
+                self.conn = Conn::AwaitingChallenge { since: now };
+                self.reconnect_at = None;
+                self.last_heard = now;
+            }
+            // A duplicate report: the connection is already open.
+            _ => {}
+        }
+    }
+
+    /// Forgets everything tied to the connection. Received entries stay
+    /// queued: they are valid whatever happens to the connection.
+    fn drop_session(&mut self) {
+        self.limits = None;
+        self.pull = None;
+        self.more = false;
+        self.push = None;
+        self.ping = None;
+        self.blocked = None;
+        self.outbox_wanted = false;
+        self.outbox_reading = false;
+        self.hold_until = None;
+    }
+
+    /// The connection is gone: schedule the next attempt.
+    fn lost(&mut self, now: u64, rng: &mut dyn Random, problem: SyncProblem, retry: Retry, out: &mut Vec<Output>) {
+        self.drop_session();
+        self.conn = Conn::Disconnected;
+        self.problem = Some(problem);
+        if self.stopped {
+            return;
+        }
+        let delay = match retry {
+            Retry::Backoff => self.backoff.next_delay(random4(rng)),
+            Retry::Slowly => self.backoff.max_delay(random4(rng)),
+            Retry::Never => {
+                self.refused = true;
+                self.reconnect_at = None;
+                return;
+            }
+        };
+        let at = now.saturating_add(delay);
+        self.reconnect_at = Some(at);
+        self.last_wake = Some(at);
+        out.push(Output::ReconnectAfter { ms: delay });
+    }
+
+    /// Closes the connection because of `problem`.
+    fn fail(&mut self, now: u64, rng: &mut dyn Random, problem: SyncProblem, retry: Retry, out: &mut Vec<Output>) {
+        if self.conn != Conn::Disconnected {
+            out.push(Output::Close);
+        }
+        self.lost(now, rng, problem, retry, out);
+    }
+
+    fn protocol_error(&mut self, now: u64, rng: &mut dyn Random, detail: String, out: &mut Vec<Output>) {
+        let problem = SyncProblem::Protocol(detail);
+        out.push(Output::Problem(problem.clone()));
+        self.fail(now, rng, problem, Retry::Backoff, out);
+    }
+
+    fn request_id(&mut self) -> RequestId {
+        self.next_request = self.next_request.wrapping_add(1);
+        self.next_request
+    }
+
+    fn send(&mut self, msg: &ClientMessage, out: &mut Vec<Output>) {
+        match msg.encode() {
+            Ok(frame) => out.push(Output::Send(frame)),
+            // Not expected; the request then times out and the connection
+            // is replaced.
+            Err(e) => out.push(Output::Problem(SyncProblem::Protocol(e.to_string()))),
+        }
+    }
+
+    fn frame(&mut self, now: u64, rng: &mut dyn Random, frame: &[u8], out: &mut Vec<Output>) {
+        if matches!(self.conn, Conn::Disconnected | Conn::Opening { .. }) {
+            return;
+        }
+        self.last_heard = now;
+        let msg = match ServerMessage::decode(frame) {
+            Ok(msg) => msg,
+            Err(e) => return self.protocol_error(now, rng, format!("an unreadable message: {e}"), out),
+        };
+        match (self.conn, msg) {
+            (_, ServerMessage::Error(error)) => self.wire_error(now, rng, error, out),
+            (Conn::AwaitingChallenge { .. }, ServerMessage::Challenge { nonce }) => {
+                let hello = ClientMessage::Hello {
+                    workspace: self.keys.workspace(),
+                    signature: self.keys.sign_challenge(&nonce),
+                    register: self.register.then(|| self.keys.verifier()),
+                };
+                self.send(&hello, out);
+                self.conn = Conn::AwaitingWelcome { since: now };
+            }
+            (Conn::AwaitingWelcome { .. }, ServerMessage::Welcome { head, limits }) => {
+                self.conn = Conn::Ready;
+                self.problem = None;
+                self.limits = Some(limits);
+                self.head = head;
+                self.base = self.cursor;
+                // A cursor past the head: the relay lost data; the pull
+                // gets `CursorAhead`.
+                self.more = self.expected > head;
+                self.outbox_wanted = true;
+                // The limits may have changed: judge every change again.
+                self.too_large.clear();
+            }
+            (Conn::Ready, ServerMessage::Batch { request, entries, cursor, more }) => {
+                self.batch(now, rng, request, entries, cursor, more, out)
+            }
+            (Conn::Ready, ServerMessage::Pushed { request, seqs }) => self.pushed(now, rng, request, seqs, out),
+            (Conn::Ready, ServerMessage::Live { entries }) => self.live(now, rng, entries, out),
+            (Conn::Ready, ServerMessage::Behind { head }) => {
+                self.head = self.head.max(head);
+                self.more = true;
+            }
+            (Conn::Ready, ServerMessage::Pong { request }) if self.ping.is_some_and(|p| p.id == request) => {
+                self.ping = None;
+            }
+            (_, other) => {
+                let name = match other {
+                    ServerMessage::Challenge { .. } => "Challenge",
+                    ServerMessage::Welcome { .. } => "Welcome",
+                    ServerMessage::Pushed { .. } => "Pushed",
+                    ServerMessage::Batch { .. } => "Batch",
+                    ServerMessage::SnapshotStored { .. } => "SnapshotStored",
+                    ServerMessage::DocumentDeleted { .. } => "DocumentDeleted",
+                    ServerMessage::Live { .. } => "Live",
+                    ServerMessage::Behind { .. } => "Behind",
+                    ServerMessage::Pong { .. } => "Pong",
+                    ServerMessage::Error(_) => "Error",
+                };
+                self.protocol_error(now, rng, format!("an unexpected {name} message"), out)
+            }
+        }
+    }
+
+    fn wire_error(&mut self, now: u64, rng: &mut dyn Random, error: WireError, out: &mut Vec<Output>) {
+        let detail = format!("{:?}: {}", error.code, error.message);
+        match error.code {
+            ErrorCode::Unauthorized => {
+                out.push(Output::Problem(SyncProblem::AccessRefused));
+                self.fail(now, rng, SyncProblem::AccessRefused, Retry::Never, out);
+            }
+            ErrorCode::UnknownWorkspace => {
+                out.push(Output::Problem(SyncProblem::UnknownWorkspace));
+                self.fail(now, rng, SyncProblem::UnknownWorkspace, Retry::Slowly, out);
+            }
+            ErrorCode::RateLimited if !error.fatal && self.conn == Conn::Ready => {
+                let wait = u64::from(error.retry_after_ms.unwrap_or(1_000)).clamp(1, self.timing.backoff_max_ms);
+                self.hold_until = Some(now.saturating_add(wait));
+                if let Some(request) = error.request {
+                    if self.pull.is_some_and(|p| p.id == request) {
+                        self.pull = None;
+                        self.more = true;
+                    }
+                    if self.push.as_ref().is_some_and(|p| p.id == request) {
+                        self.push = None;
+                        self.outbox_wanted = true;
+                    }
+                    if self.ping.is_some_and(|p| p.id == request) {
+                        self.ping = None;
+                    }
+                }
+            }
+            ErrorCode::CursorAhead
+                if !error.fatal && error.request.is_some_and(|r| self.pull.is_some_and(|p| p.id == r)) =>
+            {
+                self.restart_log(out)
+            }
+            ErrorCode::Unavailable | ErrorCode::HandshakeTimeout | ErrorCode::IdleTimeout => {
+                self.fail(now, rng, SyncProblem::RelayUnreachable, Retry::Backoff, out)
+            }
+            ErrorCode::Internal => {
+                let problem = SyncProblem::RelayFailed(error.message);
+                out.push(Output::Problem(problem.clone()));
+                self.fail(now, rng, problem, Retry::Backoff, out);
+            }
+            ErrorCode::UnsupportedVersion => {
+                let problem = SyncProblem::Protocol(detail);
+                out.push(Output::Problem(problem.clone()));
+                self.fail(now, rng, problem, Retry::Slowly, out);
+            }
+            _ => self.protocol_error(now, rng, detail, out),
+        }
+    }
+
+    /// `CursorAhead`: the relay's log is shorter than this device's cursor
+    /// (restored from a backup, or another relay). Pull everything again and
+    /// upload every local document, so the relay gets back what it lost.
+    fn restart_log(&mut self, out: &mut Vec<Output>) {
+        self.pull = None;
+        self.cursor = Seq::ZERO;
+        self.expected = Seq::ZERO;
+        self.base = Seq::ZERO;
+        self.more = true;
+        for pending in &mut self.queue {
+            pending.advance = None;
+        }
+        if let Some(applying) = &mut self.applying {
+            applying.advance = None;
+        }
+        out.push(Output::SaveCursor(Seq::ZERO));
+        out.push(Output::Reupload);
+        self.outbox_wanted = true;
+    }
+
+    /// Decrypts entries in order, stopping at the first that cannot be read.
+    fn open_entries(&self, entries: &[LogEntry]) -> (Vec<Received>, Option<(Seq, String)>) {
+        let mut received = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match open_envelope(&self.keys, &entry.envelope) {
+                Ok((record, bytes)) => received.push(Received { seq: entry.seq, record, bytes }),
+                Err(e) => return (received, Some((entry.seq, e.to_string()))),
+            }
+        }
+        (received, None)
+    }
+
+    /// Queues entries that directly follow `expected`, advancing to
+    /// `through` (or to just before the first unreadable entry).
+    fn accept_in_order(&mut self, entries: &[LogEntry], through: Seq, out: &mut Vec<Output>) {
+        let (received, bad) = self.open_entries(entries);
+        let through = match &bad {
+            Some((seq, _)) => Seq(seq.0.saturating_sub(1)),
+            None => through,
+        }
+        .max(self.expected);
+        self.expected = through;
+        self.queue.push_back(Pending { entries: received, through, advance: Some(through) });
+        if let Some((seq, reason)) = bad {
+            let problem = SyncProblem::UnreadableChange { seq, reason };
+            out.push(Output::Problem(problem.clone()));
+            self.blocked = Some(problem);
+            self.more = false;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn batch(
+        &mut self,
+        now: u64,
+        rng: &mut dyn Random,
+        request: RequestId,
+        entries: Vec<LogEntry>,
+        cursor: Seq,
+        more: bool,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(pull) = self.pull.filter(|p| p.id == request) else {
+            return self.protocol_error(now, rng, format!("a page answering request {request}, never sent"), out);
+        };
+        let well_formed = strictly_increasing(&entries)
+            && cursor >= pull.since
+            && entries.first().is_none_or(|e| e.seq > pull.since)
+            && entries.last().is_none_or(|e| e.seq <= cursor)
+            && !(more && entries.is_empty());
+        if !well_formed {
+            return self.protocol_error(now, rng, "a page of changes out of order".into(), out);
+        }
+        self.pull = None;
+        self.head = self.head.max(cursor);
+        self.more = more;
+        if self.blocked.is_some() {
+            return;
+        }
+        let fresh: Vec<LogEntry> = entries.into_iter().filter(|e| e.seq > self.expected).collect();
+        self.accept_in_order(&fresh, cursor, out);
+    }
+
+    fn live(&mut self, now: u64, rng: &mut dyn Random, entries: Vec<LogEntry>, out: &mut Vec<Output>) {
+        if !strictly_increasing(&entries) {
+            return self.protocol_error(now, rng, "live changes out of order".into(), out);
+        }
+        let Some(last) = entries.last().map(|e| e.seq) else { return };
+        self.head = self.head.max(last);
+        let fresh: Vec<LogEntry> = entries.into_iter().filter(|e| e.seq > self.expected).collect();
+        let Some(first) = fresh.first().map(|e| e.seq) else { return };
+        let in_order = self.pull.is_none()
+            && self.blocked.is_none()
+            && first == next_seq(self.expected)
+            && consecutive(fresh.iter().map(|e| e.seq));
+        if in_order {
+            self.accept_in_order(&fresh, last, out);
+            return;
+        }
+        // A hint: apply what opens without moving the cursor; the pull that
+        // the gap triggers brings these again, in order (and reports any
+        // that do not open).
+        let received: Vec<Received> = fresh
+            .iter()
+            .filter_map(|e| {
+                open_envelope(&self.keys, &e.envelope).ok().map(|(record, bytes)| Received {
+                    seq: e.seq,
+                    record,
+                    bytes,
+                })
+            })
+            .collect();
+        if !received.is_empty() {
+            self.queue.push_back(Pending { entries: received, through: self.expected, advance: None });
+        }
+    }
+
+    fn pushed(&mut self, now: u64, rng: &mut dyn Random, request: RequestId, seqs: Vec<Seq>, out: &mut Vec<Output>) {
+        let Some(push) = self.push.take_if(|p| p.id == request) else {
+            return self.protocol_error(now, rng, format!("an acknowledgement of push {request}, never sent"), out);
+        };
+        if seqs.len() != push.outbox.len() || !consecutive(seqs.iter().copied()) {
+            // Do not acknowledge what may not be stored: push again later.
+            return self.protocol_error(
+                now,
+                rng,
+                format!("{} positions for a push of {} changes", seqs.len(), push.outbox.len()),
+                out,
+            );
+        }
+        out.push(Output::AckOutbox(push.outbox));
+        self.outbox_wanted = true;
+        let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else { return };
+        self.head = self.head.max(last);
+        // Our own changes directly after the cursor: they are already in
+        // local storage (the outbox is written with the edit), so the
+        // cursor can pass them without downloading them back.
+        if self.blocked.is_none() && first == next_seq(self.expected) {
+            self.expected = last;
+            self.queue.push_back(Pending { entries: Vec::new(), through: last, advance: Some(last) });
+        }
+    }
+
+    fn outbox(&mut self, now: u64, rng: &mut dyn Random, entries: Vec<OutboxEntry>, out: &mut Vec<Output>) {
+        self.outbox_reading = false;
+        let Some(limits) = self.limits.filter(|_| self.conn == Conn::Ready) else { return };
+        if self.push.is_some() {
+            self.outbox_wanted = true;
+            return;
+        }
+        let max_count = limits.max_envelopes_per_push.min(self.timing.push_max_envelopes).max(1) as usize;
+        let max_frame = limits.max_frame_bytes as usize;
+        // The id is taken only if something is pushed.
+        let request = self.next_request.wrapping_add(1);
+        // version byte, variant index, request id; the count is added below.
+        let fixed = 1 + 1 + varint_len(u64::from(request));
+        let mut size = fixed;
+        let mut envelopes = Vec::new();
+        let mut seqs = Vec::new();
+        for entry in entries {
+            if envelopes.len() == max_count {
+                break;
+            }
+            if self.too_large.contains_key(&entry.seq) {
+                continue;
+            }
+            let mut nonce = [0u8; ENVELOPE_NONCE_LEN];
+            rng.fill(&mut nonce);
+            let (envelope, env_size) = match seal_change(&self.keys, entry.id, &entry.bytes, nonce) {
+                Ok(env) => {
+                    let ct = env.ciphertext.len();
+                    let env_size = 32 + ENVELOPE_NONCE_LEN + varint_len(ct as u64) + ct;
+                    (Some(env), env_size)
+                }
+                Err(_) => (None, usize::MAX),
+            };
+            let alone = fixed.saturating_add(1).saturating_add(env_size);
+            let Some(envelope) = envelope.filter(|_| alone <= max_frame) else {
+                let problem = SyncProblem::ChangeTooLarge {
+                    record: entry.id,
+                    bytes: if env_size == usize::MAX { entry.bytes.len() } else { alone },
+                    limit: limits.max_frame_bytes,
+                };
+                out.push(Output::Problem(problem.clone()));
+                self.too_large.insert(entry.seq, problem);
+                continue;
+            };
+            let count_len = varint_len(envelopes.len() as u64 + 1);
+            if size + env_size + count_len > max_frame {
+                break;
+            }
+            size += env_size;
+            envelopes.push(envelope);
+            seqs.push(entry.seq);
+        }
+        if envelopes.is_empty() {
+            // The outbox is drained (or holds only changes too large).
+            return;
+        }
+        let request = self.request_id();
+        self.send(&ClientMessage::Push { request, envelopes }, out);
+        self.push = Some(PushInFlight { id: request, sent_at: now, outbox: seqs });
+    }
+
+    fn applied(
+        &mut self,
+        through: Seq,
+        failure: Option<ApplyFailure>,
+        now: u64,
+        rng: &mut dyn Random,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(applying) = self.applying.filter(|a| a.through == through) else {
+            // Not the outstanding apply: a stale or duplicate answer.
+            return;
+        };
+        self.applying = None;
+        let Some(failure) = failure else {
+            if let Some(advance) = applying.advance {
+                self.advance_cursor(advance, out);
+            }
+            return;
+        };
+        let Some(advance) = applying.advance else {
+            // Live entries applied as a hint: the pull brings them again in
+            // order, and stops before a rejected one then.
+            if let ApplyFailureKind::Rejected(reason) = failure.kind {
+                out.push(Output::Problem(SyncProblem::UnreadableChange { seq: failure.at, reason }));
+                return;
+            }
+            return self.apply_storage_failed(now, rng, failure.kind, out);
+        };
+        self.advance_cursor(Seq(failure.at.0.saturating_sub(1)).min(advance), out);
+        // Whatever was queued after the failure is received again later.
+        self.queue.clear();
+        self.expected = self.cursor;
+        match failure.kind {
+            ApplyFailureKind::Rejected(reason) => {
+                let problem = SyncProblem::UnreadableChange { seq: failure.at, reason };
+                out.push(Output::Problem(problem.clone()));
+                self.blocked = Some(problem);
+                self.more = false;
+            }
+            kind => self.apply_storage_failed(now, rng, kind, out),
+        }
+    }
+
+    fn apply_storage_failed(&mut self, now: u64, rng: &mut dyn Random, kind: ApplyFailureKind, out: &mut Vec<Output>) {
+        let problem = match kind {
+            ApplyFailureKind::StorageFull => SyncProblem::StorageFull,
+            ApplyFailureKind::Storage(detail) | ApplyFailureKind::Rejected(detail) => SyncProblem::LocalStorage(detail),
+        };
+        out.push(Output::Problem(problem.clone()));
+        if self.conn == Conn::Disconnected {
+            self.problem = Some(problem);
+        } else {
+            self.fail(now, rng, problem, Retry::Backoff, out);
+        }
+    }
+    fn advance_cursor(&mut self, to: Seq, out: &mut Vec<Output>) {
+        if to > self.cursor {
+            self.cursor = to;
+            out.push(Output::SaveCursor(to));
+        }
+    }
+
+    /// Hands the next queued entries to the app, one apply at a time.
+    fn drive_apply(&mut self, out: &mut Vec<Output>) {
+        while self.applying.is_none() {
+            let Some(next) = self.queue.pop_front() else { return };
+            if next.entries.is_empty() {
+                if let Some(advance) = next.advance {
+                    self.advance_cursor(advance, out);
+                }
+                continue;
+            }
+            self.applying = Some(Applying { through: next.through, advance: next.advance });
+            out.push(Output::Apply { entries: next.entries, through: next.through });
+        }
+    }
+
+    fn tick(&mut self, now: u64, rng: &mut dyn Random, out: &mut Vec<Output>) {
+        match self.conn {
+            Conn::Disconnected => {
+                if !self.stopped && !self.refused && self.reconnect_at.is_some_and(|at| at <= now) {
+                    self.connect_now(now, out);
+                }
+            }
+            Conn::Opening { since } | Conn::AwaitingChallenge { since } | Conn::AwaitingWelcome { since } => {
+                if now >= since.saturating_add(self.timing.handshake_timeout_ms) {
+                    self.fail(now, rng, SyncProblem::RelayUnreachable, Retry::Backoff, out);
+                }
+            }
+            Conn::Ready => {
+                if let Some(deadline) = self.request_deadline() {
+                    if now >= deadline {
+                        return self.fail(now, rng, SyncProblem::RelayUnreachable, Retry::Backoff, out);
+                    }
+                } else if self.hold_until.is_none() && now >= self.last_heard.saturating_add(self.timing.keepalive_ms) {
+                    let id = self.request_id();
+                    self.send(&ClientMessage::Ping { request: id }, out);
+                    self.ping = Some(PingInFlight { id, sent_at: now });
+                }
+                if self.hold_until.is_some_and(|until| until <= now) {
+                    self.hold_until = None;
+                }
+            }
+        }
+    }
+
+    fn request_deadline(&self) -> Option<u64> {
+        let oldest =
+            [self.pull.map(|p| p.sent_at), self.push.as_ref().map(|p| p.sent_at), self.ping.map(|p| p.sent_at)]
+                .into_iter()
+                .flatten()
+                .min()?;
+        Some(oldest.max(self.last_heard).saturating_add(self.timing.request_timeout_ms))
+    }
+
+    /// Sends the requests that are due.
+    fn pump(&mut self, now: u64, out: &mut Vec<Output>) {
+        if self.conn != Conn::Ready || self.hold_until.is_some() {
+            return;
+        }
+        let Some(limits) = self.limits else { return };
+        let want_pull = self.more || self.expected < self.head;
+        if want_pull
+            && self.pull.is_none()
+            && self.applying.is_none()
+            && self.queue.is_empty()
+            && self.blocked.is_none()
+        {
+            let id = self.request_id();
+            let limit = self.timing.pull_limit.min(limits.max_pull_entries).max(1);
+            self.send(&ClientMessage::Pull { request: id, since: self.expected, limit }, out);
+            self.pull = Some(PullInFlight { id, sent_at: now, since: self.expected });
+            self.more = false;
+        }
+        if self.outbox_wanted && self.push.is_none() && !self.outbox_reading {
+            self.outbox_wanted = false;
+            self.outbox_reading = true;
+            let count = limits.max_envelopes_per_push.min(self.timing.push_max_envelopes).max(1) as usize;
+            out.push(Output::ReadOutbox { limit: count + self.too_large.len() });
+        }
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        match self.conn {
+            Conn::Disconnected if self.stopped || self.refused => None,
+            Conn::Disconnected => self.reconnect_at,
+            Conn::Opening { since } | Conn::AwaitingChallenge { since } | Conn::AwaitingWelcome { since } => {
+                Some(since.saturating_add(self.timing.handshake_timeout_ms))
+            }
+            // No keep-alive while paused by the rate limit: the pause ends
+            // first, and a ping then would only be refused.
+            Conn::Ready => match (self.request_deadline(), self.hold_until) {
+                (Some(request), Some(hold)) => Some(request.min(hold)),
+                (Some(request), None) => Some(request),
+                (None, Some(hold)) => Some(hold),
+                (None, None) => Some(self.last_heard.saturating_add(self.timing.keepalive_ms)),
+            },
+        }
+    }
+
+    fn announce(&mut self, now: u64, out: &mut Vec<Output>) {
+        let status = self.status();
+        if self.last_status.as_ref() != Some(&status) {
+            if status == SyncStatus::UpToDate {
+                self.backoff.reset();
+            }
+            out.push(Output::Status(status.clone()));
+            self.last_status = Some(status);
+        }
+        // A timer that fires early is harmless (a tick re-announces), so
+        // only a deadline earlier than the pending wake-up needs a new one.
+        if let Some(at) = self.next_deadline() {
+            if self.last_wake.is_none_or(|pending| at < pending) {
+                out.push(Output::WakeAfter { ms: at.saturating_sub(now) });
+                self.last_wake = Some(at);
+            }
+        }
+    }
+}

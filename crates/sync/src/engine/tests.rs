@@ -1,0 +1,858 @@
+//! The engine against scripted relay frames: every protocol path, with a
+//! fixed clock and fixed randomness.
+
+use proptest::prelude::*;
+use rapport_protocol::{
+    verify, ChallengeNonce, DocTag, EntryKind, Envelope, WorkspaceId, WorkspaceSecret, PROTOCOL_VERSION,
+};
+
+use super::*;
+use crate::plaintext::{doc_tag, encode_plaintext};
+
+const RECORD: RecordId = RecordId::from_bytes([0x11; 16]);
+const OTHER: RecordId = RecordId::from_bytes([0x22; 16]);
+const CHALLENGE: ChallengeNonce = ChallengeNonce::from_bytes([0xcc; 32]);
+
+fn keys() -> Keys {
+    Keys::derive(&WorkspaceSecret::from_random_bytes([3; 32]), WorkspaceId::from_bytes([4; 16]))
+}
+
+fn limits() -> ServerLimits {
+    ServerLimits { max_frame_bytes: 1 << 20, max_envelopes_per_push: 100, max_pull_entries: 100 }
+}
+
+fn timing() -> Timing {
+    Timing { backoff_base_ms: 100, backoff_max_ms: 3_000, ..Timing::default() }
+}
+
+/// A change of `record` at `seq`, sealed as another member would.
+fn entry(seq: u64, record: RecordId, body: &[u8]) -> LogEntry {
+    let envelope = seal_change(&keys(), record, body, [seq as u8; 24]).expect("seal");
+    LogEntry { seq: Seq(seq), kind: EntryKind::Change, envelope }
+}
+
+fn outbox_entry(seq: u64, record: RecordId, body: &[u8]) -> OutboxEntry {
+    OutboxEntry { seq, id: record, bytes: body.to_vec() }
+}
+
+fn frame(msg: &ServerMessage) -> Vec<u8> {
+    msg.encode().expect("encode")
+}
+
+/// An engine, a clock and a deterministic random source.
+struct Harness {
+    engine: SyncEngine,
+    now: u64,
+    counter: u8,
+    /// When set, every random byte is this value.
+    fixed_random: Option<u8>,
+}
+
+impl Harness {
+    fn new(register: bool, cursor: Seq) -> Self {
+        Self {
+            engine: SyncEngine::with_timing(keys(), register, cursor, timing()),
+            now: 1_000,
+            counter: 0,
+            fixed_random: None,
+        }
+    }
+
+    fn input(&mut self, input: Input<'_>) -> Vec<Output> {
+        let counter = &mut self.counter;
+        let fixed = self.fixed_random;
+        let mut rng = |buf: &mut [u8]| {
+            for b in buf {
+                *counter = counter.wrapping_add(1);
+                *b = fixed.unwrap_or(*counter);
+            }
+        };
+        self.engine.handle(self.now, &mut rng, input)
+    }
+
+    fn recv(&mut self, msg: ServerMessage) -> Vec<Output> {
+        let bytes = frame(&msg);
+        self.input(Input::Frame(&bytes))
+    }
+
+    fn advance(&mut self, ms: u64) -> Vec<Output> {
+        self.now += ms;
+        self.input(Input::Tick)
+    }
+
+    /// Start, open, challenge: returns the outputs of the Hello.
+    fn open(&mut self) -> Vec<Output> {
+        let out = self.input(Input::Start);
+        assert!(out.contains(&Output::Connect), "{out:?}");
+        self.input(Input::Connected);
+        self.recv(ServerMessage::Challenge { nonce: CHALLENGE })
+    }
+
+    /// A full handshake; returns the outputs of the Welcome.
+    fn connect(&mut self, head: u64) -> Vec<Output> {
+        self.open();
+        self.recv(ServerMessage::Welcome { head: Seq(head), limits: limits() })
+    }
+
+    /// Answers an outbox read with nothing.
+    fn empty_outbox(&mut self) -> Vec<Output> {
+        self.input(Input::Outbox(Vec::new()))
+    }
+
+    fn status(&self) -> SyncStatus {
+        self.engine.status()
+    }
+}
+
+fn sent(out: &[Output]) -> Vec<ClientMessage> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send(bytes) => Some(ClientMessage::decode(bytes).expect("the engine sends valid frames")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn the_pull(out: &[Output]) -> (RequestId, Seq) {
+    let pulls: Vec<_> = sent(out)
+        .into_iter()
+        .filter_map(|m| match m {
+            ClientMessage::Pull { request, since, .. } => Some((request, since)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pulls.len(), 1, "expected one pull in {out:?}");
+    pulls[0]
+}
+
+fn the_push(out: &[Output]) -> (RequestId, Vec<Envelope>) {
+    let pushes: Vec<_> = sent(out)
+        .into_iter()
+        .filter_map(|m| match m {
+            ClientMessage::Push { request, envelopes } => Some((request, envelopes)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pushes.len(), 1, "expected one push in {out:?}");
+    pushes.into_iter().next().expect("one push")
+}
+
+fn applies(out: &[Output]) -> Vec<(Vec<Received>, Seq)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Apply { entries, through } => Some((entries.clone(), *through)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn saved(out: &[Output]) -> Vec<Seq> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::SaveCursor(seq) => Some(*seq),
+            _ => None,
+        })
+        .collect()
+}
+
+fn problems(out: &[Output]) -> Vec<SyncProblem> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Problem(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn reconnect_delay(out: &[Output]) -> Option<u64> {
+    out.iter().find_map(|o| match o {
+        Output::ReconnectAfter { ms } => Some(*ms),
+        _ => None,
+    })
+}
+
+fn seqs(received: &[Received]) -> Vec<u64> {
+    received.iter().map(|r| r.seq.0).collect()
+}
+
+// --- Handshake ------------------------------------------------------------
+
+#[test]
+fn the_handshake_signs_the_challenge_and_registers_only_when_created_here() {
+    for register in [true, false] {
+        let mut h = Harness::new(register, Seq::ZERO);
+        assert_eq!(h.status(), SyncStatus::Offline);
+        let out = h.input(Input::Start);
+        assert_eq!(h.status(), SyncStatus::Connecting);
+        assert!(out.contains(&Output::Connect));
+        h.input(Input::Connected);
+        let out = h.recv(ServerMessage::Challenge { nonce: CHALLENGE });
+        match sent(&out).as_slice() {
+            [ClientMessage::Hello { workspace, signature, register: sent_verifier }] => {
+                assert_eq!(*workspace, keys().workspace());
+                assert_eq!(verify(&keys().verifier(), workspace, &CHALLENGE, signature), Ok(()));
+                assert_eq!(sent_verifier.is_some(), register);
+            }
+            other => panic!("expected a Hello, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_client_whose_cursor_equals_the_head_does_not_pull_and_is_up_to_date_after_an_empty_outbox() {
+    let mut h = Harness::new(false, Seq(7));
+    let out = h.connect(7);
+    assert!(sent(&out).is_empty(), "no pull: {out:?}");
+    assert_eq!(out.iter().filter(|o| matches!(o, Output::ReadOutbox { .. })).count(), 1);
+    let out = h.empty_outbox();
+    assert!(out.contains(&Output::Status(SyncStatus::UpToDate)), "{out:?}");
+}
+
+#[test]
+fn a_message_other_than_the_challenge_first_is_a_protocol_error() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    h.input(Input::Start);
+    h.input(Input::Connected);
+    let out = h.recv(ServerMessage::Welcome { head: Seq(1), limits: limits() });
+    assert!(out.contains(&Output::Close));
+    assert!(matches!(problems(&out).as_slice(), [SyncProblem::Protocol(_)]));
+    assert!(reconnect_delay(&out).is_some());
+}
+
+#[test]
+fn no_welcome_in_time_closes_and_retries() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    h.open();
+    let out = h.advance(timing().handshake_timeout_ms);
+    assert!(out.contains(&Output::Close));
+    assert!(reconnect_delay(&out).is_some());
+    assert_eq!(h.status(), SyncStatus::Error(SyncProblem::RelayUnreachable));
+}
+
+// --- Pulling ----------------------------------------------------------------
+
+#[test]
+fn pulling_pages_until_more_is_false_reports_progress_and_saves_the_cursor_only_after_each_apply() {
+    let mut h = Harness::new(false, Seq(2));
+    let out = h.connect(6);
+    let (request, since) = the_pull(&out);
+    assert_eq!(since, Seq(2));
+    assert_eq!(h.status(), SyncStatus::Syncing { done: 0, total: 4 });
+
+    let out = h.recv(ServerMessage::Batch {
+        request,
+        entries: vec![entry(3, RECORD, b"three"), entry(4, OTHER, b"four")],
+        cursor: Seq(4),
+        more: true,
+    });
+    let apply = applies(&out);
+    assert_eq!(apply.len(), 1);
+    assert_eq!(seqs(&apply[0].0), [3, 4]);
+    assert_eq!(apply[0].0[0], Received { seq: Seq(3), record: RECORD, bytes: b"three".to_vec() });
+    assert_eq!(apply[0].1, Seq(4));
+    assert!(saved(&out).is_empty(), "nothing saved before the app applied the page");
+    assert!(sent(&out).is_empty(), "the next page waits for this one to be applied");
+    assert_eq!(h.engine.cursor(), Seq(2));
+
+    let out = h.input(Input::Applied { through: Seq(4) });
+    assert_eq!(saved(&out), [Seq(4)]);
+    assert_eq!(h.status(), SyncStatus::Syncing { done: 2, total: 4 });
+    let (request, since) = the_pull(&out);
+    assert_eq!(since, Seq(4));
+
+    // The last page ends at a head past its last entry (deleted entries).
+    let out =
+        h.recv(ServerMessage::Batch { request, entries: vec![entry(5, RECORD, b"five")], cursor: Seq(6), more: false });
+    assert_eq!(applies(&out)[0].1, Seq(6));
+    let out = h.input(Input::Applied { through: Seq(6) });
+    assert_eq!(saved(&out), [Seq(6)]);
+    assert!(sent(&out).is_empty(), "no more pages");
+    h.empty_outbox();
+    assert_eq!(h.status(), SyncStatus::UpToDate);
+    assert_eq!(h.engine.cursor(), Seq(6));
+}
+
+#[test]
+fn an_answer_for_an_apply_that_is_not_outstanding_changes_nothing() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    let out = h.connect(2);
+    let (request, _) = the_pull(&out);
+    h.recv(ServerMessage::Batch { request, entries: vec![entry(1, RECORD, b"a")], cursor: Seq(2), more: false });
+    let out = h.input(Input::Applied { through: Seq(9) });
+    assert!(saved(&out).is_empty());
+    assert_eq!(h.engine.cursor(), Seq::ZERO);
+}
+
+#[test]
+fn a_batch_out_of_order_or_answering_an_unknown_request_is_a_protocol_error_and_nothing_is_applied() {
+    let bad_batches = |request: RequestId| {
+        vec![
+            ServerMessage::Batch { request: request + 100, entries: vec![], cursor: Seq(3), more: false },
+            ServerMessage::Batch {
+                request,
+                entries: vec![entry(2, RECORD, b"b"), entry(1, RECORD, b"a")],
+                cursor: Seq(3),
+                more: false,
+            },
+            ServerMessage::Batch { request, entries: vec![entry(5, RECORD, b"e")], cursor: Seq(3), more: false },
+            ServerMessage::Batch { request, entries: vec![], cursor: Seq(1), more: true },
+        ]
+    };
+    for index in 0..4 {
+        let mut h = Harness::new(false, Seq::ZERO);
+        let out = h.connect(3);
+        let (request, _) = the_pull(&out);
+        let bad = bad_batches(request).swap_remove(index);
+        let out = h.recv(bad);
+        assert!(applies(&out).is_empty(), "case {index}: {out:?}");
+        assert!(saved(&out).is_empty());
+        assert!(out.contains(&Output::Close));
+        assert!(matches!(problems(&out).as_slice(), [SyncProblem::Protocol(_)]), "case {index}");
+        assert_eq!(h.engine.cursor(), Seq::ZERO);
+    }
+}
+
+// --- Live -------------------------------------------------------------------
+
+fn up_to_date(cursor: u64) -> Harness {
+    let mut h = Harness::new(false, Seq(cursor));
+    h.connect(cursor);
+    h.empty_outbox();
+    assert_eq!(h.status(), SyncStatus::UpToDate);
+    h
+}
+
+#[test]
+fn a_live_frame_that_follows_the_cursor_is_applied_and_advances_it() {
+    let mut h = up_to_date(4);
+    let out = h.recv(ServerMessage::Live { entries: vec![entry(5, RECORD, b"e"), entry(6, RECORD, b"f")] });
+    let apply = applies(&out);
+    assert_eq!(seqs(&apply[0].0), [5, 6]);
+    assert_eq!(apply[0].1, Seq(6));
+    assert!(sent(&out).is_empty(), "no pull for an in-order live frame");
+    let out = h.input(Input::Applied { through: Seq(6) });
+    assert_eq!(saved(&out), [Seq(6)]);
+    assert_eq!(h.status(), SyncStatus::UpToDate);
+}
+
+#[test]
+fn a_live_frame_after_a_gap_is_applied_as_a_hint_without_moving_the_cursor_and_triggers_a_pull() {
+    let mut h = up_to_date(4);
+    let out = h.recv(ServerMessage::Live { entries: vec![entry(7, RECORD, b"g")] });
+    let apply = applies(&out);
+    assert_eq!(seqs(&apply[0].0), [7]);
+    assert_eq!(apply[0].1, Seq(4), "through stays at the cursor");
+    let out = h.input(Input::Applied { through: Seq(4) });
+    assert!(saved(&out).is_empty(), "the cursor does not pass the gap");
+    let (request, since) = the_pull(&out);
+    assert_eq!(since, Seq(4));
+    let out = h.recv(ServerMessage::Batch {
+        request,
+        entries: vec![entry(5, OTHER, b"e"), entry(6, OTHER, b"f"), entry(7, RECORD, b"g")],
+        cursor: Seq(7),
+        more: false,
+    });
+    assert_eq!(seqs(&applies(&out)[0].0), [5, 6, 7]);
+    let out = h.input(Input::Applied { through: Seq(7) });
+    assert_eq!(saved(&out), [Seq(7)]);
+    assert_eq!(h.status(), SyncStatus::UpToDate);
+}
+
+#[test]
+fn a_live_frame_during_a_pull_does_not_move_the_cursor_and_the_pull_covers_it() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    let out = h.connect(1);
+    let (request, _) = the_pull(&out);
+    // Entry 2 is committed while the pull is in flight.
+    let out = h.recv(ServerMessage::Live { entries: vec![entry(2, RECORD, b"b")] });
+    assert_eq!(applies(&out)[0].1, Seq::ZERO);
+    h.input(Input::Applied { through: Seq::ZERO });
+    // The page was read before entry 2: the head moved past it, so pull again.
+    let out =
+        h.recv(ServerMessage::Batch { request, entries: vec![entry(1, RECORD, b"a")], cursor: Seq(1), more: false });
+    let out2 = h.input(Input::Applied { through: applies(&out)[0].1 });
+    assert_eq!(saved(&out2), [Seq(1)]);
+    let (request, since) = the_pull(&out2);
+    assert_eq!(since, Seq(1));
+    let out =
+        h.recv(ServerMessage::Batch { request, entries: vec![entry(2, RECORD, b"b")], cursor: Seq(2), more: false });
+    let out = h.input(Input::Applied { through: applies(&out)[0].1 });
+    assert_eq!(saved(&out), [Seq(2)]);
+}
+
+#[test]
+fn behind_triggers_a_pull_up_to_the_announced_head() {
+    let mut h = up_to_date(3);
+    let out = h.recv(ServerMessage::Behind { head: Seq(9) });
+    let (_, since) = the_pull(&out);
+    assert_eq!(since, Seq(3));
+    assert_eq!(h.status(), SyncStatus::Syncing { done: 0, total: 6 });
+}
+
+// --- Pushing ----------------------------------------------------------------
+
+#[test]
+fn outbox_entries_are_sealed_pushed_and_acknowledged_only_after_pushed() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    h.connect(0);
+    let out = h.input(Input::Outbox(vec![outbox_entry(10, RECORD, b"ten"), outbox_entry(11, OTHER, b"eleven")]));
+    let (request, envelopes) = the_push(&out);
+    assert!(!out.iter().any(|o| matches!(o, Output::AckOutbox(_))), "no ack before the relay commits");
+    assert_eq!(envelopes.len(), 2);
+    assert_eq!(envelopes[0].doc_tag, keys().doc_tag(&RECORD.to_string()));
+    assert_ne!(envelopes[0].nonce, envelopes[1].nonce, "a fresh nonce per envelope");
+    assert_eq!(open_envelope(&keys(), &envelopes[1]), Ok((OTHER, b"eleven".to_vec())));
+    assert!(matches!(h.status(), SyncStatus::Syncing { .. }));
+
+    let out = h.recv(ServerMessage::Pushed { request, seqs: vec![Seq(1), Seq(2)] });
+    assert_eq!(out.first(), Some(&Output::AckOutbox(vec![10, 11])));
+    assert!(out.contains(&Output::ReadOutbox { limit: 100 }), "reads on for more: {out:?}");
+    // Its own changes directly follow the cursor: no download.
+    assert_eq!(saved(&out), [Seq(2)]);
+    assert!(sent(&out).is_empty());
+    h.empty_outbox();
+    assert_eq!(h.status(), SyncStatus::UpToDate);
+}
+
+#[test]
+fn own_pushes_after_a_gap_are_pulled_back_rather_than_skipped() {
+    let mut h = up_to_date(3);
+    h.input(Input::LocalChanges);
+    let out = h.input(Input::Outbox(vec![outbox_entry(1, RECORD, b"x")]));
+    let (request, _) = the_push(&out);
+    // Someone else's entry 4 is committed first; ours is 5.
+    let out = h.recv(ServerMessage::Pushed { request, seqs: vec![Seq(5)] });
+    assert!(saved(&out).is_empty());
+    let (_, since) = the_pull(&out);
+    assert_eq!(since, Seq(3));
+}
+
+#[test]
+fn a_push_lost_to_a_disconnect_is_not_acknowledged_and_is_pushed_again() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    h.connect(0);
+    let out = h.input(Input::Outbox(vec![outbox_entry(1, RECORD, b"x")]));
+    let (_, first) = the_push(&out);
+    let out = h.input(Input::Disconnected);
+    assert!(!out.iter().any(|o| matches!(o, Output::AckOutbox(_))));
+    let delay = reconnect_delay(&out).expect("reconnects");
+    let out = h.advance(delay);
+    assert!(out.contains(&Output::Connect));
+    h.input(Input::Connected);
+    h.recv(ServerMessage::Challenge { nonce: CHALLENGE });
+    let out = h.recv(ServerMessage::Welcome { head: Seq(1), limits: limits() });
+    assert!(out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })));
+    let out = h.input(Input::Outbox(vec![outbox_entry(1, RECORD, b"x")]));
+    let (request, again) = the_push(&out);
+    assert_eq!(open_envelope(&keys(), &again[0]), open_envelope(&keys(), &first[0]));
+    let out = h.recv(ServerMessage::Pushed { request, seqs: vec![Seq(2)] });
+    assert_eq!(out.first(), Some(&Output::AckOutbox(vec![1])));
+}
+
+#[test]
+fn pushes_are_batched_within_the_relays_envelope_count_and_frame_size() {
+    let small = ServerLimits { max_frame_bytes: 1_000, max_envelopes_per_push: 3, max_pull_entries: 100 };
+    let mut h = Harness::new(false, Seq::ZERO);
+    h.open();
+    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits: small });
+    // Five entries of 200 bytes: 3 by count, then by size.
+    let entries: Vec<_> = (1..=5).map(|i| outbox_entry(i, RECORD, &[i as u8; 200])).collect();
+    let out = h.input(Input::Outbox(entries.clone()));
+    let (_, envelopes) = the_push(&out);
+    assert_eq!(envelopes.len(), 3);
+    let frame_len = out.iter().find_map(|o| if let Output::Send(f) = o { Some(f.len()) } else { None });
+    assert!(frame_len.is_some_and(|n| n <= 1_000), "{frame_len:?}");
+
+    let roomy = ServerLimits { max_frame_bytes: 700, max_envelopes_per_push: 100, max_pull_entries: 100 };
+    let mut h = Harness::new(false, Seq::ZERO);
+    h.open();
+    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits: roomy });
+    let out = h.input(Input::Outbox(entries));
+    let (_, envelopes) = the_push(&out);
+    let frame_len = out.iter().find_map(|o| if let Output::Send(f) = o { Some(f.len()) } else { None });
+    assert_eq!(envelopes.len(), 2, "two 300-byte envelopes fit in 700 bytes, three do not");
+    assert!(frame_len.is_some_and(|n| n <= 700), "{frame_len:?}");
+}
+
+#[test]
+fn a_change_too_large_for_the_relay_is_reported_kept_queued_and_does_not_block_the_others() {
+    let tiny = ServerLimits { max_frame_bytes: 300, max_envelopes_per_push: 10, max_pull_entries: 100 };
+    let mut h = Harness::new(false, Seq::ZERO);
+    h.open();
+    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits: tiny });
+    let out = h.input(Input::Outbox(vec![outbox_entry(1, RECORD, &[0; 400]), outbox_entry(2, OTHER, b"small")]));
+    assert!(matches!(problems(&out).as_slice(), [SyncProblem::ChangeTooLarge { record, .. }] if *record == RECORD));
+    let (request, envelopes) = the_push(&out);
+    assert_eq!(envelopes.len(), 1);
+    let out = h.recv(ServerMessage::Pushed { request, seqs: vec![Seq(1)] });
+    assert_eq!(out.first(), Some(&Output::AckOutbox(vec![2])), "the large one stays in the outbox");
+    // Reading on returns the large one again: nothing is pushed, no loop.
+    let limit = out.iter().find_map(|o| if let Output::ReadOutbox { limit } = o { Some(*limit) } else { None });
+    assert_eq!(limit, Some(11), "reads past the entries it cannot send");
+    let out = h.input(Input::Outbox(vec![outbox_entry(1, RECORD, &[0; 400])]));
+    assert!(sent(&out).is_empty());
+    assert!(matches!(h.status(), SyncStatus::Error(SyncProblem::ChangeTooLarge { .. })));
+}
+
+// --- Errors -----------------------------------------------------------------
+
+fn wire_error(code: ErrorCode, fatal: bool, request: Option<RequestId>, retry: Option<u32>) -> ServerMessage {
+    ServerMessage::Error(WireError { request, code, message: format!("{code:?}"), fatal, retry_after_ms: retry })
+}
+
+#[test]
+fn unauthorized_shows_access_refused_and_never_reconnects_until_started_again() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    h.open();
+    let out = h.recv(wire_error(ErrorCode::Unauthorized, true, None, None));
+    assert!(out.contains(&Output::Close));
+    assert!(reconnect_delay(&out).is_none());
+    assert!(!out.iter().any(|o| matches!(o, Output::WakeAfter { .. })));
+    assert_eq!(h.status(), SyncStatus::Error(SyncProblem::AccessRefused));
+    for _ in 0..5 {
+        let out = h.advance(timing().backoff_max_ms * 10);
+        assert!(!out.contains(&Output::Connect), "{out:?}");
+    }
+    // A late close event from the socket changes nothing.
+    assert!(h.input(Input::Disconnected).is_empty());
+    assert!(h.input(Input::Start).contains(&Output::Connect), "the user may try again");
+}
+
+#[test]
+fn an_unknown_workspace_is_reported_and_retried_at_the_longest_delay() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    h.open();
+    let out = h.recv(wire_error(ErrorCode::UnknownWorkspace, true, None, None));
+    assert_eq!(h.status(), SyncStatus::Error(SyncProblem::UnknownWorkspace));
+    assert!(reconnect_delay(&out).is_some_and(|ms| ms >= timing().backoff_max_ms / 2), "{out:?}");
+}
+
+#[test]
+fn rate_limited_requests_are_sent_again_after_the_given_delay() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    let out = h.connect(5);
+    let (request, _) = the_pull(&out);
+    let out = h.recv(wire_error(ErrorCode::RateLimited, false, Some(request), Some(250)));
+    assert!(!out.contains(&Output::Close));
+    assert!(out.contains(&Output::WakeAfter { ms: 250 }), "{out:?}");
+    assert!(sent(&h.advance(100)).is_empty(), "not before the delay");
+    let out = h.advance(150);
+    let (_, since) = the_pull(&out);
+    assert_eq!(since, Seq::ZERO);
+}
+
+#[test]
+fn cursor_ahead_restarts_from_zero_and_uploads_everything_again() {
+    let mut h = Harness::new(false, Seq(50));
+    let out = h.connect(3);
+    let (request, since) = the_pull(&out);
+    assert_eq!(since, Seq(50), "a cursor past the head asks, and the relay says so");
+    h.empty_outbox();
+    let out = h.recv(wire_error(ErrorCode::CursorAhead, false, Some(request), None));
+    let reupload = out.iter().position(|o| *o == Output::Reupload).expect("reupload");
+    let read = out.iter().position(|o| matches!(o, Output::ReadOutbox { .. })).expect("then reads the outbox");
+    assert!(reupload < read);
+    assert_eq!(saved(&out), [Seq::ZERO]);
+    let (_, since) = the_pull(&out);
+    assert_eq!(since, Seq::ZERO);
+}
+
+#[test]
+fn fatal_relay_errors_close_and_reconnect_and_internal_errors_are_the_relays_problem() {
+    let mut h = up_to_date(0);
+    let out = h.recv(wire_error(ErrorCode::Unavailable, true, None, None));
+    assert!(out.contains(&Output::Close));
+    assert!(reconnect_delay(&out).is_some());
+    assert_eq!(h.status(), SyncStatus::Error(SyncProblem::RelayUnreachable));
+
+    let mut h = up_to_date(0);
+    let out = h.recv(wire_error(ErrorCode::Internal, false, Some(1), None));
+    assert!(out.contains(&Output::Close));
+    assert!(matches!(h.status(), SyncStatus::Error(SyncProblem::RelayFailed(_))));
+}
+
+// --- Hostile input ----------------------------------------------------------
+
+#[test]
+fn garbled_frames_report_a_problem_close_and_reconnect_without_applying_anything() {
+    let valid = frame(&ServerMessage::Live { entries: vec![entry(4, RECORD, b"x")] });
+    let garbage: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![PROTOCOL_VERSION + 1, 6, 0],
+        vec![PROTOCOL_VERSION, 200],
+        valid[..valid.len() - 3].to_vec(),
+        [valid.clone(), vec![0]].concat(),
+        vec![PROTOCOL_VERSION, 6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+    ];
+    for bytes in garbage {
+        let mut h = up_to_date(3);
+        let out = h.input(Input::Frame(&bytes));
+        assert!(applies(&out).is_empty(), "{bytes:?}");
+        assert!(saved(&out).is_empty());
+        assert!(out.contains(&Output::Close));
+        assert!(matches!(problems(&out).as_slice(), [SyncProblem::Protocol(_)]));
+        assert!(reconnect_delay(&out).is_some());
+        assert_eq!(h.engine.cursor(), Seq(3));
+    }
+}
+
+fn tampered(seq: u64) -> LogEntry {
+    let mut e = entry(seq, RECORD, b"secret change");
+    e.envelope.ciphertext[0] ^= 1;
+    e
+}
+
+#[test]
+fn an_envelope_that_fails_to_decrypt_is_reported_never_applied_and_the_cursor_stops_before_it() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    let out = h.connect(4);
+    let (request, _) = the_pull(&out);
+    let out = h.recv(ServerMessage::Batch {
+        request,
+        entries: vec![entry(1, RECORD, b"a"), entry(2, RECORD, b"b"), tampered(3), entry(4, RECORD, b"d")],
+        cursor: Seq(4),
+        more: false,
+    });
+    let apply = applies(&out);
+    assert_eq!(seqs(&apply[0].0), [1, 2], "only what precedes it");
+    assert_eq!(apply[0].1, Seq(2));
+    assert!(matches!(problems(&out).as_slice(), [SyncProblem::UnreadableChange { seq: Seq(3), .. }]));
+    let out = h.input(Input::Applied { through: Seq(2) });
+    assert_eq!(saved(&out), [Seq(2)]);
+    assert!(sent(&out).is_empty(), "no pull loop over the bad entry");
+    h.empty_outbox();
+    assert!(matches!(h.status(), SyncStatus::Error(SyncProblem::UnreadableChange { seq: Seq(3), .. })));
+
+    // Later live entries are still merged as hints, never past the bad one.
+    let out = h.recv(ServerMessage::Live { entries: vec![entry(5, OTHER, b"e")] });
+    assert_eq!(applies(&out)[0].1, Seq(2));
+    let out = h.input(Input::Applied { through: Seq(2) });
+    assert!(saved(&out).is_empty() && sent(&out).is_empty());
+    // Local changes are still pushed.
+    h.input(Input::LocalChanges);
+    let out = h.input(Input::Outbox(vec![outbox_entry(1, RECORD, b"mine")]));
+    the_push(&out);
+}
+
+#[test]
+fn an_unreadable_live_entry_in_order_stops_the_cursor_before_it() {
+    let mut h = up_to_date(2);
+    let out = h.recv(ServerMessage::Live { entries: vec![tampered(3)] });
+    assert!(applies(&out).is_empty());
+    assert!(saved(&out).is_empty());
+    assert!(matches!(problems(&out).as_slice(), [SyncProblem::UnreadableChange { seq: Seq(3), .. }]));
+    assert_eq!(h.engine.cursor(), Seq(2));
+}
+
+#[test]
+fn a_change_from_a_newer_app_or_filed_under_another_records_tag_is_not_applied() {
+    let keys = keys();
+    let mut newer = encode_plaintext(RECORD, b"v2");
+    newer[0] = 2;
+    let misfiled = keys.seal(doc_tag(&keys, OTHER), &encode_plaintext(RECORD, b"x"), [7; 24]).expect("seal");
+    let foreign = Keys::derive(&WorkspaceSecret::from_random_bytes([9; 32]), keys.workspace())
+        .seal(doc_tag(&keys, RECORD), &encode_plaintext(RECORD, b"x"), [7; 24])
+        .expect("seal");
+    let cases = [
+        (keys.seal(doc_tag(&keys, RECORD), &newer, [7; 24]).expect("seal"), "format 2"),
+        (misfiled, "another document"),
+        (foreign, "decrypted"),
+        (Envelope { doc_tag: DocTag::from_bytes([0; 32]), nonce: [0; 24], ciphertext: vec![1; 3] }, "decrypted"),
+    ];
+    for (envelope, says) in cases {
+        let mut h = Harness::new(false, Seq::ZERO);
+        let out = h.connect(1);
+        let (request, _) = the_pull(&out);
+        let out = h.recv(ServerMessage::Batch {
+            request,
+            entries: vec![LogEntry { seq: Seq(1), kind: EntryKind::Change, envelope }],
+            cursor: Seq(1),
+            more: false,
+        });
+        assert!(applies(&out).is_empty(), "{says}");
+        assert!(saved(&out).is_empty());
+        match problems(&out).as_slice() {
+            [SyncProblem::UnreadableChange { seq: Seq(1), reason }] => assert!(reason.contains(says), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_change_the_app_rejects_stops_the_cursor_before_it() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    let out = h.connect(3);
+    let (request, _) = the_pull(&out);
+    h.recv(ServerMessage::Batch {
+        request,
+        entries: vec![entry(1, RECORD, b"a"), entry(2, RECORD, b"not automerge"), entry(3, RECORD, b"c")],
+        cursor: Seq(3),
+        more: false,
+    });
+    let failure = ApplyFailure { at: Seq(2), kind: ApplyFailureKind::Rejected("not Automerge data".into()) };
+    let out = h.input(Input::ApplyFailed { through: Seq(3), failure });
+    assert_eq!(saved(&out), [Seq(1)]);
+    assert!(sent(&out).is_empty());
+    assert!(matches!(h.status(), SyncStatus::Error(SyncProblem::UnreadableChange { seq: Seq(2), .. })));
+}
+
+#[test]
+fn storage_full_while_applying_closes_and_pulls_again_from_the_saved_cursor_after_reconnecting() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    let out = h.connect(3);
+    let (request, _) = the_pull(&out);
+    h.recv(ServerMessage::Batch {
+        request,
+        entries: vec![entry(1, RECORD, b"a"), entry(2, RECORD, b"b"), entry(3, RECORD, b"c")],
+        cursor: Seq(3),
+        more: false,
+    });
+    let failure = ApplyFailure { at: Seq(2), kind: ApplyFailureKind::StorageFull };
+    let out = h.input(Input::ApplyFailed { through: Seq(3), failure });
+    assert_eq!(saved(&out), [Seq(1)]);
+    assert!(out.contains(&Output::Close));
+    assert_eq!(h.status(), SyncStatus::Error(SyncProblem::StorageFull));
+    let delay = reconnect_delay(&out).expect("retries");
+    h.advance(delay);
+    h.input(Input::Connected);
+    h.recv(ServerMessage::Challenge { nonce: CHALLENGE });
+    let out = h.recv(ServerMessage::Welcome { head: Seq(3), limits: limits() });
+    assert_eq!(the_pull(&out).1, Seq(1));
+}
+
+// --- Connection lifecycle -----------------------------------------------------
+
+#[test]
+fn reconnect_backoff_grows_is_capped_and_resets_after_a_successful_sync() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    h.fixed_random = Some(0xff);
+    h.input(Input::Start);
+    let mut delays = Vec::new();
+    for _ in 0..8 {
+        let out = h.input(Input::Disconnected);
+        let delay = reconnect_delay(&out).expect("a delay");
+        delays.push(delay);
+        assert!(!h.advance(delay - 1).contains(&Output::Connect), "not early");
+        assert!(h.advance(1).contains(&Output::Connect));
+    }
+    // With all-ones randomness, each delay is near the top of its window.
+    let ceilings = [100, 200, 400, 800, 1_600, 3_000, 3_000, 3_000];
+    for (delay, ceiling) in delays.iter().zip(ceilings) {
+        assert!(*delay >= ceiling / 2 && *delay <= ceiling, "{delays:?}");
+    }
+    assert!(delays.windows(2).take(5).all(|w| w[0] < w[1]), "grows: {delays:?}");
+    h.input(Input::Connected);
+    h.recv(ServerMessage::Challenge { nonce: CHALLENGE });
+    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits: limits() });
+    h.empty_outbox();
+    assert_eq!(h.status(), SyncStatus::UpToDate);
+    let out = h.input(Input::Disconnected);
+    assert!(reconnect_delay(&out).is_some_and(|d| d <= 100), "reset: {out:?}");
+}
+
+#[test]
+fn jitter_comes_from_the_callers_randomness() {
+    let delay_with = |byte: u8| {
+        let mut h = Harness::new(false, Seq::ZERO);
+        h.fixed_random = Some(byte);
+        h.input(Input::Start);
+        reconnect_delay(&h.input(Input::Disconnected)).expect("a delay")
+    };
+    assert_ne!(delay_with(0), delay_with(0x3f));
+    assert_eq!(delay_with(7), delay_with(7));
+}
+
+#[test]
+fn a_dead_connection_is_detected_by_the_request_timeout() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    let out = h.connect(5);
+    the_pull(&out);
+    assert!(!h.advance(timing().request_timeout_ms - 1).contains(&Output::Close));
+    let out = h.advance(1);
+    assert!(out.contains(&Output::Close));
+    assert!(reconnect_delay(&out).is_some());
+    assert_eq!(h.status(), SyncStatus::Error(SyncProblem::RelayUnreachable));
+}
+
+#[test]
+fn a_quiet_connection_is_probed_with_a_ping_and_a_pong_keeps_it() {
+    let mut h = up_to_date(0);
+    let out = h.advance(timing().keepalive_ms);
+    let request = match sent(&out).as_slice() {
+        [ClientMessage::Ping { request }] => *request,
+        other => panic!("expected a ping, got {other:?}"),
+    };
+    h.now += 10;
+    h.recv(ServerMessage::Pong { request });
+    assert!(!h.advance(timing().request_timeout_ms).contains(&Output::Close));
+    assert_eq!(h.status(), SyncStatus::UpToDate);
+}
+
+#[test]
+fn every_deadline_is_announced_as_a_wake_up() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    let out = h.input(Input::Start);
+    assert!(out.contains(&Output::WakeAfter { ms: timing().handshake_timeout_ms }), "{out:?}");
+    let mut h = up_to_date(0);
+    let out = h.advance(1);
+    assert!(out.iter().any(|o| matches!(o, Output::WakeAfter { .. })), "a tick re-arms the timer: {out:?}");
+}
+
+#[test]
+fn stop_closes_and_shows_offline_without_reconnecting() {
+    let mut h = up_to_date(0);
+    let out = h.input(Input::Stop);
+    assert!(out.contains(&Output::Close));
+    assert!(out.contains(&Output::Status(SyncStatus::Offline)));
+    assert!(reconnect_delay(&out).is_none());
+    assert!(!h.advance(timing().backoff_max_ms * 2).contains(&Output::Connect));
+    // A connection that completes after Stop is closed at once.
+    assert!(h.input(Input::Connected).contains(&Output::Close));
+}
+
+#[test]
+fn the_same_inputs_give_the_same_outputs() {
+    let run = || {
+        let mut h = Harness::new(true, Seq::ZERO);
+        let mut all = h.connect(2);
+        let (request, _) = the_pull(&all);
+        all.extend(h.input(Input::Outbox(vec![outbox_entry(1, RECORD, b"x")])));
+        all.extend(h.recv(ServerMessage::Batch {
+            request,
+            entries: vec![entry(1, OTHER, b"a"), entry(2, OTHER, b"b")],
+            cursor: Seq(2),
+            more: false,
+        }));
+        all.extend(h.input(Input::Disconnected));
+        all
+    };
+    assert_eq!(run(), run());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn arbitrary_frames_in_any_state_never_panic_apply_or_advance_the_cursor(
+        state in 0u8..4,
+        frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..6),
+    ) {
+        let mut h = Harness::new(false, Seq(3));
+        match state {
+            0 => { h.input(Input::Start); h.input(Input::Connected); }
+            1 => { h.open(); }
+            2 => { h.connect(3); }
+            _ => { h.connect(9); }
+        }
+        for bytes in frames {
+            let mut framed = vec![PROTOCOL_VERSION];
+            framed.extend_from_slice(&bytes);
+            for f in [bytes, framed] {
+                let out = h.input(Input::Frame(&f));
+                prop_assert!(applies(&out).is_empty());
+                prop_assert!(saved(&out).is_empty());
+            }
+        }
+        prop_assert_eq!(h.engine.cursor(), Seq(3));
+    }
+}

@@ -1,0 +1,302 @@
+//! Clients with their own repositories syncing through the real relay,
+//! in-process on port 0 over a temporary directory, over real WebSockets.
+
+mod support;
+
+use std::future::Future;
+use std::time::Duration;
+
+use rapport_core::consent::{ConsentAction, ConsentStatus};
+use rapport_core::contact::{self, Contact};
+use rapport_core::ids::RecordId;
+use rapport_protocol::{ClientMessage, Seq, WorkspaceSecret};
+use rapport_sync::{SyncConfig, SyncProblem, SyncStatus};
+use support::ws::{converge, Client, TestRelay};
+use support::{
+    consent, create_contact, edit_contact, labeled, marketing, new_repo, outbox_len, read_contact, row_count, T0,
+};
+
+const ADA: RecordId = RecordId::from_bytes([0xad; 16]);
+
+/// Runs a test on one thread, as in the browser.
+fn run(test: impl Future<Output = ()>) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    tokio::task::LocalSet::new().block_on(&runtime, test);
+}
+
+fn relay_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temporary data dir")
+}
+
+fn ada(c: &mut Contact) {
+    c.given_name = "Zebulon".into();
+    c.family_name = "Quartermaine".into();
+    c.emails.push(labeled(1, 1, "work", "zebulon.quartermaine@example.test"));
+    c.phones.push(labeled(1, 2, "mobile", "+44 20 7946 0958"));
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn a_contact_created_before_sync_reaches_a_device_that_joins_with_the_invite() {
+    run(async {
+        let dir = relay_dir();
+        let relay = TestRelay::start(dir.path().to_path_buf()).await;
+        let config = SyncConfig::create(relay.url.clone(), [11; 48]).expect("config");
+        let repo = new_repo(1, 0);
+        let created = create_contact(&repo, ADA, 1, ada).await;
+        let mut a = Client::with_repo("A", 1, config.clone(), repo, 0).await;
+        a.sync().await;
+
+        let invite = config.invite_url("https://app.example/crm/").expect("invite");
+        let mut b = Client::new("B", 2, SyncConfig::join(&invite).expect("join")).await;
+        b.sync().await;
+        assert_eq!(read_contact(&b.repo, ADA).await, created);
+        assert_eq!(row_count(&b.repo).await, 1);
+        assert!(b.driver.host().seen.rows.borrow().iter().any(|r| r.id == ADA), "the UI hears of the new row");
+        assert!(b.driver.cursor() > Seq::ZERO);
+        assert_eq!(b.saved_cursor().await, b.driver.cursor(), "the cursor is persisted");
+        relay.shutdown().await;
+    });
+}
+
+#[test]
+fn offline_edits_on_three_devices_converge_with_a_concurrent_withdrawal_winning() {
+    run(async {
+        let dir = relay_dir();
+        let relay = TestRelay::start(dir.path().to_path_buf()).await;
+        let config = SyncConfig::create(relay.url.clone(), [12; 48]).expect("config");
+        let join = || SyncConfig::join(&config.invite().expect("invite").to_fragment()).expect("join");
+        let mut a = Client::new("A", 1, config.clone()).await;
+        let mut b = Client::new("B", 2, join()).await;
+        let mut c = Client::new("C", 3, join()).await;
+        create_contact(&a.repo, ADA, 1, ada).await;
+        a.edited().await;
+        a.sync().await;
+        b.sync().await;
+        c.sync().await;
+        for client in [&mut a, &mut b, &mut c] {
+            client.go_offline().await;
+        }
+
+        // Offline: different fields, the same field, concurrent consent.
+        edit_contact(&a.repo, ADA, |x| {
+            x.title = "Countess".into();
+            x.given_name = "Augusta".into();
+            x.consent.record(consent(1, 1, ConsentAction::Granted));
+        })
+        .await;
+        edit_contact(&b.repo, ADA, |x| {
+            x.company_name = "Analytical Engines".into();
+            x.given_name = "Ada".into();
+            x.consent.record(consent(2, 1, ConsentAction::Withdrawn));
+        })
+        .await;
+        edit_contact(&c.repo, ADA, |x| x.emails.push(labeled(3, 1, "home", "ada@home.example"))).await;
+        for client in [&mut a, &mut b, &mut c] {
+            client.edited().await;
+            assert_eq!(client.status(), SyncStatus::Offline);
+        }
+
+        a.sync().await;
+        b.sync().await;
+        c.sync().await;
+        converge(&mut [&mut a, &mut b, &mut c]).await;
+
+        let merged = read_contact(&a.repo, ADA).await;
+        for client in [&b, &c] {
+            assert_eq!(read_contact(&client.repo, ADA).await, merged, "{} matches A", client.name);
+        }
+        assert_eq!(merged.title, "Countess");
+        assert_eq!(merged.company_name, "Analytical Engines");
+        assert_eq!(merged.emails.len(), 2);
+        assert!(["Augusta", "Ada"].contains(&merged.given_name.as_str()), "{}", merged.given_name);
+        assert_eq!(merged.consent.status(&marketing()), ConsentStatus::Withdrawn, "the withdrawal wins");
+        for client in [&a, &b, &c] {
+            let doc = client.repo.open_doc(ADA, T0).await.expect("doc");
+            let conflicts = contact::conflicts(doc.doc());
+            let names = conflicts.iter().find(|f| f.field == "given_name").expect("the field conflict is kept");
+            assert_eq!(names.values.len(), 2);
+            assert_eq!(names.values[0], merged.given_name, "the same value wins everywhere");
+            assert_eq!(outbox_len(&client.repo).await, 0);
+        }
+        relay.shutdown().await;
+    });
+}
+
+#[test]
+fn a_connected_device_receives_live_changes_without_reconnecting() {
+    run(async {
+        let dir = relay_dir();
+        let relay = TestRelay::start(dir.path().to_path_buf()).await;
+        let config = SyncConfig::create(relay.url.clone(), [13; 48]).expect("config");
+        let mut a = Client::new("A", 1, config.clone()).await;
+        let mut b = Client::new("B", 2, SyncConfig { created_here: false, ..config }).await;
+        a.sync().await;
+        b.sync().await;
+        create_contact(&b.repo, ADA, 2, ada).await;
+        b.edited().await;
+        b.run_until("pushed", |c| c.status() == SyncStatus::UpToDate).await;
+        a.run_until("A has the contact", |c| c.has(ADA)).await;
+        a.run_until("A is up to date", |c| c.status() == SyncStatus::UpToDate).await;
+        assert_eq!(a.driver.transport().connects.get(), 1, "one connection");
+        assert_eq!(
+            a.driver.transport().sent.borrow().iter().filter(|m| matches!(m, ClientMessage::Pull { .. })).count(),
+            0
+        );
+        assert_eq!(a.driver.cursor(), b.driver.cursor());
+        assert_eq!(read_contact(&a.repo, ADA).await.family_name, "Quartermaine");
+        relay.shutdown().await;
+    });
+}
+
+#[test]
+fn a_device_that_restarts_before_its_push_is_acknowledged_loses_nothing_and_applies_nothing_twice() {
+    run(async {
+        let dir = relay_dir();
+        let relay = TestRelay::start(dir.path().to_path_buf()).await;
+        let config = SyncConfig::create(relay.url.clone(), [14; 48]).expect("config");
+        let mut a = Client::new("A", 1, config.clone()).await;
+        let mut b = Client::new("B", 2, SyncConfig { created_here: false, ..config.clone() }).await;
+        create_contact(&a.repo, ADA, 1, ada).await;
+        a.edited().await;
+        a.sync().await;
+        b.sync().await;
+
+        edit_contact(&a.repo, ADA, |x| x.title = "Countess".into()).await;
+        edit_contact(&a.repo, ADA, |x| {
+            x.tags.insert("vip".into());
+        })
+        .await;
+        let pushes = a.driver.transport().pushes_sent();
+        a.edited().await;
+        assert_eq!(a.driver.transport().pushes_sent(), pushes + 1, "the push is on the wire");
+        let repo = a.crash();
+        assert_eq!(outbox_len(&repo).await, 2, "not acknowledged, so still queued");
+
+        let mut a = Client::with_repo("A again", 1, config, repo, 1).await;
+        a.sync().await;
+        converge(&mut [&mut a, &mut b]).await;
+        assert_eq!(b.driver.cursor(), Seq(5), "the relay holds the two changes twice");
+        assert_eq!(read_contact(&b.repo, ADA).await, read_contact(&a.repo, ADA).await);
+        assert_eq!(read_contact(&b.repo, ADA).await.title, "Countess");
+        assert_eq!(row_count(&b.repo).await, 1);
+        assert_eq!(b.repo.storage().chunk_count(ADA), 3, "the duplicates stored nothing");
+        assert_eq!(outbox_len(&a.repo).await, 0);
+        assert_eq!(outbox_len(&b.repo).await, 0);
+        relay.shutdown().await;
+    });
+}
+
+#[test]
+fn the_relay_restarting_between_pushes_loses_nothing() {
+    run(async {
+        let dir = relay_dir();
+        let relay = TestRelay::start(dir.path().to_path_buf()).await;
+        let (addr, url) = (relay.addr, relay.url.clone());
+        let config = SyncConfig::create(url, [15; 48]).expect("config");
+        let mut a = Client::new("A", 1, config.clone()).await;
+        create_contact(&a.repo, ADA, 1, ada).await;
+        a.edited().await;
+        a.sync().await;
+
+        let stopping = relay.shutdown();
+        let draining = a.drain(Duration::from_millis(100));
+        let ((), ()) = tokio::join!(stopping, draining);
+        assert_eq!(a.status(), SyncStatus::Error(SyncProblem::RelayUnreachable));
+        edit_contact(&a.repo, ADA, |x| x.title = "Countess".into()).await;
+        a.edited().await;
+        a.drain(Duration::from_millis(100)).await;
+        assert_eq!(outbox_len(&a.repo).await, 1, "kept while the relay is down");
+
+        let relay = TestRelay::start_at(addr, dir.path().to_path_buf()).await;
+        a.run_until("reconnected and pushed", |c| c.status() == SyncStatus::UpToDate).await;
+        assert_eq!(outbox_len(&a.repo).await, 0);
+        assert_eq!(a.saved_cursor().await, a.driver.cursor());
+
+        let mut b = Client::new("B", 2, SyncConfig { created_here: false, ..config }).await;
+        b.sync().await;
+        assert_eq!(read_contact(&b.repo, ADA).await, read_contact(&a.repo, ADA).await);
+        assert_eq!(read_contact(&b.repo, ADA).await.title, "Countess");
+        relay.shutdown().await;
+    });
+}
+
+#[test]
+fn the_relays_database_never_holds_a_contacts_name_email_or_phone_in_plaintext() {
+    run(async {
+        let dir = relay_dir();
+        let relay = TestRelay::start(dir.path().to_path_buf()).await;
+        let config = SyncConfig::create(relay.url.clone(), [16; 48]).expect("config");
+        let mut a = Client::new("A", 1, config.clone()).await;
+        let mut b = Client::new("B", 2, SyncConfig { created_here: false, ..config }).await;
+        create_contact(&a.repo, ADA, 1, ada).await;
+        a.edited().await;
+        a.sync().await;
+        b.sync().await;
+        edit_contact(&b.repo, ADA, |x| x.notes = "Prefers Zebulon Quartermaine in full".into()).await;
+        b.edited().await;
+        b.run_until("pushed", |c| c.status() == SyncStatus::UpToDate).await;
+
+        let secrets = ["Zebulon", "Quartermaine", "zebulon.quartermaine@example.test", "+44 20 7946 0958"];
+        // The control: the bytes sent are the Automerge bytes that hold them.
+        let local = a.repo.storage().raw_bytes();
+        for secret in secrets {
+            assert!(contains(&local, secret), "the local store holds {secret:?} (the control)");
+        }
+        relay.shutdown().await;
+        let stored = relay_bytes(dir.path());
+        assert!(stored.len() > 4096, "the relay stored something");
+        for secret in secrets {
+            assert!(!contains(&stored, secret), "the relay's files hold {secret:?} in plaintext");
+        }
+        let key = a.config.secret.to_base64url();
+        assert!(!contains(&stored, &key), "the workspace secret never reaches the relay");
+        assert!(!contains(&stored, &ADA.to_string()), "nor the record id");
+    });
+}
+
+fn relay_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("data dir") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            out.extend(std::fs::read(&path).expect("read"));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_device_with_the_wrong_key_is_refused_and_does_not_retry() {
+    run(async {
+        let dir = relay_dir();
+        let relay = TestRelay::start(dir.path().to_path_buf()).await;
+        let config = SyncConfig::create(relay.url.clone(), [17; 48]).expect("config");
+        let mut a = Client::new("A", 1, config.clone()).await;
+        a.sync().await;
+        let wrong = SyncConfig { secret: WorkspaceSecret::from_random_bytes([99; 32]), created_here: true, ..config };
+        let mut m = Client::new("M", 9, wrong).await;
+        m.driver.start().await;
+        m.run_until("refused", |c| c.status() == SyncStatus::Error(SyncProblem::AccessRefused)).await;
+        m.drain(Duration::from_millis(400)).await;
+        assert_eq!(m.driver.transport().connects.get(), 1, "no retry after a refusal");
+        assert_eq!(m.status(), SyncStatus::Error(SyncProblem::AccessRefused));
+        relay.shutdown().await;
+    });
+}
+
+#[test]
+fn joining_a_workspace_the_relay_does_not_know_says_so() {
+    run(async {
+        let dir = relay_dir();
+        let relay = TestRelay::start(dir.path().to_path_buf()).await;
+        let config = SyncConfig::create(relay.url.clone(), [18; 48]).expect("config");
+        let mut b = Client::new("B", 2, SyncConfig { created_here: false, ..config }).await;
+        b.driver.start().await;
+        b.run_until("told", |c| c.status() == SyncStatus::Error(SyncProblem::UnknownWorkspace)).await;
+        relay.shutdown().await;
+    });
+}

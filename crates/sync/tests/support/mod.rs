@@ -1,0 +1,138 @@
+//! Test support shared by the integration tests: a deterministic host
+//! (clock, randomness, timers through an event channel), contact helpers,
+//! a WebSocket transport over tokio-tungstenite against the real relay
+//! ([`ws`]), and an in-memory simulated relay ([`sim`]).
+
+#![allow(dead_code)]
+
+pub mod sim;
+pub mod ws;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use rapport_core::consent::{ConsentAction, ConsentSource, LawfulBasis, NewConsentEvent, PurposeId};
+use rapport_core::contact::{Contact, Labeled};
+use rapport_core::ids::{EntryId, EventId, MemberId, RecordId};
+use rapport_core::record::Row;
+use rapport_core::repo::{session_actor, Repo};
+use rapport_core::storage::memory::MemoryStorage;
+use rapport_core::storage::Storage;
+use rapport_core::Timestamp;
+use rapport_sync::{SyncProblem, SyncStatus, Timing};
+
+pub type TestRepo = Rc<Repo<MemoryStorage>>;
+
+/// Timeouts and back-off short enough for tests.
+pub fn fast_timing() -> Timing {
+    Timing {
+        handshake_timeout_ms: 5_000,
+        request_timeout_ms: 5_000,
+        backoff_base_ms: 20,
+        backoff_max_ms: 200,
+        ..Timing::default()
+    }
+}
+
+/// splitmix64: a small deterministic generator, seeded per client so that
+/// no two clients draw the same nonces.
+#[derive(Debug)]
+pub struct SeededRandom(Cell<u64>);
+
+impl SeededRandom {
+    pub fn new(seed: u64) -> Self {
+        Self(Cell::new(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5555))
+    }
+
+    pub fn next_u64(&self) -> u64 {
+        let mut z = self.0.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        self.0.set(z);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn fill(&self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            let bytes = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+    }
+}
+
+/// What a host saw: statuses, problems, changed rows.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub status: RefCell<Option<SyncStatus>>,
+    pub problems: RefCell<Vec<SyncProblem>>,
+    pub rows: RefCell<Vec<Row>>,
+}
+
+impl Seen {
+    pub fn status(&self) -> Option<SyncStatus> {
+        self.status.borrow().clone()
+    }
+}
+
+pub fn member(n: u8) -> MemberId {
+    MemberId::from_bytes([n; 16])
+}
+
+pub fn new_repo(n: u8, generation: u8) -> TestRepo {
+    Rc::new(Repo::new(MemoryStorage::new(), session_actor(member(n), [n, generation, 0, 0, 0, 0, 0, 0])))
+}
+
+pub const T0: Timestamp = Timestamp::from_millis(1_700_000_000_000);
+
+pub fn marketing() -> PurposeId {
+    PurposeId::MARKETING_EMAIL.parse().expect("a standard purpose")
+}
+
+/// A consent event with an id unique to (`who`, `n`).
+pub fn consent(who: u8, n: u8, action: ConsentAction) -> NewConsentEvent {
+    NewConsentEvent {
+        id: EventId::from_bytes([who, n, 0xce, 0, 0, 0, 0x70, 0, 0x80, 0, 0, 0, 0, 0, 0, 1]),
+        purpose: marketing(),
+        action,
+        recorded_at: Timestamp::from_millis(T0.as_millis() + i64::from(n)),
+        lawful_basis: LawfulBasis::Consent,
+        source: ConsentSource::Call,
+        recorded_by: member(who),
+        note: String::new(),
+    }
+}
+
+pub fn labeled(who: u8, n: u8, label: &str, value: &str) -> Labeled {
+    Labeled {
+        id: EntryId::from_bytes([who, n, 0xe0, 0, 0, 0, 0x70, 0, 0x80, 0, 0, 0, 0, 0, 0, 2]),
+        label: label.into(),
+        value: value.into(),
+    }
+}
+
+/// Creates a contact in `repo`.
+pub async fn create_contact(repo: &TestRepo, id: RecordId, who: u8, edit: impl FnOnce(&mut Contact)) -> Contact {
+    let mut contact = Contact::new(id, T0, member(who));
+    edit(&mut contact);
+    repo.create(&contact).await.expect("create");
+    contact
+}
+
+/// Opens, edits and saves a contact.
+pub async fn edit_contact(repo: &TestRepo, id: RecordId, edit: impl FnOnce(&mut Contact)) {
+    let (mut handle, mut contact) = repo.open::<Contact>(id, T0).await.expect("open to edit");
+    edit(&mut contact);
+    repo.save(&mut handle, &contact).await.expect("save");
+}
+
+pub async fn read_contact(repo: &TestRepo, id: RecordId) -> Contact {
+    repo.open::<Contact>(id, T0).await.expect("open").1
+}
+
+pub async fn outbox_len(repo: &TestRepo) -> usize {
+    repo.storage().outbox(10_000).await.expect("outbox").len()
+}
+
+pub async fn row_count(repo: &TestRepo) -> usize {
+    repo.storage().rows().await.expect("rows").rows.len()
+}

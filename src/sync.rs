@@ -1,0 +1,179 @@
+//! The app's side of relay sync: runs a `rapport_sync::SyncDriver` in the
+//! one tab that holds the workspace's sync lock, over a browser WebSocket,
+//! applying received changes through the [`Engine`]'s hydrated documents.
+//! Other tabs learn about changes and the sync status over the tab channel.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use rapport_core::record::Row;
+use rapport_sync::{
+    Applier, Event, Host, Interrupted, Received, SyncConfig, SyncDriver, SyncProblem, SyncStatus, Transport,
+    TransportError,
+};
+
+use crate::engine::{Engine, IdbRepo};
+use crate::net::socket::{Socket, SocketEvent};
+use crate::state::AppState;
+
+type Driver = SyncDriver<Rc<IdbRepo>, EngineApplier, BrowserTransport, BrowserHost>;
+
+/// The running sync of this tab (present only in the leader tab).
+pub struct SyncService {
+    driver: Rc<Driver>,
+}
+
+impl SyncService {
+    /// Tells the driver that local edits were queued (this tab or another).
+    pub fn local_changes(&self) {
+        let driver = self.driver.clone();
+        spawn_local(async move { driver.local_changes().await });
+    }
+
+    /// Reconnects now (after the user fixed something, or came online).
+    pub fn retry(&self) {
+        let driver = self.driver.clone();
+        spawn_local(async move { driver.handle(Event::Start).await });
+    }
+}
+
+/// Starts sync for this tab's workspace, once this tab holds the lock.
+pub fn start(app: AppState, config: SyncConfig, db_name: &str) {
+    let lock = format!("rapport-sync:{db_name}");
+    crate::net::leader::when_leader(&lock, move || {
+        spawn_local(async move {
+            let engine = app.engine();
+            let transport = BrowserTransport::default();
+            let host = BrowserHost { app };
+            let applier = EngineApplier { engine: engine.clone() };
+            match SyncDriver::open(&config, engine.repo(), applier, transport, host).await {
+                Ok(driver) => {
+                    let driver = Rc::new(driver);
+                    let weak = Rc::downgrade(&driver);
+                    driver.transport().set_handler(move |event| {
+                        if let Some(driver) = weak.upgrade() {
+                            spawn_local(async move { driver.handle(event).await });
+                        }
+                    });
+                    listen_for_network(driver.clone());
+                    app.sync.set_value(Some(Rc::new(SyncService { driver: driver.clone() })));
+                    driver.start().await;
+                }
+                Err(e) => app.sync_status_changed(&SyncStatus::Error(SyncProblem::LocalStorage(e.to_string()))),
+            }
+        });
+    });
+}
+
+/// Going online reconnects at once instead of waiting for the backoff.
+fn listen_for_network(driver: Rc<Driver>) {
+    let online = window_event_listener(leptos::ev::online, move |_| {
+        let driver = driver.clone();
+        spawn_local(async move { driver.handle(Event::Start).await });
+    });
+    // The tab keeps syncing for its whole life.
+    std::mem::forget(online);
+}
+
+type EventHandler = Rc<dyn Fn(Event)>;
+
+/// A WebSocket per connection attempt; its events go to the driver.
+#[derive(Default)]
+pub struct BrowserTransport {
+    socket: RefCell<Option<Rc<Socket>>>,
+    handler: RefCell<Option<EventHandler>>,
+}
+
+impl BrowserTransport {
+    fn set_handler(&self, handler: impl Fn(Event) + 'static) {
+        *self.handler.borrow_mut() = Some(Rc::new(handler));
+    }
+}
+
+impl Transport for BrowserTransport {
+    fn connect(&self, url: &str) {
+        let Some(handler) = self.handler.borrow().clone() else { return };
+        let on_event = {
+            let handler = handler.clone();
+            move |event: SocketEvent| {
+                handler(match event {
+                    SocketEvent::Open => Event::Connected,
+                    SocketEvent::Frame(bytes) => Event::Frame(bytes),
+                    SocketEvent::Closed => Event::Disconnected,
+                })
+            }
+        };
+        match Socket::connect(url, on_event) {
+            Ok(socket) => {
+                if let Some(old) = self.socket.replace(Some(socket)) {
+                    old.close();
+                }
+            }
+            // Report asynchronously: the driver is in the middle of handling.
+            Err(_) => spawn_local(async move { handler(Event::Disconnected) }),
+        }
+    }
+
+    fn send(&self, frame: Vec<u8>) -> Result<(), TransportError> {
+        match self.socket.borrow().as_ref() {
+            Some(socket) if socket.send(&frame) => Ok(()),
+            _ => Err(TransportError("not connected".into())),
+        }
+    }
+
+    fn close(&self) {
+        if let Some(socket) = self.socket.take() {
+            socket.close();
+        }
+    }
+}
+
+/// Merges received changes through the engine, so documents open in this
+/// tab see them at once.
+pub struct EngineApplier {
+    engine: Rc<Engine>,
+}
+
+impl Applier for EngineApplier {
+    async fn apply(&self, entries: &[Received], now_ms: u64) -> Result<Vec<Row>, Interrupted> {
+        self.engine.apply_remote(entries, now_ms).await
+    }
+}
+
+pub struct BrowserHost {
+    app: AppState,
+}
+
+impl Host for BrowserHost {
+    fn now_ms(&self) -> u64 {
+        js_sys::Date::now() as u64
+    }
+
+    fn fill_random(&self, dest: &mut [u8]) {
+        crate::browser::fill_random(dest);
+    }
+
+    fn wake_after(&self, ms: u64) {
+        let app = self.app;
+        spawn_local(async move {
+            gloo_timers::future::TimeoutFuture::new(u32::try_from(ms).unwrap_or(u32::MAX)).await;
+            if let Some(service) = app.sync.get_value() {
+                service.driver.tick().await;
+            }
+        });
+    }
+
+    fn status_changed(&self, status: &SyncStatus) {
+        self.app.sync_status_changed(status);
+    }
+
+    fn rows_changed(&self, rows: &[Row]) {
+        self.app.synced_rows(rows);
+    }
+
+    fn problem(&self, problem: &SyncProblem) {
+        leptos::logging::warn!("sync: {}", problem.message());
+    }
+}

@@ -1,0 +1,134 @@
+// Two browsers, one workspace, a real relay: share, join by invite link,
+// edit the same contact while cut off, reconnect, converge. Then check that
+// the relay's database holds no plaintext.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { eventually, launch, newPage, serveApp, shot, startRelay } from './harness.mjs';
+
+let server;
+let relay;
+let browser;
+
+before(async () => {
+  server = await serveApp();
+  relay = await startRelay();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await relay?.stop();
+  server?.stop();
+});
+
+const synced = (page) => eventually(async () => {
+  assert.equal(await page.getByTestId('sync-status').innerText(), 'Synced');
+}, 15000);
+
+async function statusOf(page, purpose) {
+  return page.getByRole('row', { name: new RegExp(purpose) }).getByTestId('consent-status').innerText();
+}
+
+async function openContact(page, name) {
+  await page.getByRole('link', { name: 'Contacts' }).click();
+  await page.getByRole('listitem').filter({ hasText: name }).click();
+  await page.getByRole('heading', { name }).waitFor();
+}
+
+async function edit(page, changes) {
+  await page.getByRole('link', { name: 'Edit' }).click();
+  for (const [label, value] of Object.entries(changes)) await page.getByLabel(label, { exact: true }).fill(value);
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.getByRole('link', { name: 'Edit' }).waitFor();
+}
+
+test('two browsers share a workspace through the relay, edit offline and converge', async () => {
+  const ctxA = await browser.newContext();
+  const ctxB = await browser.newContext();
+  const a = await newPage(ctxA);
+  const b = await newPage(ctxB);
+
+  // A shares its workspace and creates a contact.
+  await a.goto(`${server.url}/settings`);
+  await a.getByLabel('Sync server address').fill(relay.url);
+  await a.getByRole('button', { name: 'Share this workspace' }).click();
+  const invite = await a.getByTestId('invite-link').inputValue();
+  assert.match(invite, /#join=/);
+  await synced(a);
+  await a.goto(`${server.url}/contacts/new`);
+  await a.getByLabel('Given name').fill('Ada');
+  await a.getByLabel('Family name').fill('Lovelace');
+  await a.getByLabel('Email 1', { exact: true }).fill('ada.lovelace@example.org');
+  await a.getByLabel('Phone 1', { exact: true }).fill('+44 20 7946 0958');
+  await a.getByRole('button', { name: 'Create contact' }).click();
+  await a.getByRole('heading', { name: 'Ada Lovelace' }).waitFor();
+  await synced(a);
+
+  // B joins with the link and receives everything.
+  await b.goto(invite);
+  await b.getByRole('listitem').filter({ hasText: 'Ada Lovelace' }).waitFor({ timeout: 15000 });
+  await synced(b);
+  await shot(b, 'sync-joined-list');
+  await openContact(b, 'Ada Lovelace');
+  await openContact(a, 'Ada Lovelace');
+
+  // Both are cut off from the relay and edit the same contact.
+  await relay.stop();
+  await ctxA.setOffline(true);
+  await ctxB.setOffline(true);
+  await eventually(async () => assert.notEqual(await a.getByTestId('sync-status').innerText(), 'Synced'), 15000);
+  await edit(a, { 'Company': 'Analytical Engines', 'Job title': 'Countess' });
+  await edit(b, { 'Tags': 'vip', 'Job title': 'Mathematician' });
+  await a.getByRole('button', { name: 'Grant Marketing email' }).click();
+  await a.getByRole('dialog').getByRole('button', { name: 'Record consent' }).click();
+  await eventually(async () => assert.equal(await statusOf(a, 'Marketing email'), 'Granted'));
+  await b.getByRole('button', { name: 'Grant Marketing email' }).click();
+  await b.getByRole('dialog').getByRole('button', { name: 'Record consent' }).click();
+  await eventually(async () => assert.equal(await statusOf(b, 'Marketing email'), 'Granted'));
+  await b.getByRole('button', { name: 'Withdraw Marketing email' }).click();
+  await b.getByRole('dialog').getByRole('button', { name: 'Record withdrawal' }).click();
+  await eventually(async () => assert.equal(await statusOf(b, 'Marketing email'), 'Withdrawn'));
+
+  // Back online: both converge.
+  await relay.restart();
+  await ctxA.setOffline(false);
+  await ctxB.setOffline(false);
+  await synced(a);
+  await synced(b);
+  const details = async (page) => {
+    await page.reload();
+    await page.getByRole('heading', { name: 'Ada Lovelace' }).waitFor();
+    return {
+      details: await page.locator('.details dl').innerText(),
+      consent: await statusOf(page, 'Marketing email'),
+      history: await page.getByTestId('consent-history').locator('li').count(),
+    };
+  };
+  await eventually(async () => {
+    const [da, db] = [await details(a), await details(b)];
+    assert.deepEqual(da, db, 'both browsers show identical data');
+    assert.match(da.details, /Analytical Engines/);
+    assert.match(da.details, /vip/);
+    assert.match(da.details, /Countess|Mathematician/);
+    assert.equal(da.consent, 'Withdrawn', 'a withdrawal is never lost to a concurrent grant');
+    assert.equal(da.history, 3);
+  }, 20000);
+  // The job title was set on both: the conflict is shown with both values.
+  const conflicts = a.getByTestId('conflicts');
+  await conflicts.waitFor();
+  assert.match(await conflicts.innerText(), /Countess/);
+  assert.match(await conflicts.innerText(), /Mathematician/);
+  await shot(a, 'sync-conflict');
+
+  // The relay holds ciphertext only.
+  const bytes = Buffer.concat(readdirSync(relay.dataDir).map((f) => readFileSync(join(relay.dataDir, f))));
+  assert.ok(bytes.length > 0, 'the relay stored something');
+  for (const secret of ['Lovelace', 'ada.lovelace@example.org', '442079460958', 'Analytical Engines', 'Countess', 'Mathematician']) {
+    assert.equal(bytes.indexOf(Buffer.from(secret)), -1, `${secret} must not appear in the relay's files`);
+  }
+  assert.deepEqual([...a.errors, ...b.errors].filter((e) => !/WebSocket|ERR_INTERNET_DISCONNECTED|Failed to load resource/.test(String(e))), []);
+  await ctxA.close();
+  await ctxB.close();
+});
