@@ -25,9 +25,10 @@ cargo clippy -p rapport -p rapport-idb --target wasm32-unknown-unknown --all-tar
 step "browser tests (headless Chromium)"
 cargo test -p rapport-idb --target wasm32-unknown-unknown --locked
 
-step "release build"
+step "release build of the app"
 trunk build --release
-cargo build --release -p rapport-relay --locked
+# The end-to-end tests use the relay binary the native tests built
+# (target/debug/rapport-relay): no second, release build of the relay.
 
 step "end-to-end (Playwright + Chromium)"
 node --test --test-concurrency=1 tests/e2e/

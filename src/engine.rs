@@ -95,9 +95,35 @@ pub fn active_db() -> String {
     local_storage().and_then(|s| s.get_item(ACTIVE_DB_KEY).ok().flatten()).unwrap_or_else(|| DEFAULT_DB.to_owned())
 }
 
-fn set_active_db(name: &str) {
+/// Makes `name` the database opened at the next start.
+pub fn set_active_db(name: &str) {
     if let Some(s) = local_storage() {
         let _ = s.set_item(ACTIVE_DB_KEY, name);
+    }
+}
+
+/// localStorage key listing the workspaces on this device: database name →
+/// workspace name, so the user can switch between them.
+const KNOWN_DBS_KEY: &str = "rapport.workspaces";
+
+/// Workspaces opened on this device (database name, workspace name).
+pub fn known_workspaces() -> Vec<(String, String)> {
+    local_storage()
+        .and_then(|s| s.get_item(KNOWN_DBS_KEY).ok().flatten())
+        .and_then(|json| serde_json::from_str::<std::collections::BTreeMap<String, String>>(&json).ok())
+        .map(|m| m.into_iter().collect())
+        .unwrap_or_default()
+}
+
+/// Records the name of the workspace in database `db` for the switcher.
+pub fn remember_workspace(db: &str, name: &str) {
+    let mut known: std::collections::BTreeMap<String, String> = known_workspaces().into_iter().collect();
+    if known.get(db).map(String::as_str) == Some(name) {
+        return;
+    }
+    known.insert(db.to_owned(), name.to_owned());
+    if let (Some(s), Ok(json)) = (local_storage(), serde_json::to_string(&known)) {
+        let _ = s.set_item(KNOWN_DBS_KEY, &json);
     }
 }
 

@@ -188,7 +188,7 @@ fn ContactView(contact: Contact, conflicts: Vec<FieldConflict>, reload: RwSignal
                         }).collect_view()}
                         {c.phones.iter().map(|p| view! {
                             <dt>{format!("Phone{}", if p.label.is_empty() { String::new() } else { format!(" ({})", p.label) })}</dt>
-                            <dd><a href=format!("tel:{}", p.value)>{p.value.clone()}</a></dd>
+                            <dd><a href=format!("tel:{}", p.value)>{rapport_core::validate::format_phone(&p.value)}</a></dd>
                         }).collect_view()}
                         {(!c.company_name.is_empty()).then(|| view! { <dt>"Company"</dt><dd>{c.company_name.clone()}</dd> })}
                         {(!c.title.is_empty()).then(|| view! { <dt>"Job title"</dt><dd>{c.title.clone()}</dd> })}

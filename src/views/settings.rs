@@ -77,8 +77,36 @@ fn GeneralSettings() -> impl IntoView {
                 <TextField id="calling-code" label="Default country calling code" value=calling error=Signal::derive(move || errors.get().2) hint="Used for phone numbers typed without +, e.g. 44 for the UK"/>
             </div>
             <div class="form-actions"><button type="submit" class="btn primary">"Save settings"</button></div>
+            <OtherWorkspaces/>
         </form>
     }
+}
+
+/// Workspaces this device also holds (a local one and joined ones): each is
+/// its own database, and one is open at a time.
+#[component]
+fn OtherWorkspaces() -> impl IntoView {
+    let app = use_app();
+    let current = app.engine().db_name.clone();
+    let others: Vec<(String, String)> =
+        crate::engine::known_workspaces().into_iter().filter(|(db, _)| *db != current).collect();
+    (!others.is_empty()).then(|| {
+        view! {
+            <h3>"Other workspaces on this device"</h3>
+            <ul class="plain-list" data-testid="other-workspaces">
+                {others.into_iter().map(|(db, name)| view! {
+                    <li class="row-between">
+                        <span>{name.clone()}</span>
+                        <button type="button" class="btn small" aria-label=format!("Open workspace {name}")
+                            on:click=move |_| {
+                                crate::engine::set_active_db(&db);
+                                let _ = web_sys::window().map(|w| w.location().set_href(&browser::href("/contacts")));
+                            }>"Open"</button>
+                    </li>
+                }).collect_view()}
+            </ul>
+        }
+    })
 }
 
 #[component]

@@ -17,6 +17,9 @@ pub fn App() -> impl IntoView {
     let app = use_app();
     Effect::new(move |_| {
         let name = app.workspace.with(|w| w.name.clone());
+        if !app.joining.get() {
+            crate::engine::remember_workspace(&app.engine().db_name, &name);
+        }
         if let Some(doc) = web_sys::window().and_then(|w| w.document()) {
             doc.set_title(&format!("{name} · Rapport"));
         }

@@ -39,14 +39,14 @@ pub fn UpdateBanner() -> impl IntoView {
         let (detail, actions) = match (state, unsaved.dirty.get(), deferred.get()) {
             (Update::Applying, ..) => ("Updating…", ().into_any()),
             (_, _, true) => (
-                "Rapport will reload as soon as your changes are saved.",
+                "It will load as soon as your changes are saved.",
                 view! {
                     <button class="btn small ghost" on:click=move |_| deferred.set(false)>"Don't reload"</button>
                 }
                 .into_any(),
             ),
             (_, true, false) => (
-                "You have changes that are not saved yet: save or cancel them first, or reload once they are saved.",
+                "You have changes that are not saved yet: save or cancel them first.",
                 view! {
                     <button class="btn small primary" on:click=move |_| deferred.set(true)>"Reload when saved"</button>
                     <button class="btn small ghost" on:click=move |_| dismissed.set(true)>"Later"</button>
@@ -54,7 +54,7 @@ pub fn UpdateBanner() -> impl IntoView {
                 .into_any(),
             ),
             (_, false, false) => (
-                "Reload to start using it. Everything you saved stays on this device.",
+                "Reload to start using it. Your data stays on this device.",
                 view! {
                     <button class="btn small primary" on:click=move |_| pwa.apply_update()>"Reload"</button>
                     <button class="btn small ghost" on:click=move |_| dismissed.set(true)>"Later"</button>
@@ -64,11 +64,10 @@ pub fn UpdateBanner() -> impl IntoView {
         };
         Some(view! {
             <div class="banner update" role="status" data-testid="update-banner">
-                <span class="update-mark" aria-hidden="true">"↻"</span>
                 <p class="update-text">
                     <strong>"A new version of Rapport is available."</strong>
                     " "
-                    <span>{detail}</span>
+                    <span class="update-detail">{detail}</span>
                 </p>
                 <div class="update-actions">{actions}</div>
             </div>

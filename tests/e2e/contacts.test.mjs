@@ -57,7 +57,7 @@ test('create a contact, fix validation, record consent, search, and find it all 
   await page.getByRole('button', { name: 'Create contact' }).click();
 
   await page.getByRole('heading', { name: 'Ada Lovelace' }).waitFor();
-  await page.getByText('+442079460958').waitFor();
+  await page.locator('a[href="tel:+442079460958"]').waitFor(); // normalised to E.164
   assert.equal(await statusOf(page, 'Marketing email'), 'Never asked');
 
   // Grant, then withdraw, consent for marketing email.

@@ -66,9 +66,11 @@ test('two browsers share a workspace through the relay, edit offline and converg
   await a.getByRole('heading', { name: 'Ada Lovelace' }).waitFor();
   await synced(a);
 
-  // B joins with the link and receives everything.
+  // B has a local workspace of its own, then joins with the link and receives everything.
+  await b.goto(`${server.url}/contacts`);
+  await b.getByText('No contacts yet').waitFor();
   await b.goto(invite);
-  await b.getByRole('listitem').filter({ hasText: 'Ada Lovelace' }).waitFor({ timeout: 15000 });
+  await b.getByRole('listitem').filter({ hasText: 'Ada Lovelace' }).waitFor({ timeout: 30000 });
   await synced(b);
   await shot(b, 'sync-joined-list');
   await openContact(b, 'Ada Lovelace');
@@ -128,6 +130,12 @@ test('two browsers share a workspace through the relay, edit offline and converg
   for (const secret of ['Lovelace', 'ada.lovelace@example.org', '442079460958', 'Analytical Engines', 'Countess', 'Mathematician']) {
     assert.equal(bytes.indexOf(Buffer.from(secret)), -1, `${secret} must not appear in the relay's files`);
   }
+  // B's own workspace is still on the device, one click away.
+  await b.goto(`${server.url}/settings`);
+  await b.getByRole('button', { name: 'Open workspace My workspace' }).click();
+  await b.getByText('No contacts yet').waitFor();
+  assert.equal(await b.getByTestId('sync-status').count(), 0, 'the local workspace is not shared');
+
   assert.deepEqual([...a.errors, ...b.errors].filter((e) => !/WebSocket|ERR_INTERNET_DISCONNECTED|Failed to load resource/.test(String(e))), []);
   await ctxA.close();
   await ctxB.close();
