@@ -10,6 +10,7 @@ use automerge::{AutoCommit, ObjId, ReadDoc, ROOT};
 use crate::consent::{self, ConsentLedger};
 use crate::doc::{self, DecodeError, EncodeError};
 use crate::ids::{EntryId, MemberId, RecordId};
+use crate::privacy::restriction::{self, Restriction};
 use crate::record::{Record, RecordKind, Row};
 use crate::validate::{self, FieldError};
 use crate::workspace::Workspace;
@@ -86,6 +87,12 @@ pub struct Contact {
     pub updated_by: MemberId,
     /// Deleted by a user (undo-able, still stored). Erasure is different.
     pub deleted: bool,
+    /// Kept but not processed (see [`crate::privacy::restriction`]).
+    /// Absent in older documents, which read as unrestricted.
+    pub restriction: Option<Restriction>,
+    /// When identifying fields were dropped by
+    /// [`crate::privacy::retention::anonymise`]; absent = never.
+    pub anonymised_at: Option<Timestamp>,
 }
 
 /// Fields that hold one scalar value: what conflicts are reported for.
@@ -115,6 +122,8 @@ impl Contact {
             updated_at: now,
             updated_by: by,
             deleted: false,
+            restriction: None,
+            anonymised_at: None,
         }
     }
 
@@ -293,6 +302,8 @@ impl Record for Contact {
             updated_at: Timestamp::from_millis(doc::get_i64(doc, &ROOT, "updated_at")?.unwrap_or(0)),
             updated_by: member(doc, "updated_by")?.unwrap_or(created_by),
             deleted: doc::get_bool(doc, &ROOT, "deleted")?,
+            restriction: restriction::read(doc, created_by)?,
+            anonymised_at: doc::get_i64(doc, &ROOT, "anonymised_at")?.map(Timestamp::from_millis),
         })
     }
 
@@ -323,6 +334,8 @@ impl Record for Contact {
         doc::put_i64(doc, &ROOT, "updated_at", Some(self.updated_at.as_millis()))?;
         doc::put_str(doc, &ROOT, "updated_by", Some(&self.updated_by.to_string()))?;
         doc::put_bool(doc, &ROOT, "deleted", self.deleted)?;
+        restriction::write(doc, self.restriction.as_ref())?;
+        doc::put_i64(doc, &ROOT, "anonymised_at", self.anonymised_at.map(Timestamp::as_millis))?;
         Ok(())
     }
 
@@ -343,6 +356,8 @@ impl Record for Contact {
         put("other_emails", &all_emails.join(" "));
         let all_phones: Vec<&str> = self.phones.iter().skip(1).map(|e| e.value.as_str()).collect();
         put("other_phones", &all_phones.join(" "));
+        put(restriction::ROW_COLUMN, if self.restriction.is_some() { "restricted" } else { "" });
+        put(crate::privacy::retention::ROW_COLUMN, if self.anonymised_at.is_some() { "anonymised" } else { "" });
         let subtitle = match (self.title.is_empty(), self.company_name.is_empty()) {
             (false, false) => format!("{} at {}", self.title, self.company_name),
             (false, true) => self.title.clone(),

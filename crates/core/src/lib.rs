@@ -28,11 +28,13 @@
 //! # });
 //! ```
 
+pub mod audit;
 pub mod chunks;
 pub mod consent;
 pub mod contact;
 pub mod doc;
 pub mod ids;
+pub mod privacy;
 pub mod record;
 pub mod repo;
 pub mod search;

@@ -1,6 +1,7 @@
 //! The workspace document: settings shared by every record of a workspace
 //! (name, default phone country code), consent purposes, custom field
-//! definitions and members. It is one Automerge document like any record.
+//! definitions, members, the tombstones of erased records and the retention
+//! policy. It is one Automerge document like any record.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::consent::{LawfulBasis, PurposeId};
 use crate::doc::{self, DecodeError, EncodeError};
 use crate::ids::{MemberId, RecordId};
+use crate::privacy::{retention, tombstone, RetentionPolicy, Tombstones};
 use crate::record::{Record, RecordKind, Row};
 use crate::validate::CustomFieldKind;
 use crate::Timestamp;
@@ -45,6 +47,11 @@ pub struct Workspace {
     pub purposes: BTreeMap<PurposeId, Purpose>,
     pub custom_fields: BTreeMap<String, CustomFieldDef>,
     pub members: BTreeMap<MemberId, Member>,
+    /// Erased records (grow-only; see [`crate::privacy::tombstone`]).
+    /// Absent in older documents, which read as none.
+    pub tombstones: Tombstones,
+    /// When inactive contacts come up for review; absent = no policy.
+    pub retention: Option<RetentionPolicy>,
     pub updated_at: Timestamp,
 }
 
@@ -61,8 +68,16 @@ impl Workspace {
             purposes: default_purposes(),
             custom_fields: BTreeMap::new(),
             members,
+            tombstones: Tombstones::new(),
+            retention: None,
             updated_at: now,
         }
+    }
+
+    /// Whether record `id` was erased (its data must not be kept, applied
+    /// or pushed anywhere).
+    pub fn is_erased(&self, id: RecordId) -> bool {
+        self.tombstones.is_erased(id)
     }
 
     /// The name to show for a member, or a short form of the id.
@@ -182,6 +197,8 @@ impl Record for Workspace {
             purposes: read_json_map(doc, "purposes")?,
             custom_fields: read_json_map(doc, "custom_fields")?,
             members: read_json_map(doc, "members")?,
+            tombstones: tombstone::read(doc)?,
+            retention: retention::read_policy(doc)?,
             updated_at: Timestamp::from_millis(doc::get_i64(doc, &ROOT, "updated_at")?.unwrap_or(0)),
         })
     }
@@ -193,6 +210,8 @@ impl Record for Workspace {
         write_json_map(doc, "purposes", &self.purposes)?;
         write_json_map(doc, "custom_fields", &self.custom_fields)?;
         write_json_map(doc, "members", &self.members)?;
+        tombstone::write(doc, &self.tombstones)?;
+        retention::write_policy(doc, self.retention.as_ref())?;
         doc::put_i64(doc, &ROOT, "updated_at", Some(self.updated_at.as_millis()))?;
         Ok(())
     }
@@ -256,6 +275,31 @@ mod tests {
         assert!(merged.purposes.contains_key(&"events".parse().unwrap()));
         assert!(merged.purposes.contains_key(&"surveys".parse().unwrap()));
         assert_eq!(merged.purposes.len(), 6);
+    }
+
+    #[test]
+    fn tombstones_and_the_retention_policy_round_trip_and_older_documents_read_without_them() {
+        use crate::privacy::Tombstone;
+        let me = MemberId::from_bytes([1; 16]);
+        let mut ws = Workspace::new(RecordId::from_bytes([2; 16]), "Acme", me, "Sam", Timestamp::from_millis(5));
+        let mut doc = AutoCommit::new();
+        doc::init_root(&mut doc, "workspace", 1).unwrap();
+        ws.write_doc(&mut doc).unwrap();
+        let old = Workspace::from_doc(&doc).unwrap();
+        assert!(old.tombstones.is_empty() && old.retention.is_none());
+
+        let erased = RecordId::from_bytes([3; 16]);
+        ws.tombstones.insert(Tombstone {
+            record: erased,
+            kind: RecordKind::Contact,
+            erased_at: Timestamp::from_millis(6),
+            erased_by: me,
+        });
+        ws.retention = Some(RetentionPolicy::new(18));
+        ws.write_doc(&mut doc).unwrap();
+        let back = Workspace::from_doc(&doc).unwrap();
+        assert_eq!(back, ws);
+        assert!(back.is_erased(erased) && !back.is_erased(ws.id));
     }
 
     #[test]
