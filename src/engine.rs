@@ -9,8 +9,12 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use futures_util::lock::Mutex;
+use rapport_core::audit::AuditEntry;
 use rapport_core::contact::{self, FieldConflict};
 use rapport_core::ids::{MemberId, RecordId};
+use rapport_core::privacy::erasure::ErasurePlan;
+use rapport_core::privacy::replica::apply_tombstones;
+use rapport_core::privacy::Tombstones;
 use rapport_core::record::{Record, RecordKind, Row};
 use rapport_core::repo::{session_actor, DocHandle, OpenError, Repo, SaveError};
 use rapport_core::storage::{Quarantined, Storage, StorageError};
@@ -342,6 +346,58 @@ impl Engine {
             }
         }
         rows
+    }
+
+    /// Erases the records of `plan` everywhere this device can reach: the
+    /// tombstones go into the workspace document first (durable, and queued
+    /// for sync so every other replica erases its copies), then every byte
+    /// of the records is removed from this device.
+    ///
+    /// # Errors
+    /// [`SaveError`] when the tombstones could not be stored: then nothing
+    /// was erased.
+    pub async fn erase(&self, ws: &mut Workspace, plan: &ErasurePlan) -> Result<Vec<RecordId>, SaveError> {
+        let now = browser::now();
+        for tombstone in plan.tombstones(now, self.member) {
+            ws.tombstones.insert(tombstone);
+        }
+        ws.updated_at = now;
+        self.save(ws).await?;
+        Ok(self.purge(plan.erase_ids(), &ws.tombstones).await?)
+    }
+
+    /// Removes every byte of erased records among `held` and drops their
+    /// unsent changes. Idempotent: run at start-up and whenever the
+    /// workspace's tombstones change (an erasure from another replica).
+    ///
+    /// # Errors
+    /// [`StorageError`]; records not yet removed are removed on the next run.
+    pub async fn purge(&self, held: Vec<RecordId>, tombstones: &Tombstones) -> Result<Vec<RecordId>, StorageError> {
+        if tombstones.is_empty() {
+            return Ok(Vec::new());
+        }
+        let storage = self.repo.storage();
+        let outbox = storage.outbox(usize::MAX).await?;
+        let purge = apply_tombstones(held, &outbox, tombstones);
+        let mut handles = self.handles.lock().await;
+        for id in &purge.remove {
+            storage.remove(*id).await?;
+            handles.remove(id);
+            self.unsaved.borrow_mut().remove(id);
+        }
+        if !purge.drop_outbox.is_empty() {
+            storage.ack_outbox(&purge.drop_outbox).await?;
+        }
+        Ok(purge.remove)
+    }
+
+    /// Who changed what and when in one record, newest first.
+    pub async fn history(&self, id: RecordId) -> Vec<AuditEntry> {
+        let mut handles = self.handles.lock().await;
+        match handles.get_mut(&id) {
+            Some(handle) => rapport_core::audit::history(handle.doc_mut()),
+            None => Vec::new(),
+        }
     }
 
     /// Records with edits not yet in storage.

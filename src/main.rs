@@ -39,18 +39,21 @@ fn main() {
                     move |badge| state.sync_badge.set(Some(badge)),
                 );
                 state.tabs.set_value(channel.map(std::rc::Rc::new));
-                if let Some(config) = sync_config {
-                    sync::start(state, config, &db_name);
-                }
-                if let Some(message) = join_error {
-                    state.notify(message, None);
-                }
                 clear_loading();
                 leptos::mount::mount_to_body(move || {
                     provide_context(state);
                     pwa.provide(state);
                     view! { <views::shell::App/> }
                 });
+                // After the mount, which starts Leptos's task executor.
+                if let Some(config) = sync_config {
+                    sync::start(state, config, &db_name);
+                }
+                // Finish any erasure learned of before (or interrupted by) a restart.
+                leptos::task::spawn_local(state.purge_erased());
+                if let Some(message) = join_error {
+                    state.notify(message, None);
+                }
             }
             Err(e) => {
                 clear_loading();

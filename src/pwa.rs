@@ -14,6 +14,8 @@
 //! Typical flow: `main` calls [`Pwa::start`] before the workspace opens, then
 //! [`Pwa::provide`] inside the mounted app.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use leptos::prelude::*;
@@ -122,8 +124,8 @@ impl Pwa {
     /// finishes installing later, and one that takes over.
     fn watch(self, container: &ServiceWorkerContainer, registration: ServiceWorkerRegistration) {
         // The first install (no controller yet) is not an update.
-        let had_controller = container.controller().is_some();
-        if had_controller && registration.waiting().is_some() {
+        let controlled = Rc::new(Cell::new(container.controller().is_some()));
+        if controlled.get() && registration.waiting().is_some() {
             self.update.set(Update::Ready);
         }
 
@@ -150,12 +152,17 @@ impl Pwa {
         let _ = registration.add_event_listener_with_callback("updatefound", on_update_found.as_ref().unchecked_ref());
         on_update_found.forget();
 
-        let on_controller_change = Closure::<dyn Fn()>::new(move || match self.update.get_untracked() {
-            Update::Applying => reload(),
-            // Another tab let a new version take over: this page still runs
-            // the old one, and a reload (when the user wants) loads the new.
-            Update::None if had_controller => self.update.set(Update::Ready),
-            _ => {}
+        let on_controller_change = Closure::<dyn Fn()>::new(move || {
+            match self.update.get_untracked() {
+                Update::Applying => reload(),
+                // Another tab let a new version take over: this page still
+                // runs the old one, and a reload (when the user wants) loads
+                // the new. (A first controller, after the first install, is
+                // not a new version.)
+                Update::None if controlled.get() => self.update.set(Update::Ready),
+                _ => {}
+            }
+            controlled.set(true);
         });
         let _ = container
             .add_event_listener_with_callback("controllerchange", on_controller_change.as_ref().unchecked_ref());

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use rapport_core::ids::RecordId;
+use rapport_core::privacy::ErasurePlan;
 use rapport_core::record::{Record, Row};
 use rapport_core::repo::SaveError;
 use rapport_core::search::RowIndex;
@@ -189,6 +190,11 @@ impl AppState {
     /// the save indicator. Returns the error in words for the caller to show.
     pub async fn persist<R: Record>(self, record: R, is_new: bool) -> Result<Row, String> {
         let engine = self.engine();
+        // A form left open while the record was erased (here, in another
+        // tab or on another device) must not write it back.
+        if !rapport_core::privacy::accept_local(record.id(), &self.workspace.with_untracked(|w| w.tombstones.clone())) {
+            return Err("Not saved: this record was erased from the workspace.".into());
+        }
         self.save.set(SaveState::Saving);
         let result = if is_new { engine.create(&record).await } else { engine.save(&record).await };
         match result {
@@ -225,6 +231,7 @@ impl AppState {
             if ids.contains(&workspace_id) {
                 if let Ok((ws, _)) = self.engine().open::<Workspace>(workspace_id).await {
                     self.workspace.set(ws);
+                    self.purge_erased().await;
                 }
             }
             self.index.update(|i| {
@@ -236,6 +243,58 @@ impl AppState {
                 *n += 1;
                 *changed = ids;
             });
+        });
+    }
+
+    /// Erases the records of `plan` (see [`Engine::erase`]) and takes them
+    /// out of every view.
+    pub async fn erase(self, plan: ErasurePlan) -> Result<(), String> {
+        let mut ws = self.workspace.get_untracked();
+        match self.engine().erase(&mut ws, &plan).await {
+            Ok(removed) => {
+                let ws_id = ws.id;
+                self.workspace.set(ws);
+                self.forget_rows(&removed);
+                if let Some(tabs) = self.tabs.get_value() {
+                    tabs.announce(&[ws_id]);
+                }
+                if let Some(sync) = self.sync.get_value() {
+                    sync.local_changes();
+                }
+                Ok(())
+            }
+            Err(e) => Err(format!("Nothing was erased: {e}")),
+        }
+    }
+
+    /// Applies the workspace's tombstones to what this device holds.
+    pub async fn purge_erased(self) {
+        let tombstones = self.workspace.with_untracked(|w| w.tombstones.clone());
+        if tombstones.is_empty() {
+            return;
+        }
+        let held: Vec<RecordId> = self.index.with_untracked(|i| i.rows().iter().map(|r| r.id).collect());
+        match self.engine().purge(held, &tombstones).await {
+            Ok(removed) => self.forget_rows(&removed),
+            Err(e) => self.notify(
+                format!("Erasing records removed elsewhere did not finish: {e}. It is retried at the next start."),
+                None,
+            ),
+        }
+    }
+
+    fn forget_rows(self, ids: &[RecordId]) {
+        if ids.is_empty() {
+            return;
+        }
+        self.index.update(|i| {
+            for id in ids {
+                i.remove(*id);
+            }
+        });
+        self.external.update(|(n, changed)| {
+            *n += 1;
+            *changed = ids.to_vec();
         });
     }
 

@@ -4,6 +4,7 @@ pub mod consent;
 pub mod contact_form;
 pub mod contact_page;
 pub mod contacts;
+pub mod privacy;
 pub mod settings;
 pub mod shell;
 pub mod sync_settings;

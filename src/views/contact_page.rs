@@ -13,6 +13,7 @@ use rapport_core::repo::OpenError;
 
 use super::consent::ConsentPanel;
 use super::contacts::initials;
+use super::privacy::PrivacyPanel;
 use crate::browser;
 use crate::state::{use_app, AppState};
 
@@ -34,17 +35,19 @@ pub fn ContactPage() -> impl IntoView {
         let id = id_param();
         async move {
             let id: RecordId = id.parse().map_err(|_| OpenError::NotFound(RecordId::from_bytes([0; 16])))?;
-            let result = app.engine().open::<Contact>(id).await;
+            let engine = app.engine();
+            let result = engine.open::<Contact>(id).await;
             if let Err(OpenError::Corrupt { .. }) = &result {
                 app.refresh_quarantine();
             }
-            result
+            let (contact, conflicts) = result?;
+            Ok((contact, conflicts, engine.history(id).await))
         }
     });
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || loaded.get().map(|r| match r {
-                Ok((c, conflicts)) => view! { <ContactView contact=c conflicts=conflicts reload=reload/> }.into_any(),
+                Ok((c, conflicts, history)) => view! { <ContactView contact=c conflicts=conflicts history=history reload=reload/> }.into_any(),
                 Err(e) => view! { <OpenFailure error=e/> }.into_any(),
             })}
         </Suspense>
@@ -96,7 +99,12 @@ fn delete(app: AppState, mut contact: Contact, deleted: bool) {
 }
 
 #[component]
-fn ContactView(contact: Contact, conflicts: Vec<FieldConflict>, reload: RwSignal<u32>) -> impl IntoView {
+fn ContactView(
+    contact: Contact,
+    conflicts: Vec<FieldConflict>,
+    history: Vec<rapport_core::audit::AuditEntry>,
+    reload: RwSignal<u32>,
+) -> impl IntoView {
     let app = use_app();
     let navigate = use_navigate();
     let contact = RwSignal::new(contact);
@@ -145,6 +153,7 @@ fn ContactView(contact: Contact, conflicts: Vec<FieldConflict>, reload: RwSignal
                 <span class="avatar large" aria-hidden="true">{initials(&c.display_name())}</span>
                 <div class="head-text">
                     <h1 data-testid="contact-name">{c.display_name()}</h1>
+                    {move || contact.with(|c| c.is_restricted()).then(|| view! { <span class="badge restricted" data-testid="restricted-badge">"Restricted"</span> })}
                     <p class="muted">{c.row().subtitle}</p>
                 </div>
                 <div class="head-actions">
@@ -209,6 +218,7 @@ fn ContactView(contact: Contact, conflicts: Vec<FieldConflict>, reload: RwSignal
                 </div>
                 <ConsentPanel contact=contact/>
             </div>
+            <PrivacyPanel contact=contact history=history/>
         </section>
     }
 }

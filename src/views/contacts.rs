@@ -247,7 +247,10 @@ pub fn ContactList() -> impl IntoView {
                                     <span class="cell name">
                                         <span class="avatar" aria-hidden="true">{initials(&row.title)}</span>
                                         <span class="name-text">
-                                            <strong>{row.title.clone()}</strong>
+                                            <strong>
+                                                {row.title.clone()}
+                                                {rapport_core::privacy::restriction::is_restricted_row(&row).then(|| view! { <span class="badge restricted small">"Restricted"</span> })}
+                                            </strong>
                                             <small>{row.subtitle.clone()}</small>
                                         </span>
                                     </span>
