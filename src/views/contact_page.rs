@@ -35,19 +35,17 @@ pub fn ContactPage() -> impl IntoView {
         let id = id_param();
         async move {
             let id: RecordId = id.parse().map_err(|_| OpenError::NotFound(RecordId::from_bytes([0; 16])))?;
-            let engine = app.engine();
-            let result = engine.open::<Contact>(id).await;
+            let result = app.engine().open::<Contact>(id).await;
             if let Err(OpenError::Corrupt { .. }) = &result {
                 app.refresh_quarantine();
             }
-            let (contact, conflicts) = result?;
-            Ok((contact, conflicts, engine.history(id).await))
+            result
         }
     });
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || loaded.get().map(|r| match r {
-                Ok((c, conflicts, history)) => view! { <ContactView contact=c conflicts=conflicts history=history reload=reload/> }.into_any(),
+                Ok((c, conflicts)) => view! { <ContactView contact=c conflicts=conflicts reload=reload/> }.into_any(),
                 Err(e) => view! { <OpenFailure error=e/> }.into_any(),
             })}
         </Suspense>
@@ -99,12 +97,7 @@ fn delete(app: AppState, mut contact: Contact, deleted: bool) {
 }
 
 #[component]
-fn ContactView(
-    contact: Contact,
-    conflicts: Vec<FieldConflict>,
-    history: Vec<rapport_core::audit::AuditEntry>,
-    reload: RwSignal<u32>,
-) -> impl IntoView {
+fn ContactView(contact: Contact, conflicts: Vec<FieldConflict>, reload: RwSignal<u32>) -> impl IntoView {
     let app = use_app();
     let navigate = use_navigate();
     let contact = RwSignal::new(contact);
@@ -218,7 +211,7 @@ fn ContactView(
                 </div>
                 <ConsentPanel contact=contact/>
             </div>
-            <PrivacyPanel contact=contact history=history/>
+            <PrivacyPanel contact=contact/>
         </section>
     }
 }

@@ -5,7 +5,7 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_navigate;
-use rapport_core::audit::{self, AuditEntry};
+use rapport_core::audit;
 use rapport_core::contact::Contact;
 use rapport_core::privacy::access::{self, AccessRequest};
 use rapport_core::privacy::plan_erasure;
@@ -37,14 +37,19 @@ fn download(file_name: &str, mime: &str, text: &str) -> Result<(), String> {
 }
 
 #[component]
-pub fn PrivacyPanel(contact: RwSignal<Contact>, history: Vec<AuditEntry>) -> impl IntoView {
+pub fn PrivacyPanel(contact: RwSignal<Contact>) -> impl IntoView {
     let app = use_app();
     let navigate = use_navigate();
     let ws = app.workspace;
     let confirm_open = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
-    let history = StoredValue::new(history);
+    // Re-read after every change to the contact shown here.
+    let history = LocalResource::new(move || {
+        let id = contact.with(|c| c.id);
+        async move { app.engine().history(id).await }
+    });
+    let entries = move || history.get().unwrap_or_default();
 
     let toggle_restriction = move |_| {
         let engine = app.engine();
@@ -69,7 +74,7 @@ pub fn PrivacyPanel(contact: RwSignal<Contact>, history: Vec<AuditEntry>) -> imp
         let rows: Vec<_> = app.index.with_untracked(|i| i.rows().to_vec());
         let related = access::related_rows(c.id, &rows);
         let workspace = ws.get_untracked();
-        let entries = history.get_value();
+        let entries = history.get_untracked().unwrap_or_default();
         let req = AccessRequest {
             contact: &c,
             history: &entries,
@@ -169,7 +174,7 @@ pub fn PrivacyPanel(contact: RwSignal<Contact>, history: Vec<AuditEntry>) -> imp
             </div>
             <h3>"Change history"</h3>
             <ol class="audit" data-testid="audit-history">
-                {history.get_value().into_iter().take(50).map(|e| view! {
+                {move || entries().into_iter().take(50).map(|e| view! {
                     <li>
                         <span>{format!("{} by {}", e.action.label(), member(e.member))}</span>
                         <span class="muted small">

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { launch, newPage, serveApp, shot } from './harness.mjs';
+import { eventually, launch, newPage, serveApp, shot } from './harness.mjs';
 
 let server;
 let browser;
@@ -80,7 +80,7 @@ test('restrict, export and erase a contact; erasure leaves no byte of them in In
   const text = JSON.stringify(exported);
   assert.match(text, /erin\.erasable@example\.org/);
   assert.match(text, /Marketing email/);
-  assert.ok(await page.getByTestId('audit-history').locator('li').count() >= 1, 'the change history lists the edits');
+  await eventually(async () => assert.ok(await page.getByTestId('audit-history').locator('li').count() >= 3, 'the change history lists creation, consent and restriction'));
   await shot(page, 'desktop-privacy-panel');
 
   const before = await dumpIndexedDb(page);
