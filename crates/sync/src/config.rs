@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `sync/config` | JSON [`SyncConfig`]: relay URL, workspace id, workspace secret, `created_here` |
 //! | `sync/cursor` | the log position applied so far, as decimal text |
+//! | `privacy/relay-erased` | JSON list of the record ids (hyphenated UUIDs) whose envelopes the relay confirmed deleting, e.g. `["0190f1c2-7a3b-7c00-8000-000000000000"]` |
 //!
 //! The secret is stored on this device only (like the documents it
 //! protects); it leaves the device only inside an invite link's fragment.
@@ -13,6 +14,8 @@
 //! bytes; joining reads them from an invite link. [`turn_on`] makes a
 //! [`Repo`] queue its edits for sync and queues the documents that existed
 //! before.
+
+use std::collections::BTreeSet;
 
 use rapport_core::ids::RecordId;
 use rapport_core::repo::{hydrate, Repo};
@@ -24,6 +27,9 @@ use serde::{Deserialize, Serialize};
 pub const META_CONFIG: &str = "sync/config";
 /// Meta key of the persisted cursor.
 pub const META_CURSOR: &str = "sync/cursor";
+/// Meta key of the records the relay confirmed erasing (the `confirmed`
+/// set of `rapport_core::privacy::relay_deletions`).
+pub const META_RELAY_ERASED: &str = "privacy/relay-erased";
 
 const CONFIG_VERSION: u32 = 1;
 /// Documents loaded and queued per storage write by [`enqueue_existing`].
@@ -175,7 +181,9 @@ impl SyncConfig {
             Err(LoadError::Storage(e)) => return Err(e),
         };
         if !same_log {
+            // Both are facts about one relay's log of one workspace.
             save_cursor(storage, Seq::ZERO).await?;
+            save_relay_erased(storage, &BTreeSet::new()).await?;
         }
         let stored = StoredConfig {
             version: CONFIG_VERSION,
@@ -205,6 +213,32 @@ pub async fn load_cursor<S: Storage>(storage: &S) -> Result<Seq, LoadError> {
 /// [`StorageError`].
 pub async fn save_cursor<S: Storage>(storage: &S, cursor: Seq) -> Result<(), StorageError> {
     storage.put_meta(META_CURSOR, cursor.0.to_string().as_bytes()).await
+}
+
+/// The records whose envelopes the relay confirmed deleting (empty when
+/// none is saved). With the workspace's tombstones,
+/// `rapport_core::privacy::relay_deletions(tombstones, &confirmed)` gives
+/// the deletions still owed after a restart.
+///
+/// # Errors
+/// [`LoadError`] when storage fails or the value is not a JSON list of
+/// record ids.
+pub async fn load_relay_erased<S: Storage>(storage: &S) -> Result<BTreeSet<RecordId>, LoadError> {
+    let Some(bytes) = storage.get_meta(META_RELAY_ERASED).await? else { return Ok(BTreeSet::new()) };
+    let texts: Vec<String> = serde_json::from_slice(&bytes)
+        .map_err(|e| corrupt(META_RELAY_ERASED, format!("expected a JSON list of record ids: {e}")))?;
+    texts.iter().map(|text| text.parse::<RecordId>().map_err(|e| corrupt(META_RELAY_ERASED, e))).collect()
+}
+
+/// Persists the records the relay confirmed erasing (replaces the saved
+/// list).
+///
+/// # Errors
+/// [`StorageError`].
+pub async fn save_relay_erased<S: Storage>(storage: &S, confirmed: &BTreeSet<RecordId>) -> Result<(), StorageError> {
+    let texts: Vec<String> = confirmed.iter().map(RecordId::to_string).collect();
+    let json = serde_json::to_vec(&texts).map_err(|e| StorageError::WriteFailed(e.to_string()))?;
+    storage.put_meta(META_RELAY_ERASED, &json).await
 }
 
 /// What [`enqueue_existing`] queued.
@@ -341,6 +375,29 @@ mod tests {
     }
 
     #[test]
+    fn confirmed_relay_erasures_round_trip_as_a_json_list_and_a_new_log_forgets_them() {
+        block_on(async {
+            let storage = MemoryStorage::new();
+            assert_eq!(load_relay_erased(&storage).await, Ok(BTreeSet::new()));
+            let config = SyncConfig::create("ws://127.0.0.1:1/sync", random()).expect("valid url");
+            config.save(&storage).await.expect("save");
+            let ada = RecordId::from_bytes([0xad; 16]);
+            let grace = RecordId::from_bytes([0x67; 16]);
+            save_relay_erased(&storage, &BTreeSet::from([ada, grace])).await.expect("save");
+            let raw = storage.get_meta(META_RELAY_ERASED).await.expect("meta").expect("saved");
+            let texts: Vec<String> = serde_json::from_slice(&raw).expect("a JSON list");
+            assert_eq!(texts, [grace.to_string(), ada.to_string()]);
+            assert_eq!(load_relay_erased(&storage).await, Ok(BTreeSet::from([ada, grace])));
+
+            config.save(&storage).await.expect("same relay and workspace");
+            assert_eq!(load_relay_erased(&storage).await, Ok(BTreeSet::from([ada, grace])));
+            let other = SyncConfig::create("ws://127.0.0.1:2/sync", random()).expect("valid url");
+            other.save(&storage).await.expect("another relay");
+            assert_eq!(load_relay_erased(&storage).await, Ok(BTreeSet::new()), "another relay owes every deletion");
+        });
+    }
+
+    #[test]
     fn unreadable_saved_values_are_reported_not_guessed() {
         block_on(async {
             let storage = MemoryStorage::new();
@@ -348,6 +405,11 @@ mod tests {
             assert!(matches!(load_cursor(&storage).await, Err(LoadError::Corrupt { key: META_CURSOR, .. })));
             storage.put_meta(META_CONFIG, b"{not json").await.expect("put");
             assert!(matches!(SyncConfig::load(&storage).await, Err(LoadError::Corrupt { key: META_CONFIG, .. })));
+            storage.put_meta(META_RELAY_ERASED, br#"["not-an-id"]"#).await.expect("put");
+            assert!(matches!(
+                load_relay_erased(&storage).await,
+                Err(LoadError::Corrupt { key: META_RELAY_ERASED, .. })
+            ));
         });
     }
 }

@@ -11,9 +11,28 @@
 //! | `SaveCursor` | `Storage::put_meta("sync/cursor")` |
 //! | `ReadOutbox`, `AckOutbox` | `Storage::outbox`, `Storage::ack_outbox` |
 //! | `Reupload` | [`enqueue_existing`] |
+//! | `RelayErased` | `Storage::put_meta("privacy/relay-erased")` ([`save_relay_erased`]) |
 //! | `Status`, `Problem`, `WakeAfter`, `ReconnectAfter` | [`Host`] |
 //!
 //! Storage failures are fed back as `Input::StorageFailed`.
+//!
+//! # Erasure
+//!
+//! The driver keeps the replica guards of `rapport_core::privacy::replica`
+//! with the app's current tombstones, asked through [`Host::is_erased`]:
+//!
+//! - a received change of an erased record is never handed to the
+//!   [`Applier`]: it counts as applied for the cursor, nothing is stored,
+//!   and the record is deleted on the relay again (someone pushed it after
+//!   the erasure, or before learning of it);
+//! - an outbox entry of an erased record is never pushed: it is
+//!   acknowledged locally (and the record deleted on the relay again, in
+//!   case an earlier push of it reached the relay unacknowledged).
+//!
+//! [`SyncDriver::erase_tombstoned`] (or [`SyncDriver::erase_on_relay`])
+//! asks the relay to delete erased records; confirmations are persisted in
+//! meta (`privacy/relay-erased`), so a restart asks only for what is still
+//! owed.
 //!
 //! Everything runs on one thread (the browser's main thread): futures are
 //! not `Send`, and the traits use `async fn` directly. Events may arrive
@@ -23,16 +42,20 @@
 //! time and no `RefCell` borrow is held across an `await`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
 
+use rapport_core::ids::RecordId;
+use rapport_core::privacy::{relay_deletions, Tombstones};
 use rapport_core::record::Row;
 use rapport_core::repo::{ApplyError, Repo};
-use rapport_core::storage::Storage;
+use rapport_core::storage::{OutboxEntry, Storage};
 use rapport_core::Timestamp;
 use rapport_protocol::Seq;
 
-use crate::config::{enqueue_existing, load_cursor, save_cursor, LoadError, SyncConfig};
+use crate::config::{
+    enqueue_existing, load_cursor, load_relay_erased, save_cursor, save_relay_erased, LoadError, SyncConfig,
+};
 use crate::engine::{ApplyFailure, ApplyFailureKind, Input, Output, Received, SyncEngine, Timing};
 use crate::status::{SyncProblem, SyncStatus};
 
@@ -129,6 +152,18 @@ pub trait Host {
 
     /// A problem worth logging or a notification.
     fn problem(&self, _problem: &SyncProblem) {}
+
+    /// Whether `record` was erased: its tombstone is in the workspace
+    /// document as this replica knows it now
+    /// (`workspace.tombstones.is_erased(record)`). The driver asks just
+    /// before handing received changes to the [`Applier`] and just before
+    /// pushing outbox entries, so keep the answer current: update it when
+    /// the app erases a record and when [`Applier::apply`] merges a change
+    /// into the workspace document. The default (no record is erased) suits
+    /// apps and tools without erasure.
+    fn is_erased(&self, _record: RecordId) -> bool {
+        false
+    }
 }
 
 /// Something that happened, fed to [`SyncDriver::handle`].
@@ -148,6 +183,9 @@ pub enum Event {
     LocalChanges,
     /// A timer asked for by [`Host::wake_after`] fired.
     Tick,
+    /// Delete these records' envelopes on the relay (see
+    /// [`SyncDriver::erase_on_relay`]).
+    EraseOnRelay(Vec<RecordId>),
 }
 
 impl Event {
@@ -160,6 +198,7 @@ impl Event {
             Event::Disconnected => Input::Disconnected,
             Event::LocalChanges => Input::LocalChanges,
             Event::Tick => Input::Tick,
+            Event::EraseOnRelay(records) => Input::EraseOnRelay(records.clone()),
         }
     }
 }
@@ -183,6 +222,8 @@ pub struct SyncDriver<St, A, T, H> {
     host: H,
     inbox: RefCell<VecDeque<Event>>,
     busy: Cell<bool>,
+    /// Records the relay confirmed erasing (as persisted in meta).
+    relay_erased: RefCell<BTreeSet<RecordId>>,
 }
 
 impl<St, A, T, H> SyncDriver<St, A, T, H>
@@ -192,11 +233,13 @@ where
     T: Transport,
     H: Host,
 {
-    /// A driver for `config`, starting from the cursor saved in storage. It
-    /// stays offline until [`Event::Start`].
+    /// A driver for `config`, starting from the cursor and the confirmed
+    /// relay erasures saved in storage. It stays offline until
+    /// [`Event::Start`].
     ///
     /// # Errors
-    /// [`LoadError`] when the saved cursor cannot be read.
+    /// [`LoadError`] when the saved cursor or the saved list of confirmed
+    /// relay erasures cannot be read.
     pub async fn open(config: &SyncConfig, storage: St, applier: A, transport: T, host: H) -> Result<Self, LoadError> {
         Self::open_with_timing(config, Timing::default(), storage, applier, transport, host).await
     }
@@ -214,6 +257,7 @@ where
         host: H,
     ) -> Result<Self, LoadError> {
         let cursor = load_cursor(storage.storage()).await?;
+        let relay_erased = load_relay_erased(storage.storage()).await?;
         let engine = SyncEngine::with_timing(config.keys(), config.created_here, cursor, timing);
         Ok(Self {
             engine: RefCell::new(engine),
@@ -224,6 +268,7 @@ where
             host,
             inbox: RefCell::new(VecDeque::new()),
             busy: Cell::new(false),
+            relay_erased: RefCell::new(relay_erased),
         })
     }
 
@@ -262,6 +307,46 @@ where
     /// `handle(Event::Tick)`: call when a [`Host::wake_after`] timer fires.
     pub async fn tick(&self) {
         self.handle(Event::Tick).await
+    }
+
+    /// `handle(Event::EraseOnRelay(records))`: asks the relay to delete
+    /// every envelope and snapshot of these records (erased records). Sent
+    /// at once when connected, else after the next `Welcome`, and again
+    /// after every reconnect until the relay confirms; confirmations are
+    /// persisted in meta `privacy/relay-erased`. Call it after the
+    /// tombstones are durable in the workspace document.
+    pub async fn erase_on_relay(&self, records: Vec<RecordId>) {
+        if !records.is_empty() {
+            self.handle(Event::EraseOnRelay(records)).await
+        }
+    }
+
+    /// Asks the relay to delete every tombstoned record it has not yet
+    /// confirmed deleting for this device and that is not already being
+    /// deleted: [`relay_deletions`]`(tombstones, confirmed)`. Call it at
+    /// every start (after reading the workspace), after a local erasure,
+    /// and after every merge into the workspace document that may have
+    /// brought tombstones. Calling it again is cheap.
+    pub async fn erase_tombstoned(&self, tombstones: &Tombstones) {
+        let owed: Vec<RecordId> = {
+            let erasing = self.engine.borrow().erasing();
+            relay_deletions(tombstones, &self.relay_erased.borrow())
+                .into_iter()
+                .filter(|id| !erasing.contains(id))
+                .collect()
+        };
+        self.erase_on_relay(owed).await
+    }
+
+    /// The records the relay confirmed erasing (what meta
+    /// `privacy/relay-erased` holds, or will once saved).
+    pub fn relay_erased(&self) -> BTreeSet<RecordId> {
+        self.relay_erased.borrow().clone()
+    }
+
+    /// Records whose deletion on the relay is asked for and not confirmed.
+    pub fn erasing(&self) -> BTreeSet<RecordId> {
+        self.engine.borrow().erasing()
     }
 
     /// The status to show.
@@ -324,34 +409,13 @@ where
                 }
             }
             Output::Close => self.transport.close(),
-            Output::Apply { entries, through } => {
-                let now = self.host.now_ms();
-                return match self.applier.apply(&entries, now).await {
-                    Ok(rows) => {
-                        if !rows.is_empty() {
-                            self.host.rows_changed(&rows);
-                        }
-                        self.step(Input::Applied { through })
-                    }
-                    Err(Interrupted { failure, rows }) => {
-                        if !rows.is_empty() {
-                            self.host.rows_changed(&rows);
-                        }
-                        self.step(Input::ApplyFailed { through, failure })
-                    }
-                };
-            }
+            Output::Apply { entries, through } => return self.apply(entries, through).await,
             Output::SaveCursor(cursor) => {
                 if let Err(e) = save_cursor(storage, cursor).await {
                     return self.step(Input::StorageFailed(e));
                 }
             }
-            Output::ReadOutbox { limit } => {
-                return match storage.outbox(limit).await {
-                    Ok(entries) => self.step(Input::Outbox(entries)),
-                    Err(e) => self.step(Input::StorageFailed(e)),
-                };
-            }
+            Output::ReadOutbox { limit } => return self.read_outbox(limit).await,
             Output::AckOutbox(seqs) => {
                 if let Err(e) = storage.ack_outbox(&seqs).await {
                     return self.step(Input::StorageFailed(e));
@@ -367,11 +431,100 @@ where
                 }
                 Err(e) => return self.step(Input::StorageFailed(e)),
             },
+            Output::RelayErased(records) => {
+                let confirmed = {
+                    let mut confirmed = self.relay_erased.borrow_mut();
+                    confirmed.extend(records);
+                    confirmed.clone()
+                };
+                // On failure the deletion is asked for again after the
+                // next start: harmless, the relay deletes nothing twice.
+                if let Err(e) = save_relay_erased(storage, &confirmed).await {
+                    return self.step(Input::StorageFailed(e));
+                }
+            }
             Output::Status(status) => self.host.status_changed(&status),
             Output::Problem(problem) => self.host.problem(&problem),
             Output::ReconnectAfter { ms } | Output::WakeAfter { ms } => self.host.wake_after(ms),
         }
         Vec::new()
+    }
+
+    /// Hands received changes to the applier, except those of erased
+    /// records: they count as applied, nothing of them is stored, and the
+    /// relay is asked to delete their records again.
+    async fn apply(&self, entries: Vec<Received>, through: Seq) -> Vec<Output> {
+        let (erased, accepted): (Vec<Received>, Vec<Received>) =
+            entries.into_iter().partition(|e| self.host.is_erased(e.record));
+        let mut follow = Vec::new();
+        if !erased.is_empty() {
+            let records: BTreeSet<RecordId> = erased.iter().map(|e| e.record).collect();
+            // A record confirmed erased came back: it is owed again, also
+            // after a restart, before the cursor passes the evidence.
+            let was_confirmed = {
+                let mut confirmed = self.relay_erased.borrow_mut();
+                let before = confirmed.len();
+                confirmed.retain(|id| !records.contains(id));
+                (before != confirmed.len()).then(|| confirmed.clone())
+            };
+            if let Some(confirmed) = was_confirmed {
+                if let Err(e) = save_relay_erased(self.storage.storage(), &confirmed).await {
+                    let first = accepted.iter().chain(&erased).map(|e| e.seq).min().unwrap_or(through);
+                    let failure = ApplyFailure { at: first, kind: ApplyFailureKind::from_storage(&e) };
+                    return self.step(Input::ApplyFailed { through, failure });
+                }
+            }
+            follow.extend(self.step(Input::EraseOnRelay(records.into_iter().collect())));
+        }
+        let result =
+            if accepted.is_empty() { Ok(Vec::new()) } else { self.applier.apply(&accepted, self.host.now_ms()).await };
+        let (rows, answer) = match result {
+            Ok(rows) => (rows, Input::Applied { through }),
+            Err(Interrupted { failure, rows }) => (rows, Input::ApplyFailed { through, failure }),
+        };
+        if !rows.is_empty() {
+            self.host.rows_changed(&rows);
+        }
+        follow.extend(self.step(answer));
+        follow
+    }
+
+    /// Reads the outbox for the engine, acknowledging entries of erased
+    /// records locally instead of pushing them.
+    async fn read_outbox(&self, limit: usize) -> Vec<Output> {
+        let storage = self.storage.storage();
+        let mut follow = Vec::new();
+        loop {
+            let entries = match storage.outbox(limit).await {
+                Ok(entries) => entries,
+                Err(e) => {
+                    follow.extend(self.step(Input::StorageFailed(e)));
+                    return follow;
+                }
+            };
+            let full = entries.len() >= limit;
+            let (erased, keep): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
+                entries.into_iter().partition(|e| self.host.is_erased(e.id));
+            if erased.is_empty() {
+                follow.extend(self.step(Input::Outbox(keep)));
+                return follow;
+            }
+            let seqs: Vec<u64> = erased.iter().map(|e| e.seq).collect();
+            if let Err(e) = storage.ack_outbox(&seqs).await {
+                follow.extend(self.step(Input::StorageFailed(e)));
+                return follow;
+            }
+            // An earlier push of them may have reached the relay without
+            // its acknowledgement reaching this device.
+            let records: BTreeSet<RecordId> = erased.iter().map(|e| e.id).collect();
+            follow.extend(self.step(Input::EraseOnRelay(records.into_iter().collect())));
+            if !(keep.is_empty() && full) {
+                follow.extend(self.step(Input::Outbox(keep)));
+                return follow;
+            }
+            // Everything read was dropped: read on, or the rest would wait
+            // for the next edit.
+        }
     }
 }
 

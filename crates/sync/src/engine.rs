@@ -15,12 +15,14 @@
 //! Start           -> Connect                                  (open a WebSocket to the relay)
 //! Connected       -> (wait for the relay's challenge)
 //! Frame(Challenge)-> Send(Hello{workspace, signature, register?})
-//! Frame(Welcome)  -> ReadOutbox{limit}, Send(Pull{since: cursor})   (pull only if cursor != head)
+//! Frame(Welcome)  -> Send(Pull{since: cursor}) if cursor != head, else ReadOutbox{limit}
 //! Frame(Batch)    -> Apply{entries, through}                  (the app merges them durably...)
 //! Applied{through}-> SaveCursor(through), Send(Pull) while `more`
 //! Outbox(entries) -> Send(Push{envelopes})                    (sealed with fresh random nonces)
 //! Frame(Pushed)   -> AckOutbox(outbox seqs), ReadOutbox{limit}
 //! Frame(Live)     -> Apply{...}                               (in order: advances; a gap: pull)
+//! EraseOnRelay(ids)-> Send(DeleteDocument{doc_tag}) per record  (now if ready, else after the next Welcome)
+//! Frame(DocumentDeleted) -> RelayErased(ids)                  (the app records them as confirmed)
 //! Disconnected    -> ReconnectAfter{ms}                        (exponential back-off with jitter)
 //! Tick            -> Connect / Send(Ping) / Close on timeouts
 //! ```
@@ -35,6 +37,17 @@
 //! - **An outbox entry is acknowledged only after the relay committed it**:
 //!   `Output::AckOutbox` follows `Pushed`, never a send. A push lost to a
 //!   disconnect is simply pushed again (Automerge ignores duplicates).
+//! - **Pull before push after a reconnect.** After `Welcome`, the outbox is
+//!   read only once the log up to the announced head is applied (or an
+//!   unreadable entry stopped pulling). A replica that was offline thus
+//!   merges the workspace document, and learns of tombstones in it, before
+//!   it pushes edits of records erased meanwhile.
+//! - **Erasure on the relay** (design promise 4): `Input::EraseOnRelay`
+//!   queues records whose envelopes the relay must delete. Each is sent as
+//!   `DeleteDocument` while connected, sent again after every reconnect
+//!   until the relay confirms it, and sent once more when it is asked for
+//!   again while its delete is in flight (someone re-uploaded the record).
+//!   Confirmations come out as `Output::RelayErased`.
 //! - **`Live` is a hint** (docs/RELAY.md): its entries are applied, but the
 //!   cursor advances over them only when they directly follow it and no pull
 //!   is in flight; otherwise the engine pulls. `Behind` pulls.
@@ -54,7 +67,7 @@
 //! Each envelope holds `version:u8 (= 1) || postcard({ record: [u8; 16],
 //! bytes })`, see [`crate::plaintext`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rapport_core::ids::RecordId;
 use rapport_core::storage::{OutboxEntry, StorageError};
@@ -64,7 +77,7 @@ use rapport_protocol::{
 };
 
 use crate::backoff::Backoff;
-use crate::plaintext::{open_envelope, seal_change};
+use crate::plaintext::{doc_tag, open_envelope, seal_change};
 use crate::status::{SyncProblem, SyncStatus};
 
 #[cfg(test)]
@@ -103,6 +116,9 @@ pub struct Timing {
     pub pull_limit: u32,
     /// Most envelopes per push (the relay may cap it lower).
     pub push_max_envelopes: u32,
+    /// Most `DeleteDocument` requests in flight at once (the rest wait for
+    /// confirmations, so a large erasure does not hit the rate limit).
+    pub erase_max_in_flight: u32,
 }
 
 impl Default for Timing {
@@ -115,6 +131,7 @@ impl Default for Timing {
             backoff_max_ms: 60_000,
             pull_limit: 1_000,
             push_max_envelopes: 500,
+            erase_max_in_flight: 16,
         }
     }
 }
@@ -201,6 +218,12 @@ pub enum Input<'a> {
     /// Time passed (as asked by `Output::WakeAfter`/`ReconnectAfter`; extra
     /// ticks are harmless).
     Tick,
+    /// Delete every envelope and snapshot of these records on the relay
+    /// (erased records: `privacy::replica::relay_deletions`, or a received
+    /// change of an erased record). Sent when connected, again after each
+    /// reconnect until confirmed by `Output::RelayErased`; a record asked
+    /// for while its delete is in flight is deleted once more afterwards.
+    EraseOnRelay(Vec<RecordId>),
 }
 
 /// What the caller must do, in order.
@@ -251,6 +274,11 @@ pub enum Output {
         /// Delay in milliseconds.
         ms: u64,
     },
+    /// The relay confirmed deleting every envelope of these records (asked
+    /// for by `Input::EraseOnRelay`). Persist them (meta
+    /// `privacy/relay-erased`), so they are not asked for again after a
+    /// restart.
+    RelayErased(Vec<RecordId>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -283,6 +311,12 @@ struct PushInFlight {
     id: RequestId,
     sent_at: u64,
     outbox: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct EraseInFlight {
+    record: RecordId,
+    sent_at: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -353,6 +387,14 @@ pub struct SyncEngine {
     too_large: BTreeMap<u64, SyncProblem>,
     hold_until: Option<u64>,
     last_heard: u64,
+    /// After `Welcome`: the outbox is read only once the log up to here is
+    /// applied (pull before push).
+    push_after: Option<Seq>,
+
+    /// Records to delete on the relay: not sent yet, or to be sent again.
+    erase_owed: BTreeSet<RecordId>,
+    /// `DeleteDocument` requests awaiting `DocumentDeleted`.
+    erase_sent: BTreeMap<RequestId, EraseInFlight>,
 
     last_status: Option<SyncStatus>,
     last_wake: Option<u64>,
@@ -447,6 +489,9 @@ impl SyncEngine {
             too_large: BTreeMap::new(),
             hold_until: None,
             last_heard: 0,
+            push_after: None,
+            erase_owed: BTreeSet::new(),
+            erase_sent: BTreeMap::new(),
             last_status: None,
             last_wake: None,
         }
@@ -465,6 +510,14 @@ impl SyncEngine {
     /// Whether the connection is authenticated.
     pub fn is_ready(&self) -> bool {
         self.conn == Conn::Ready
+    }
+
+    /// Records whose deletion on the relay is asked for and not yet
+    /// confirmed (waiting, or in flight).
+    pub fn erasing(&self) -> BTreeSet<RecordId> {
+        let mut all = self.erase_owed.clone();
+        all.extend(self.erase_sent.values().map(|e| e.record));
+        all
     }
 
     /// The back-off state (how many attempts failed in a row).
@@ -497,7 +550,9 @@ impl SyncEngine {
                     || self.push.is_some()
                     || self.outbox_reading
                     || self.outbox_wanted
-                    || self.hold_until.is_some();
+                    || self.hold_until.is_some()
+                    || !self.erase_owed.is_empty()
+                    || !self.erase_sent.is_empty();
                 if busy {
                     let total = self.head.0.saturating_sub(self.base.0);
                     let done = self.cursor.0.saturating_sub(self.base.0).min(total);
@@ -547,6 +602,7 @@ impl SyncEngine {
                 self.last_wake = None;
                 self.tick(now, rng, &mut out);
             }
+            Input::EraseOnRelay(records) => self.erase_owed.extend(records),
         }
         self.drive_apply(&mut out);
         self.pump(now, &mut out);
@@ -609,6 +665,10 @@ impl SyncEngine {
         self.outbox_wanted = false;
         self.outbox_reading = false;
         self.hold_until = None;
+        self.push_after = None;
+        // Unconfirmed deletes are sent again on the next connection.
+        let unconfirmed = std::mem::take(&mut self.erase_sent);
+        self.erase_owed.extend(unconfirmed.into_values().map(|e| e.record));
     }
 
     /// The connection is gone: schedule the next attempt.
@@ -692,6 +752,9 @@ impl SyncEngine {
                 // gets `CursorAhead`.
                 self.more = self.expected > head;
                 self.outbox_wanted = true;
+                // Pull before pushing: a tombstone that arrived meanwhile
+                // is merged before local edits of its record could leave.
+                self.push_after = (self.expected != head).then_some(head);
                 // The limits may have changed: judge every change again.
                 self.too_large.clear();
             }
@@ -706,6 +769,9 @@ impl SyncEngine {
             }
             (Conn::Ready, ServerMessage::Pong { request }) if self.ping.is_some_and(|p| p.id == request) => {
                 self.ping = None;
+            }
+            (Conn::Ready, ServerMessage::DocumentDeleted { request, .. }) if self.erase_sent.contains_key(&request) => {
+                self.document_deleted(request, out)
             }
             (_, other) => {
                 let name = match other {
@@ -751,6 +817,9 @@ impl SyncEngine {
                     if self.ping.is_some_and(|p| p.id == request) {
                         self.ping = None;
                     }
+                    if let Some(erase) = self.erase_sent.remove(&request) {
+                        self.erase_owed.insert(erase.record);
+                    }
                 }
             }
             ErrorCode::CursorAhead
@@ -793,6 +862,18 @@ impl SyncEngine {
         out.push(Output::SaveCursor(Seq::ZERO));
         out.push(Output::Reupload);
         self.outbox_wanted = true;
+        // The relay's log comes first (it may hold tombstones), then the
+        // upload.
+        self.push_after = Some(self.head);
+    }
+
+    /// The relay deleted a record's envelopes. It is confirmed unless it was
+    /// asked for again meanwhile (then it is deleted once more first).
+    fn document_deleted(&mut self, request: RequestId, out: &mut Vec<Output>) {
+        let Some(erase) = self.erase_sent.remove(&request) else { return };
+        if !self.erase_owed.contains(&erase.record) {
+            out.push(Output::RelayErased(vec![erase.record]));
+        }
     }
 
     /// Decrypts entries in order, stopping at the first that cannot be read.
@@ -1086,11 +1167,15 @@ impl SyncEngine {
     }
 
     fn request_deadline(&self) -> Option<u64> {
-        let oldest =
-            [self.pull.map(|p| p.sent_at), self.push.as_ref().map(|p| p.sent_at), self.ping.map(|p| p.sent_at)]
-                .into_iter()
-                .flatten()
-                .min()?;
+        let oldest = [
+            self.pull.map(|p| p.sent_at),
+            self.push.as_ref().map(|p| p.sent_at),
+            self.ping.map(|p| p.sent_at),
+            self.erase_sent.values().map(|e| e.sent_at).min(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
         Some(oldest.max(self.last_heard).saturating_add(self.timing.request_timeout_ms))
     }
 
@@ -1113,11 +1198,36 @@ impl SyncEngine {
             self.pull = Some(PullInFlight { id, sent_at: now, since: self.expected });
             self.more = false;
         }
-        if self.outbox_wanted && self.push.is_none() && !self.outbox_reading {
+        self.send_deletes(now, out);
+        // A cursor past the head is the relay's loss (`CursorAhead` is on
+        // its way), not a catch-up.
+        let caught_up = |target: Seq| self.blocked.is_some() || (target <= self.cursor && self.cursor <= self.head);
+        if self.push_after.is_some_and(caught_up) {
+            self.push_after = None;
+        }
+        if self.outbox_wanted && self.push_after.is_none() && self.push.is_none() && !self.outbox_reading {
             self.outbox_wanted = false;
             self.outbox_reading = true;
             let count = limits.max_envelopes_per_push.min(self.timing.push_max_envelopes).max(1) as usize;
             out.push(Output::ReadOutbox { limit: count + self.too_large.len() });
+        }
+    }
+
+    /// Sends `DeleteDocument` for owed records, at most
+    /// `Timing::erase_max_in_flight` at a time and one per record.
+    fn send_deletes(&mut self, now: u64, out: &mut Vec<Output>) {
+        let room = (self.timing.erase_max_in_flight.max(1) as usize).saturating_sub(self.erase_sent.len());
+        if room == 0 || self.erase_owed.is_empty() {
+            return;
+        }
+        let in_flight: BTreeSet<RecordId> = self.erase_sent.values().map(|e| e.record).collect();
+        let due: Vec<RecordId> =
+            self.erase_owed.iter().filter(|r| !in_flight.contains(r)).take(room).copied().collect();
+        for record in due {
+            self.erase_owed.remove(&record);
+            let request = self.request_id();
+            self.send(&ClientMessage::DeleteDocument { request, doc_tag: doc_tag(&self.keys, record) }, out);
+            self.erase_sent.insert(request, EraseInFlight { record, sent_at: now });
         }
     }
 

@@ -1,11 +1,14 @@
 //! `rapport-sync`: the client half of Rapport's end-to-end encrypted relay
-//! sync (design promises 2 and 5).
+//! sync (design promises 2 and 5, and the sync half of promise 4: erased
+//! records are deleted on the relay and never stored or pushed again).
 //!
 //! - [`engine`]: [`SyncEngine`], the protocol as a sans-IO state machine:
 //!   time and randomness are parameters, IO is returned as data.
 //! - [`driver`]: [`SyncDriver`], which carries the engine's outputs out
 //!   through small traits ([`Transport`], [`Applier`], [`Host`]) and the
-//!   app's [`Storage`](rapport_core::storage::Storage) (cursor and outbox).
+//!   app's [`Storage`](rapport_core::storage::Storage) (cursor, outbox,
+//!   confirmed relay erasures); it keeps the erasure guards with the
+//!   tombstones the app reports through [`Host::is_erased`].
 //! - [`plaintext`]: what is inside an envelope.
 //! - [`config`]: [`SyncConfig`] (relay, workspace, secret), invite links,
 //!   and what is persisted in the meta table.
@@ -56,7 +59,7 @@ pub mod engine;
 pub mod plaintext;
 pub mod status;
 
-pub use config::{turn_on, JoinError, LoadError, SyncConfig};
+pub use config::{load_relay_erased, save_relay_erased, turn_on, JoinError, LoadError, SyncConfig};
 pub use driver::{
     Applier, Event, Host, Interrupted, RepoApplier, StorageAccess, SyncDriver, Transport, TransportError,
 };

@@ -13,10 +13,13 @@ use rapport_protocol::{ClientMessage, Seq, WorkspaceSecret};
 use rapport_sync::{SyncConfig, SyncProblem, SyncStatus};
 use support::ws::{converge, Client, TestRelay};
 use support::{
-    consent, create_contact, edit_contact, labeled, marketing, new_repo, outbox_len, read_contact, row_count, T0,
+    consent, create_contact, create_workspace, edit_contact, labeled, marketing, new_repo, outbox_len, read_contact,
+    row_count, T0,
 };
 
 const ADA: RecordId = RecordId::from_bytes([0xad; 16]);
+const GRACE: RecordId = RecordId::from_bytes([0x67; 16]);
+const WORKSPACE: RecordId = RecordId::from_bytes([0x05; 16]);
 
 /// Runs a test on one thread, as in the browser.
 fn run(test: impl Future<Output = ()>) {
@@ -35,8 +38,140 @@ fn ada(c: &mut Contact) {
     c.phones.push(labeled(1, 2, "mobile", "+44 20 7946 0958"));
 }
 
+fn grace(c: &mut Contact) {
+    c.given_name = "Grace".into();
+    c.family_name = "Hopper".into();
+    c.emails.push(labeled(1, 3, "work", "grace.hopper@example.test"));
+}
+
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    contains_bytes(haystack, needle.as_bytes())
+}
+
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Ada's name, email and phone as `ada` writes them, and B's notes on her.
+const ADA_SECRETS: [&str; 5] =
+    ["Zebulon", "Quartermaine", "zebulon.quartermaine@example.test", "+44 20 7946 0958", "Met Zebulon offline"];
+
+/// Two devices sharing a workspace with Ada and Grace, both up to date.
+async fn two_devices_with_ada_and_grace(relay: &TestRelay, seed: u8) -> (Client, Client) {
+    let config = SyncConfig::create(relay.url.clone(), [seed; 48]).expect("config");
+    let mut a = Client::new("A", 1, config.clone()).await;
+    let mut b = Client::new("B", 2, SyncConfig { created_here: false, ..config }).await;
+    create_workspace(&a.repo, WORKSPACE, 1).await;
+    create_contact(&a.repo, ADA, 1, ada).await;
+    create_contact(&a.repo, GRACE, 1, grace).await;
+    a.edited().await;
+    a.sync().await;
+    b.sync().await;
+    assert_eq!(read_contact(&b.repo, ADA).await.family_name, "Quartermaine");
+    (a, b)
+}
+
+/// Nothing of Ada anywhere: not in either device's storage, not in the
+/// relay's files (neither her data nor her document's tag), and a device
+/// that joins afterwards receives nothing of her. Grace is intact.
+async fn assert_ada_is_gone_and_grace_intact(relay: TestRelay, dir: &std::path::Path, a: &Client, b: &Client) {
+    for client in [a, b] {
+        assert!(!client.has(ADA), "{} holds Ada's document", client.name);
+        assert!(client.tombstones.borrow().is_erased(ADA), "{} knows of the erasure", client.name);
+        assert_eq!(outbox_len(&client.repo).await, 0);
+        let stored = client.repo.storage().raw_bytes();
+        for secret in ADA_SECRETS {
+            assert!(!contains(&stored, secret), "{} still stores {secret:?}", client.name);
+        }
+        assert!(contains(&stored, "grace.hopper@example.test"), "{} keeps Grace", client.name);
+        assert_eq!(read_contact(&client.repo, GRACE).await.family_name, "Hopper");
+        assert!(client.driver.relay_erased().contains(&ADA), "{} had the relay confirm it", client.name);
+    }
+    assert_eq!(read_contact(&a.repo, GRACE).await, read_contact(&b.repo, GRACE).await);
+
+    let mut c = Client::new("C", 3, SyncConfig { created_here: false, ..a.config.clone() }).await;
+    c.sync().await;
+    assert!(!c.applied().contains(&ADA), "the relay still serves Ada's changes: {:?}", c.applied());
+    assert_eq!(read_contact(&c.repo, GRACE).await.family_name, "Hopper");
+    assert!(c.tombstones.borrow().is_erased(ADA));
+
+    let tag = a.config.keys().doc_tag(&ADA.to_string());
+    relay.shutdown().await;
+    let stored = relay_bytes(dir);
+    assert!(contains_bytes(&stored, a.config.keys().doc_tag(&GRACE.to_string()).as_bytes()), "the control");
+    assert!(!contains_bytes(&stored, tag.as_bytes()), "the relay's files keep a trace of Ada's document");
+    for secret in ADA_SECRETS {
+        assert!(!contains(&stored, secret), "the relay's files hold {secret:?}");
+    }
+}
+
+#[test]
+fn an_erased_contact_leaves_both_devices_and_the_relay_and_offline_edits_of_it_are_never_pushed() {
+    run(async {
+        let dir = relay_dir();
+        let relay = TestRelay::start(dir.path().to_path_buf()).await;
+        let (mut a, mut b) = two_devices_with_ada_and_grace(&relay, 21).await;
+
+        // B works offline on Ada.
+        b.go_offline().await;
+        edit_contact(&b.repo, ADA, |x| {
+            x.title = "Countess".into();
+            x.notes = "Met Zebulon offline".into();
+        })
+        .await;
+        b.edited().await;
+        assert_eq!(outbox_len(&b.repo).await, 1);
+
+        // A erases Ada, online.
+        a.erase(WORKSPACE, ADA).await;
+        assert!(!a.has(ADA));
+        a.run_until("the relay confirmed", |c| c.driver.relay_erased().contains(&ADA)).await;
+        a.run_until("A is up to date", |c| c.status() == SyncStatus::UpToDate).await;
+
+        // B reconnects: it pulls (and learns of the tombstone) before it
+        // pushes, so its edits of Ada never leave.
+        b.sync().await;
+        converge(&mut [&mut a, &mut b]).await;
+        assert!(!b.pushed_records().contains(&ADA), "B pushed Ada: {:?}", b.pushed_records());
+        assert!(b.applied().contains(&WORKSPACE));
+        assert_ada_is_gone_and_grace_intact(relay, dir.path(), &a, &b).await;
+    });
+}
+
+#[test]
+fn edits_pushed_before_their_author_learned_of_the_erasure_are_refused_and_deleted_again() {
+    run(async {
+        let dir = relay_dir();
+        let relay = TestRelay::start(dir.path().to_path_buf()).await;
+        let (mut a, mut b) = two_devices_with_ada_and_grace(&relay, 22).await;
+
+        // A erases Ada while offline; B, online, edits her and pushes.
+        a.go_offline().await;
+        a.erase(WORKSPACE, ADA).await;
+        assert_eq!(a.driver.erasing(), std::collections::BTreeSet::from([ADA]), "owed until connected");
+        edit_contact(&b.repo, ADA, |x| x.notes = "Met Zebulon offline".into()).await;
+        b.edited().await;
+        b.run_until("pushed", |c| c.status() == SyncStatus::UpToDate).await;
+        assert!(b.pushed_records().contains(&ADA));
+
+        // A comes back: it refuses B's edit (never stores it) and has the
+        // relay delete Ada again; B learns of the tombstone and purges.
+        let before = a.applied().len();
+        a.sync().await;
+        converge(&mut [&mut a, &mut b]).await;
+        assert!(!a.applied()[before..].contains(&ADA), "A's applier was handed Ada's change");
+        assert!(!a.has(ADA));
+        let deletes = a
+            .driver
+            .transport()
+            .sent
+            .borrow()
+            .iter()
+            .filter(|m| matches!(m, ClientMessage::DeleteDocument { .. }))
+            .count();
+        assert_eq!(deletes, 2, "the erasure's delete, and one for the edit that came back");
+        assert_ada_is_gone_and_grace_intact(relay, dir.path(), &a, &b).await;
+    });
 }
 
 #[test]

@@ -8,6 +8,8 @@ use std::task::{Context, Poll};
 use futures::executor::block_on;
 use rapport_core::contact::Contact;
 use rapport_core::ids::{MemberId, RecordId};
+use rapport_core::privacy::{Tombstone, Tombstones};
+use rapport_core::record::RecordKind;
 use rapport_core::repo::session_actor;
 use rapport_core::storage::memory::MemoryStorage;
 use rapport_core::storage::StorageError;
@@ -16,7 +18,8 @@ use rapport_protocol::{
 };
 
 use super::*;
-use crate::plaintext::seal_change;
+use crate::config::{load_relay_erased, save_relay_erased};
+use crate::plaintext::{doc_tag, seal_change};
 
 #[derive(Default)]
 struct Wire {
@@ -50,6 +53,8 @@ struct FakeHost {
     status: RefCell<Option<SyncStatus>>,
     rows: RefCell<Vec<Row>>,
     wakes: RefCell<Vec<u64>>,
+    /// What the app's tombstones say.
+    erased: RefCell<BTreeSet<RecordId>>,
 }
 
 impl Host for FakeHost {
@@ -74,6 +79,10 @@ impl Host for FakeHost {
 
     fn rows_changed(&self, rows: &[Row]) {
         self.rows.borrow_mut().extend_from_slice(rows);
+    }
+
+    fn is_erased(&self, record: RecordId) -> bool {
+        self.erased.borrow().contains(&record)
     }
 }
 
@@ -143,18 +152,28 @@ fn handshake(driver: &TestDriver, head: u64) {
     });
 }
 
+const GRACE: RecordId = RecordId::from_bytes([0x67; 16]);
+
 /// Automerge bytes of a new contact made on another device.
 fn remote_contact(name: &str) -> Vec<u8> {
+    remote_record(ADA, name)
+}
+
+fn remote_record(id: RecordId, name: &str) -> Vec<u8> {
     let other = repo(9);
     other.set_outbox(true);
-    let mut c = Contact::new(ADA, Timestamp::from_millis(1), MemberId::from_bytes([9; 16]));
+    let mut c = Contact::new(id, Timestamp::from_millis(1), MemberId::from_bytes([9; 16]));
     c.given_name = name.into();
     block_on(other.create(&c)).expect("create");
     block_on(other.storage().outbox(10)).expect("outbox").remove(0).bytes
 }
 
 fn entry(seq: u64, bytes: &[u8]) -> LogEntry {
-    let envelope = seal_change(&config().keys(), ADA, bytes, [seq as u8; 24]).expect("seal");
+    entry_of(seq, ADA, bytes)
+}
+
+fn entry_of(seq: u64, record: RecordId, bytes: &[u8]) -> LogEntry {
+    let envelope = seal_change(&config().keys(), record, bytes, [seq as u8; 24]).expect("seal");
     LogEntry { seq: Seq(seq), kind: EntryKind::Change, envelope }
 }
 
@@ -267,6 +286,15 @@ fn a_relay_that_lost_data_gets_every_local_document_again() {
         fatal: false,
         retry_after_ms: None,
     }))));
+    let (again, since) = last_pull(&wire);
+    assert!(again != request && since == Seq::ZERO, "everything is pulled from the start");
+    assert_eq!(wire.0.sent.borrow().iter().filter(|m| matches!(m, ClientMessage::Push { .. })).count(), 0);
+    block_on(driver.handle(frame(&ServerMessage::Batch {
+        request: again,
+        entries: vec![],
+        cursor: Seq(2),
+        more: false,
+    })));
     let pushed: Vec<_> = wire
         .0
         .sent
@@ -274,8 +302,129 @@ fn a_relay_that_lost_data_gets_every_local_document_again() {
         .iter()
         .filter_map(|m| if let ClientMessage::Push { envelopes, .. } = m { Some(envelopes.len()) } else { None })
         .collect();
-    assert_eq!(pushed, [1], "the document is uploaded again");
-    assert_eq!(block_on(crate::config::load_cursor(repo.storage())), Ok(Seq::ZERO));
-    let (again, since) = last_pull(&wire);
-    assert!(again != request && since == Seq::ZERO, "and everything is pulled from the start");
+    assert_eq!(pushed, [1], "then the document is uploaded again");
+    assert_eq!(block_on(crate::config::load_cursor(repo.storage())), Ok(Seq(2)));
+}
+
+// --- Erasure ------------------------------------------------------------------
+
+fn deletes_sent(wire: &FakeWire) -> Vec<(u32, rapport_protocol::DocTag)> {
+    wire.0
+        .sent
+        .borrow()
+        .iter()
+        .filter_map(|m| match m {
+            ClientMessage::DeleteDocument { request, doc_tag } => Some((*request, *doc_tag)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn tag(record: RecordId) -> rapport_protocol::DocTag {
+    doc_tag(&config().keys(), record)
+}
+
+fn pushed_records(wire: &FakeWire) -> Vec<RecordId> {
+    let keys = config().keys();
+    wire.0
+        .sent
+        .borrow()
+        .iter()
+        .filter_map(|m| if let ClientMessage::Push { envelopes, .. } = m { Some(envelopes.clone()) } else { None })
+        .flatten()
+        .map(|e| crate::plaintext::open_envelope(&keys, &e).expect("opens").0)
+        .collect()
+}
+
+fn tombstone(record: RecordId) -> Tombstone {
+    Tombstone {
+        record,
+        kind: RecordKind::Contact,
+        erased_at: Timestamp::from_millis(10),
+        erased_by: MemberId::from_bytes([1; 16]),
+    }
+}
+
+#[test]
+fn a_change_of_an_erased_record_is_never_stored_counts_for_the_cursor_and_is_deleted_on_the_relay_again() {
+    let repo = repo(1);
+    // Deleted on the relay earlier, so confirmed.
+    block_on(save_relay_erased(repo.storage(), &BTreeSet::from([ADA]))).expect("meta");
+    let (driver, wire) = driver(&repo);
+    driver.host().erased.borrow_mut().insert(ADA);
+    handshake(&driver, 2);
+    let request = pull_request(&wire);
+    block_on(driver.handle(frame(&ServerMessage::Batch {
+        request,
+        entries: vec![entry_of(1, ADA, &remote_record(ADA, "Ada")), entry_of(2, GRACE, &remote_record(GRACE, "Grace"))],
+        cursor: Seq(2),
+        more: false,
+    })));
+    assert_eq!(*driver.applier().log.borrow(), [Seq(2)], "only Grace's change reaches the applier");
+    assert_eq!(block_on(repo.storage().load(ADA)), Ok(None), "nothing of Ada is stored");
+    assert!(block_on(repo.storage().load(GRACE)).expect("load").is_some());
+    assert_eq!(block_on(crate::config::load_cursor(repo.storage())), Ok(Seq(2)), "the cursor passes it");
+
+    // Someone pushed it again: it is owed again, also after a restart.
+    assert_eq!(block_on(load_relay_erased(repo.storage())), Ok(BTreeSet::new()));
+    let deletes = deletes_sent(&wire);
+    assert_eq!(deletes.iter().map(|(_, t)| *t).collect::<Vec<_>>(), [tag(ADA)]);
+    block_on(driver.handle(frame(&ServerMessage::DocumentDeleted { request: deletes[0].0, removed: 1 })));
+    assert_eq!(block_on(load_relay_erased(repo.storage())), Ok(BTreeSet::from([ADA])), "confirmed in meta");
+    assert_eq!(driver.relay_erased(), BTreeSet::from([ADA]));
+    assert_eq!(*driver.host().status.borrow(), Some(SyncStatus::UpToDate));
+}
+
+#[test]
+fn outbox_entries_of_an_erased_record_are_acknowledged_locally_and_never_pushed() {
+    let repo = repo(1);
+    repo.set_outbox(true);
+    for (id, name) in [(ADA, "Ada"), (GRACE, "Grace")] {
+        let mut c = Contact::new(id, Timestamp::from_millis(1), MemberId::from_bytes([1; 16]));
+        c.given_name = name.into();
+        block_on(repo.create(&c)).expect("create");
+    }
+    let (driver, wire) = driver(&repo);
+    driver.host().erased.borrow_mut().insert(ADA);
+    handshake(&driver, 0);
+    assert_eq!(pushed_records(&wire), [GRACE]);
+    let outbox = block_on(repo.storage().outbox(10)).expect("outbox");
+    assert_eq!(outbox.iter().map(|e| e.id).collect::<Vec<_>>(), [GRACE], "Ada's entry left without a push");
+    assert_eq!(deletes_sent(&wire).iter().map(|(_, t)| *t).collect::<Vec<_>>(), [tag(ADA)]);
+}
+
+#[test]
+fn a_full_read_of_erased_outbox_entries_reads_on_to_the_others() {
+    let repo = repo(1);
+    let ada: Vec<(RecordId, Vec<u8>)> = (0..LIMITS.max_envelopes_per_push + 5).map(|_| (ADA, vec![1, 2, 3])).collect();
+    block_on(repo.storage().enqueue(&ada)).expect("queue");
+    block_on(repo.storage().enqueue(&[(GRACE, vec![4, 5, 6])])).expect("queue");
+    let (driver, wire) = driver(&repo);
+    driver.host().erased.borrow_mut().insert(ADA);
+    handshake(&driver, 0);
+    assert_eq!(pushed_records(&wire), [GRACE]);
+    assert_eq!(block_on(repo.storage().outbox(100)).expect("outbox").len(), 1, "only Grace's, until acknowledged");
+}
+
+#[test]
+fn erase_tombstoned_asks_only_for_deletions_not_confirmed_or_under_way_and_confirmations_survive_a_restart() {
+    let repo = repo(1);
+    block_on(save_relay_erased(repo.storage(), &BTreeSet::from([ADA]))).expect("meta");
+    let (driver, wire) = driver(&repo);
+    let tombstones: Tombstones = [tombstone(ADA), tombstone(GRACE)].into_iter().collect();
+    block_on(driver.erase_tombstoned(&tombstones));
+    assert!(deletes_sent(&wire).is_empty(), "offline");
+    assert_eq!(driver.erasing(), BTreeSet::from([GRACE]));
+    handshake(&driver, 0);
+    block_on(driver.erase_tombstoned(&tombstones));
+    let deletes = deletes_sent(&wire);
+    assert_eq!(deletes.iter().map(|(_, t)| *t).collect::<Vec<_>>(), [tag(GRACE)], "once, and not Ada");
+    block_on(driver.handle(frame(&ServerMessage::DocumentDeleted { request: deletes[0].0, removed: 2 })));
+    drop(driver);
+
+    let (driver, wire) = self::driver(&repo);
+    assert_eq!(driver.relay_erased(), BTreeSet::from([ADA, GRACE]));
+    handshake(&driver, 0);
+    block_on(driver.erase_tombstoned(&tombstones));
+    assert!(deletes_sent(&wire).is_empty(), "nothing owed after the restart");
 }

@@ -441,7 +441,12 @@ fn a_push_lost_to_a_disconnect_is_not_acknowledged_and_is_pushed_again() {
     h.input(Input::Connected);
     h.recv(ServerMessage::Challenge { nonce: CHALLENGE });
     let out = h.recv(ServerMessage::Welcome { head: Seq(1), limits: limits() });
-    assert!(out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })));
+    let (request, since) = the_pull(&out);
+    assert_eq!(since, Seq::ZERO);
+    assert!(!out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })), "pulls before pushing: {out:?}");
+    h.recv(ServerMessage::Batch { request, entries: vec![entry(1, OTHER, b"theirs")], cursor: Seq(1), more: false });
+    let out = h.input(Input::Applied { through: Seq(1) });
+    assert!(out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })), "then reads the outbox: {out:?}");
     let out = h.input(Input::Outbox(vec![outbox_entry(1, RECORD, b"x")]));
     let (request, again) = the_push(&out);
     assert_eq!(open_envelope(&keys(), &again[0]), open_envelope(&keys(), &first[0]));
@@ -492,6 +497,170 @@ fn a_change_too_large_for_the_relay_is_reported_kept_queued_and_does_not_block_t
     let out = h.input(Input::Outbox(vec![outbox_entry(1, RECORD, &[0; 400])]));
     assert!(sent(&out).is_empty());
     assert!(matches!(h.status(), SyncStatus::Error(SyncProblem::ChangeTooLarge { .. })));
+}
+
+// --- Pull before push -------------------------------------------------------
+
+#[test]
+fn after_a_reconnect_the_outbox_is_read_only_once_the_log_up_to_the_welcome_head_is_applied() {
+    let mut h = Harness::new(false, Seq(2));
+    let out = h.connect(4);
+    let (request, _) = the_pull(&out);
+    assert!(!out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })), "{out:?}");
+    assert!(!h.input(Input::LocalChanges).iter().any(|o| matches!(o, Output::ReadOutbox { .. })));
+    // Entries pushed by others while catching up do not hold the push back
+    // any further than the head announced at Welcome.
+    h.recv(ServerMessage::Live { entries: vec![entry(5, OTHER, b"live")] });
+    h.input(Input::Applied { through: Seq(2) });
+    let out = h.recv(ServerMessage::Batch {
+        request,
+        entries: vec![entry(3, RECORD, b"c"), entry(4, RECORD, b"tombstone")],
+        cursor: Seq(4),
+        more: false,
+    });
+    assert!(!out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })), "not before the page is applied");
+    let out = h.input(Input::Applied { through: Seq(4) });
+    assert!(out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })), "{out:?}");
+    let (_, since) = the_pull(&out);
+    assert_eq!(since, Seq(4), "and the live entry is pulled in order");
+}
+
+#[test]
+fn an_unreadable_entry_while_catching_up_does_not_hold_local_changes_back() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    let out = h.connect(2);
+    let (request, _) = the_pull(&out);
+    let out = h.recv(ServerMessage::Batch {
+        request,
+        entries: vec![tampered(1), entry(2, RECORD, b"b")],
+        cursor: Seq(2),
+        more: false,
+    });
+    assert!(out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })), "{out:?}");
+}
+
+// --- Erasure on the relay ---------------------------------------------------
+
+fn deletes(out: &[Output]) -> Vec<(RequestId, DocTag)> {
+    sent(out)
+        .into_iter()
+        .filter_map(|m| match m {
+            ClientMessage::DeleteDocument { request, doc_tag } => Some((request, doc_tag)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn erased(out: &[Output]) -> Vec<RecordId> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::RelayErased(records) => Some(records.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn tag(record: RecordId) -> DocTag {
+    doc_tag(&keys(), record)
+}
+
+#[test]
+fn a_delete_is_sent_per_record_when_connected_and_each_confirmation_is_reported() {
+    let mut h = up_to_date(3);
+    let out = h.input(Input::EraseOnRelay(vec![RECORD, OTHER]));
+    let sent = deletes(&out);
+    assert_eq!(sent.iter().map(|(_, t)| *t).collect::<Vec<_>>(), [tag(RECORD), tag(OTHER)]);
+    assert!(matches!(h.status(), SyncStatus::Syncing { .. }), "busy until confirmed");
+    assert_eq!(h.engine.erasing(), BTreeSet::from([RECORD, OTHER]));
+
+    let out = h.recv(ServerMessage::DocumentDeleted { request: sent[0].0, removed: 3 });
+    assert_eq!(erased(&out), [RECORD]);
+    assert!(matches!(h.status(), SyncStatus::Syncing { .. }));
+    let out = h.recv(ServerMessage::DocumentDeleted { request: sent[1].0, removed: 0 });
+    assert_eq!(erased(&out), [OTHER], "a document already gone is confirmed too");
+    assert_eq!(h.status(), SyncStatus::UpToDate);
+    assert!(h.engine.erasing().is_empty());
+    assert!(deletes(&h.advance(timing().request_timeout_ms * 2)).is_empty(), "never sent again");
+}
+
+#[test]
+fn a_delete_asked_for_offline_is_sent_after_the_welcome_and_again_after_each_reconnect_until_confirmed() {
+    let mut h = Harness::new(false, Seq(5));
+    let out = h.input(Input::EraseOnRelay(vec![RECORD]));
+    assert!(sent(&out).is_empty(), "offline: nothing to send on");
+    assert_eq!(h.status(), SyncStatus::Offline);
+    let out = h.connect(5);
+    assert_eq!(deletes(&out).iter().map(|(_, t)| *t).collect::<Vec<_>>(), [tag(RECORD)]);
+
+    // Lost before the confirmation: sent again on the next connection.
+    let delay = reconnect_delay(&h.input(Input::Disconnected)).expect("reconnects");
+    h.advance(delay);
+    h.input(Input::Connected);
+    h.recv(ServerMessage::Challenge { nonce: CHALLENGE });
+    let out = h.recv(ServerMessage::Welcome { head: Seq(5), limits: limits() });
+    let again = deletes(&out);
+    assert_eq!(again.iter().map(|(_, t)| *t).collect::<Vec<_>>(), [tag(RECORD)]);
+    let out = h.recv(ServerMessage::DocumentDeleted { request: again[0].0, removed: 1 });
+    assert_eq!(erased(&out), [RECORD]);
+    h.empty_outbox();
+    assert_eq!(h.status(), SyncStatus::UpToDate);
+}
+
+#[test]
+fn a_record_asked_for_again_while_its_delete_is_in_flight_is_deleted_once_more_before_it_counts_as_confirmed() {
+    let mut h = up_to_date(0);
+    let first = deletes(&h.input(Input::EraseOnRelay(vec![RECORD])));
+    // A change of the record arrives meanwhile: the relay may have stored
+    // it after the delete ran.
+    let out = h.input(Input::EraseOnRelay(vec![RECORD]));
+    assert!(deletes(&out).is_empty(), "one delete of a record in flight at a time");
+    let out = h.recv(ServerMessage::DocumentDeleted { request: first[0].0, removed: 1 });
+    assert!(erased(&out).is_empty(), "not confirmed yet: {out:?}");
+    let second = deletes(&out);
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].1, tag(RECORD));
+    let out = h.recv(ServerMessage::DocumentDeleted { request: second[0].0, removed: 1 });
+    assert_eq!(erased(&out), [RECORD]);
+}
+
+#[test]
+fn deletes_in_flight_are_capped_and_the_rest_follow_the_confirmations() {
+    let mut h = up_to_date(0);
+    let many: Vec<RecordId> = (0..20u8).map(|n| RecordId::from_bytes([n; 16])).collect();
+    let out = h.input(Input::EraseOnRelay(many));
+    let first = deletes(&out);
+    assert_eq!(first.len(), timing().erase_max_in_flight as usize);
+    let out = h.recv(ServerMessage::DocumentDeleted { request: first[0].0, removed: 0 });
+    assert_eq!(deletes(&out).len(), 1);
+}
+
+#[test]
+fn a_rate_limited_delete_is_sent_again_after_the_pause() {
+    let mut h = up_to_date(0);
+    let first = deletes(&h.input(Input::EraseOnRelay(vec![RECORD])));
+    let out = h.recv(wire_error(ErrorCode::RateLimited, false, Some(first[0].0), Some(200)));
+    assert!(deletes(&out).is_empty());
+    let out = h.advance(200);
+    assert_eq!(deletes(&out).iter().map(|(_, t)| *t).collect::<Vec<_>>(), [tag(RECORD)]);
+}
+
+#[test]
+fn an_unanswered_delete_times_out_like_any_request() {
+    let mut h = up_to_date(0);
+    h.input(Input::EraseOnRelay(vec![RECORD]));
+    let out = h.advance(timing().request_timeout_ms);
+    assert!(out.contains(&Output::Close), "{out:?}");
+    assert!(h.engine.erasing().contains(&RECORD), "still owed");
+}
+
+#[test]
+fn a_confirmation_of_a_delete_never_sent_is_a_protocol_error() {
+    let mut h = up_to_date(0);
+    let out = h.recv(ServerMessage::DocumentDeleted { request: 77, removed: 1 });
+    assert!(out.contains(&Output::Close));
+    assert!(erased(&out).is_empty());
+    assert!(matches!(problems(&out).as_slice(), [SyncProblem::Protocol(_)]));
 }
 
 // --- Errors -----------------------------------------------------------------
@@ -547,14 +716,21 @@ fn cursor_ahead_restarts_from_zero_and_uploads_everything_again() {
     let out = h.connect(3);
     let (request, since) = the_pull(&out);
     assert_eq!(since, Seq(50), "a cursor past the head asks, and the relay says so");
-    h.empty_outbox();
+    assert!(!out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })), "the answer comes first");
     let out = h.recv(wire_error(ErrorCode::CursorAhead, false, Some(request), None));
-    let reupload = out.iter().position(|o| *o == Output::Reupload).expect("reupload");
-    let read = out.iter().position(|o| matches!(o, Output::ReadOutbox { .. })).expect("then reads the outbox");
-    assert!(reupload < read);
+    assert!(out.contains(&Output::Reupload), "{out:?}");
     assert_eq!(saved(&out), [Seq::ZERO]);
-    let (_, since) = the_pull(&out);
+    let (request, since) = the_pull(&out);
     assert_eq!(since, Seq::ZERO);
+    assert!(!out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })), "the relay's log (and its tombstones) first");
+    h.recv(ServerMessage::Batch {
+        request,
+        entries: vec![entry(1, OTHER, b"a"), entry(3, OTHER, b"c")],
+        cursor: Seq(3),
+        more: false,
+    });
+    let out = h.input(Input::Applied { through: Seq(3) });
+    assert!(out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })), "then the upload: {out:?}");
 }
 
 #[test]

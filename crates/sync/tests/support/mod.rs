@@ -14,11 +14,14 @@ use std::rc::Rc;
 use rapport_core::consent::{ConsentAction, ConsentSource, LawfulBasis, NewConsentEvent, PurposeId};
 use rapport_core::contact::{Contact, Labeled};
 use rapport_core::ids::{EntryId, EventId, MemberId, RecordId};
-use rapport_core::record::Row;
+use rapport_core::privacy::{apply_tombstones, relay_deletions, Tombstone, Tombstones};
+use rapport_core::record::{RecordKind, Row};
 use rapport_core::repo::{session_actor, Repo};
 use rapport_core::storage::memory::MemoryStorage;
 use rapport_core::storage::Storage;
+use rapport_core::workspace::Workspace;
 use rapport_core::Timestamp;
+use rapport_sync::config::load_relay_erased;
 use rapport_sync::{SyncProblem, SyncStatus, Timing};
 
 pub type TestRepo = Rc<Repo<MemoryStorage>>;
@@ -135,4 +138,63 @@ pub async fn outbox_len(repo: &TestRepo) -> usize {
 
 pub async fn row_count(repo: &TestRepo) -> usize {
     repo.storage().rows().await.expect("rows").rows.len()
+}
+
+/// Creates the workspace document in `repo`.
+pub async fn create_workspace(repo: &TestRepo, id: RecordId, who: u8) -> Workspace {
+    let ws = Workspace::new(id, "Acme", member(who), "Sam", T0);
+    repo.create(&ws).await.expect("create the workspace");
+    ws
+}
+
+// --- The app's side of erasure (what the browser app does around the driver)
+
+/// The tombstones of every workspace document held in `repo`.
+pub async fn read_tombstones(repo: &TestRepo) -> Tombstones {
+    let mut all = Tombstones::new();
+    let rows = repo.storage().rows().await.expect("rows").rows;
+    for row in rows.iter().filter(|r| r.kind == RecordKind::Workspace) {
+        let (_, ws) = repo.open::<Workspace>(row.id, T0).await.expect("open the workspace");
+        all.merge(&ws.tombstones);
+    }
+    all
+}
+
+/// Removes every byte of tombstoned records and their outbox entries
+/// (`privacy::apply_tombstones`, then `Storage::remove` and `ack_outbox`).
+pub async fn purge(repo: &TestRepo, tombstones: &Tombstones) {
+    let storage = repo.storage();
+    let held: Vec<RecordId> = storage.rows().await.expect("rows").rows.iter().map(|r| r.id).collect();
+    let outbox = storage.outbox(usize::MAX).await.expect("outbox");
+    let purge = apply_tombstones(held, &outbox, tombstones);
+    for id in &purge.remove {
+        storage.remove(*id).await.expect("remove");
+    }
+    storage.ack_outbox(&purge.drop_outbox).await.expect("drop queued changes");
+}
+
+/// After a merge into the workspace document: remembers its tombstones (for
+/// the driver's guards), purges, and returns the deletions still owed on
+/// the relay (`privacy::relay_deletions` over meta `privacy/relay-erased`).
+pub async fn learn_tombstones(repo: &TestRepo, known: &RefCell<Tombstones>) -> Vec<RecordId> {
+    let tombstones = read_tombstones(repo).await;
+    *known.borrow_mut() = tombstones.clone();
+    purge(repo, &tombstones).await;
+    let confirmed = load_relay_erased(repo.storage()).await.expect("confirmed erasures");
+    relay_deletions(&tombstones, &confirmed)
+}
+
+/// Erases `record` as the app does: the tombstone goes into the workspace
+/// document first (durable and queued for sync), then the bytes go.
+pub async fn erase_locally(
+    repo: &TestRepo,
+    workspace: RecordId,
+    record: RecordId,
+    who: u8,
+    known: &RefCell<Tombstones>,
+) {
+    let (mut handle, mut ws) = repo.open::<Workspace>(workspace, T0).await.expect("open the workspace");
+    ws.tombstones.insert(Tombstone { record, kind: RecordKind::Contact, erased_at: T0, erased_by: member(who) });
+    repo.save(&mut handle, &ws).await.expect("save the tombstone");
+    learn_tombstones(repo, known).await;
 }

@@ -11,19 +11,24 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use rapport_core::ids::RecordId;
-use rapport_core::record::Row;
+use rapport_core::privacy::Tombstones;
+use rapport_core::record::{RecordKind, Row};
+use rapport_core::storage::memory::MemoryStorage;
 use rapport_protocol::ClientMessage;
 use rapport_relay::config::Limits;
 use rapport_relay::server::{serve, AppState};
 use rapport_relay::store::sqlite::SqliteStore;
 use rapport_sync::config::load_cursor;
-use rapport_sync::driver::{Event, Host, RepoApplier, SyncDriver, Transport, TransportError};
-use rapport_sync::{SyncConfig, SyncProblem, SyncStatus};
+use rapport_sync::driver::{Applier, Event, Host, Interrupted, RepoApplier, SyncDriver, Transport, TransportError};
+use rapport_sync::plaintext::open_envelope;
+use rapport_sync::{Received, SyncConfig, SyncProblem, SyncStatus};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{fast_timing, new_repo, outbox_len, SeededRandom, Seen, TestRepo};
+use super::{
+    erase_locally, fast_timing, learn_tombstones, new_repo, outbox_len, read_tombstones, SeededRandom, Seen, TestRepo,
+};
 
 /// How long any one wait in a test may take before it fails.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -183,6 +188,10 @@ impl Transport for WsTransport {
     }
 }
 
+/// The tombstones a client's app knows, shared by its host (the driver's
+/// guards ask it) and its applier (which updates it).
+pub type Known = Rc<RefCell<Tombstones>>;
+
 /// The host of a test client: a real clock, seeded randomness, timers that
 /// post `Tick` into the client's event channel.
 pub struct TestHost {
@@ -190,6 +199,7 @@ pub struct TestHost {
     start: Instant,
     random: SeededRandom,
     pub seen: Rc<Seen>,
+    tombstones: Known,
 }
 
 impl Host for TestHost {
@@ -220,10 +230,44 @@ impl Host for TestHost {
     fn problem(&self, problem: &SyncProblem) {
         self.seen.problems.borrow_mut().push(problem.clone());
     }
+
+    fn is_erased(&self, record: RecordId) -> bool {
+        self.tombstones.borrow().is_erased(record)
+    }
 }
 
-pub type Driver =
-    SyncDriver<TestRepo, RepoApplier<rapport_core::storage::memory::MemoryStorage>, WsTransport, TestHost>;
+/// The app's applier: merges through the repository, and after a merge into
+/// the workspace document learns its tombstones, purges what they erase
+/// and asks the driver to delete on the relay what is still owed (posted
+/// as an event, as the browser app would with `spawn_local`).
+pub struct AppApplier {
+    inner: RepoApplier<MemoryStorage>,
+    repo: TestRepo,
+    tombstones: Known,
+    events: Events,
+    /// The record of every entry handed to the applier, in order.
+    pub applied: RefCell<Vec<RecordId>>,
+}
+
+impl Applier for AppApplier {
+    async fn apply(&self, entries: &[Received], now_ms: u64) -> Result<Vec<Row>, Interrupted> {
+        self.applied.borrow_mut().extend(entries.iter().map(|e| e.record));
+        let result = self.inner.apply(entries, now_ms).await;
+        let rows = match &result {
+            Ok(rows) => rows,
+            Err(interrupted) => &interrupted.rows,
+        };
+        if rows.iter().any(|r| r.kind == RecordKind::Workspace) {
+            let owed = learn_tombstones(&self.repo, &self.tombstones).await;
+            if !owed.is_empty() {
+                let _ = self.events.send(Event::EraseOnRelay(owed));
+            }
+        }
+        result
+    }
+}
+
+pub type Driver = SyncDriver<TestRepo, AppApplier, WsTransport, TestHost>;
 
 /// One device: a repository on memory storage and a sync driver.
 pub struct Client {
@@ -232,6 +276,8 @@ pub struct Client {
     pub repo: TestRepo,
     pub config: SyncConfig,
     pub driver: Driver,
+    /// The tombstones this device's app knows.
+    pub tombstones: Known,
     events: mpsc::UnboundedReceiver<Event>,
     generation: u8,
 }
@@ -247,23 +293,56 @@ impl Client {
     pub async fn with_repo(name: &'static str, n: u8, config: SyncConfig, repo: TestRepo, generation: u8) -> Client {
         rapport_sync::turn_on(&repo, &config).await.expect("sync turns on");
         let (tx, rx) = mpsc::unbounded_channel();
+        // App start: the tombstones of the workspace as stored.
+        let tombstones: Known = Rc::new(RefCell::new(read_tombstones(&repo).await));
         let host = TestHost {
             events: tx.clone(),
             start: Instant::now(),
             random: SeededRandom::new(u64::from(n) << 8 | u64::from(generation)),
             seen: Rc::new(Seen::default()),
+            tombstones: tombstones.clone(),
         };
-        let driver = SyncDriver::open_with_timing(
-            &config,
-            fast_timing(),
-            repo.clone(),
-            RepoApplier::new(repo.clone()),
-            WsTransport::new(tx),
-            host,
-        )
-        .await
-        .expect("driver opens");
-        Client { name, n, repo, config, driver, events: rx, generation }
+        let applier = AppApplier {
+            inner: RepoApplier::new(repo.clone()),
+            repo: repo.clone(),
+            tombstones: tombstones.clone(),
+            events: tx.clone(),
+            applied: RefCell::new(Vec::new()),
+        };
+        let driver =
+            SyncDriver::open_with_timing(&config, fast_timing(), repo.clone(), applier, WsTransport::new(tx), host)
+                .await
+                .expect("driver opens");
+        let known = tombstones.borrow().clone();
+        driver.erase_tombstoned(&known).await;
+        Client { name, n, repo, config, driver, tombstones, events: rx, generation }
+    }
+
+    /// Erases `record` as the app does: tombstone in the workspace document,
+    /// bytes removed, the edit queued, the relay asked to delete it.
+    pub async fn erase(&mut self, workspace: RecordId, record: RecordId) {
+        erase_locally(&self.repo, workspace, record, self.n, &self.tombstones).await;
+        self.driver.local_changes().await;
+        self.driver.erase_on_relay(vec![record]).await;
+    }
+
+    /// The records of every entry this device's applier was handed.
+    pub fn applied(&self) -> Vec<RecordId> {
+        self.driver.applier().applied.borrow().clone()
+    }
+
+    /// The records of every envelope this device pushed.
+    pub fn pushed_records(&self) -> Vec<RecordId> {
+        let keys = self.config.keys();
+        self.driver
+            .transport()
+            .sent
+            .borrow()
+            .iter()
+            .filter_map(|m| if let ClientMessage::Push { envelopes, .. } = m { Some(envelopes.clone()) } else { None })
+            .flatten()
+            .map(|e| open_envelope(&keys, &e).expect("its own envelopes open").0)
+            .collect()
     }
 
     /// The app closes: the socket closes, nothing more is handled. Returns
