@@ -260,6 +260,7 @@ impl AppState {
                 }
                 if let Some(sync) = self.sync.get_value() {
                     sync.local_changes();
+                    sync.erase_on_relay(plan.erase_ids());
                 }
                 Ok(())
             }
@@ -275,7 +276,12 @@ impl AppState {
         }
         let held: Vec<RecordId> = self.index.with_untracked(|i| i.rows().iter().map(|r| r.id).collect());
         match self.engine().purge(held, &tombstones).await {
-            Ok(removed) => self.forget_rows(&removed),
+            Ok(removed) => {
+                self.forget_rows(&removed);
+                if let Some(sync) = self.sync.get_value() {
+                    sync.erase_tombstoned(tombstones);
+                }
+            }
             Err(e) => self.notify(
                 format!("Erasing records removed elsewhere did not finish: {e}. It is retried at the next start."),
                 None,

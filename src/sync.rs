@@ -32,6 +32,19 @@ impl SyncService {
         spawn_local(async move { driver.local_changes().await });
     }
 
+    /// Deletes these records' data on the relay (a local erasure).
+    pub fn erase_on_relay(&self, ids: Vec<rapport_core::ids::RecordId>) {
+        let driver = self.driver.clone();
+        spawn_local(async move { driver.erase_on_relay(ids).await });
+    }
+
+    /// Asks the relay to delete every tombstoned record it has not yet
+    /// confirmed deleting (erasures from any replica).
+    pub fn erase_tombstoned(&self, tombstones: rapport_core::privacy::Tombstones) {
+        let driver = self.driver.clone();
+        spawn_local(async move { driver.erase_tombstoned(&tombstones).await });
+    }
+
     /// Reconnects now (after the user fixed something, or came online).
     pub fn retry(&self) {
         let driver = self.driver.clone();
@@ -58,7 +71,9 @@ pub fn start(app: AppState, config: SyncConfig, db_name: &str) {
                         }
                     });
                     listen_for_network(driver.clone());
-                    app.sync.set_value(Some(Rc::new(SyncService { driver: driver.clone() })));
+                    let service = Rc::new(SyncService { driver: driver.clone() });
+                    app.sync.set_value(Some(service.clone()));
+                    service.erase_tombstoned(app.workspace.with_untracked(|w| w.tombstones.clone()));
                     driver.start().await;
                 }
                 Err(e) => app.sync_status_changed(&SyncStatus::Error(SyncProblem::LocalStorage(e.to_string()))),
@@ -171,6 +186,10 @@ impl Host for BrowserHost {
 
     fn rows_changed(&self, rows: &[Row]) {
         self.app.synced_rows(rows);
+    }
+
+    fn is_erased(&self, record: rapport_core::ids::RecordId) -> bool {
+        self.app.workspace.with_untracked(|w| w.tombstones.is_erased(record))
     }
 
     fn problem(&self, problem: &SyncProblem) {

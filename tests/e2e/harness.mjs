@@ -109,3 +109,33 @@ export async function startRelay() {
     restart: launchRelay,
   };
 }
+
+/** Every key and value of every object store of every database of this origin, as one string. */
+export async function dumpIndexedDb(page) {
+  return page.evaluate(async () => {
+    const text = [];
+    const decoder = new TextDecoder('utf-8', { fatal: false });
+    const show = (v) => {
+      if (v instanceof Uint8Array || v instanceof ArrayBuffer) return decoder.decode(v);
+      if (typeof v === 'string') return v;
+      if (v && typeof v === 'object') return Object.values(v).map(show).join(' ');
+      return String(v);
+    };
+    for (const { name } of await indexedDB.databases()) {
+      const db = await new Promise((resolve, reject) => {
+        const r = indexedDB.open(name);
+        r.onsuccess = () => resolve(r.result);
+        r.onerror = () => reject(r.error);
+      });
+      for (const store of db.objectStoreNames) {
+        const tx = db.transaction(store);
+        const os = tx.objectStore(store);
+        const [keys, values] = await Promise.all([os.getAllKeys(), os.getAll()].map((req) => new Promise((res) => { req.onsuccess = () => res(req.result); })));
+        keys.forEach((k, i) => text.push(show(k), show(values[i])));
+      }
+      db.close();
+    }
+    return text.join('\n');
+  });
+}
+

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
-import { eventually, launch, newPage, serveApp, shot } from './harness.mjs';
+import { dumpIndexedDb, eventually, launch, newPage, serveApp, shot } from './harness.mjs';
 
 let server;
 let browser;
@@ -26,35 +26,6 @@ async function createContact(page, given, family, email, phone) {
   await page.getByLabel('Phone 1', { exact: true }).fill(phone);
   await page.getByRole('button', { name: 'Create contact' }).click();
   await page.getByRole('heading', { name: `${given} ${family}` }).waitFor();
-}
-
-/** Every key and value of every object store of every database of this origin, as one string. */
-export async function dumpIndexedDb(page) {
-  return page.evaluate(async () => {
-    const text = [];
-    const decoder = new TextDecoder('utf-8', { fatal: false });
-    const show = (v) => {
-      if (v instanceof Uint8Array || v instanceof ArrayBuffer) return decoder.decode(v);
-      if (typeof v === 'string') return v;
-      if (v && typeof v === 'object') return Object.values(v).map(show).join(' ');
-      return String(v);
-    };
-    for (const { name } of await indexedDB.databases()) {
-      const db = await new Promise((resolve, reject) => {
-        const r = indexedDB.open(name);
-        r.onsuccess = () => resolve(r.result);
-        r.onerror = () => reject(r.error);
-      });
-      for (const store of db.objectStoreNames) {
-        const tx = db.transaction(store);
-        const os = tx.objectStore(store);
-        const [keys, values] = await Promise.all([os.getAllKeys(), os.getAll()].map((req) => new Promise((res) => { req.onsuccess = () => res(req.result); })));
-        keys.forEach((k, i) => text.push(show(k), show(values[i])));
-      }
-      db.close();
-    }
-    return text.join('\n');
-  });
 }
 
 test('restrict, export and erase a contact; erasure leaves no byte of them in IndexedDB', async () => {

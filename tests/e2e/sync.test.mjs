@@ -2,10 +2,11 @@
 // edit the same contact while cut off, reconnect, converge. Then check that
 // the relay's database holds no plaintext.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { eventually, launch, newPage, serveApp, shot, startRelay } from './harness.mjs';
+import { dumpIndexedDb, eventually, launch, newPage, serveApp, shot, startRelay } from './harness.mjs';
 
 let server;
 let relay;
@@ -22,6 +23,13 @@ after(async () => {
   await relay?.stop();
   server?.stop();
 });
+
+/** How many documents the relay holds envelopes or snapshots for (read with Python's sqlite3). */
+function relayDocuments(dataDir) {
+  const script = 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); '
+    + 'print(c.execute("select count(*) from (select doc_tag from envelopes union select doc_tag from snapshots)").fetchone()[0])';
+  return Number(execFileSync('python3', ['-c', script, join(dataDir, 'relay.sqlite3')]).toString().trim());
+}
 
 const synced = (page) => eventually(async () => {
   assert.equal(await page.getByTestId('sync-status').innerText(), 'Synced');
@@ -130,6 +138,29 @@ test('two browsers share a workspace through the relay, edit offline and converg
   for (const secret of ['Lovelace', 'ada.lovelace@example.org', '442079460958', 'Analytical Engines', 'Countess', 'Mathematician']) {
     assert.equal(bytes.indexOf(Buffer.from(secret)), -1, `${secret} must not appear in the relay's files`);
   }
+  // A erases Ada: B's copy goes when it syncs, and the relay drops her envelopes.
+  const docsBefore = relayDocuments(relay.dataDir);
+  await a.getByRole('button', { name: 'Erase…' }).click();
+  await a.getByRole('button', { name: 'Erase permanently' }).click();
+  await a.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
+  await eventually(async () => {
+    await b.goto(`${server.url}/contacts`);
+    await b.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
+    assert.equal(await b.getByRole('listitem').filter({ hasText: 'Ada' }).count(), 0, 'B erased its copy');
+  }, 20000);
+  await synced(a);
+  await synced(b);
+  for (const [who, page] of [['A', a], ['B', b]]) {
+    const dump = await dumpIndexedDb(page);
+    for (const secret of ['Lovelace', 'ada.lovelace@example.org', '442079460958', 'Countess', 'Mathematician']) {
+      assert.ok(!dump.includes(secret), `${secret} must not remain in ${who}'s IndexedDB`);
+    }
+  }
+  await eventually(() => {
+    const after = relayDocuments(relay.dataDir);
+    assert.equal(after, docsBefore - 1, 'the relay dropped every envelope of the erased contact');
+  }, 15000);
+
   // B's own workspace is still on the device, one click away.
   await b.goto(`${server.url}/settings`);
   await b.getByRole('button', { name: 'Open workspace My workspace' }).click();
