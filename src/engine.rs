@@ -194,13 +194,14 @@ impl Engine {
             rapport_sync::turn_on(&engine.repo, config).await?;
         }
         let workspace = match workspace_meta {
-            Some((id, true)) => {
-                let ws = Workspace::new(id, "My workspace", member, "Me", browser::now());
-                let handle = engine.repo.create(&ws).await?;
-                engine.handles.lock().await.insert(id, handle);
-                Some(ws)
-            }
-            Some((id, false)) => Some(engine.open::<Workspace>(id).await?.0),
+            Some((id, true)) => Some(engine.create_workspace(id).await?),
+            Some((id, false)) => match engine.open::<Workspace>(id).await {
+                Ok((ws, _)) => Some(ws),
+                // A first start stopped (tab closed, page reloaded) between
+                // remembering the id and storing the document: finish it.
+                Err(OpenError::NotFound(_)) if creates_workspace => Some(engine.create_workspace(id).await?),
+                Err(e) => return Err(e.into()),
+            },
             None => None,
         };
         let load = engine.repo.storage().rows().await?;
@@ -210,6 +211,13 @@ impl Engine {
         }
         let rows = load.rows.into_iter().filter(|r| r.kind != RecordKind::Workspace).collect();
         Ok(Booted { engine, workspace, rows, quarantined, sync, join_error })
+    }
+
+    async fn create_workspace(&self, id: RecordId) -> Result<Workspace, SaveError> {
+        let ws = Workspace::new(id, "My workspace", self.member, "Me", browser::now());
+        let handle = self.repo.create(&ws).await?;
+        self.handles.lock().await.insert(id, handle);
+        Ok(ws)
     }
 
     pub fn repo(&self) -> Rc<IdbRepo> {

@@ -103,3 +103,17 @@ test('custom fields defined in settings appear on the form and are validated by 
   assert.deepEqual(page.errors, []);
   await context.close();
 });
+
+test('a first start cut short by a reload still opens the workspace', async () => {
+  // The first start creates the workspace; leaving the page part-way must
+  // not leave a half-made workspace that stops every later start.
+  for (const delay of [50, 120, 200, 300, 450]) {
+    const context = await browser.newContext();
+    const page = await newPage(context);
+    page.goto(`${server.url}/contacts/new`).catch(() => {});
+    await new Promise((r) => setTimeout(r, delay));
+    await page.goto(`${server.url}/contacts/new`);
+    await page.getByLabel('Given name').waitFor({ timeout: 20000 });
+    await context.close();
+  }
+});
