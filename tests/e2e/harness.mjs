@@ -61,7 +61,11 @@ export async function newPage(browserOrContext, viewport = { width: 1280, height
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(e));
-  page.on('console', (m) => { if (m.type() === 'error') page.errors.push(new Error(m.text())); });
+  // ERR_CACHE_WRITE_FAILURE is Chromium's HTTP cache losing a race between
+  // two loads of one file; the loader fetches the wasm again past the cache.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().includes('ERR_CACHE_WRITE_FAILURE')) page.errors.push(new Error(m.text()));
+  });
   return page;
 }
 
