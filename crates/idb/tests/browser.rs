@@ -435,3 +435,38 @@ async fn an_outbox_store_without_its_index_is_reported_unavailable() {
     assert!(matches!(&err, StorageError::Unavailable(m) if m.contains(OUTBOX_BY_RECORD)), "{err:?}");
     IdbStorage::delete_database(&name).await.expect("delete");
 }
+
+/// `rows()` reads many rows joined into a few strings (one crossing into wasm
+/// per slice of rows): every kind of text comes back unchanged, across slice
+/// boundaries, and a value that is not a row still sends the read down the
+/// careful path that names it.
+#[wasm_bindgen_test]
+async fn thousands_of_rows_with_any_text_come_back_unchanged() {
+    let name = fresh_name();
+    let storage = open(&name).await;
+    let titles = ["José Núñez", "line\nbreak", "tab\tand \"quotes\"", "emoji 🦀", "back\\slash", "", "{\"json\":1}"];
+    let rows: Vec<Row> = (0..9000u32)
+        .map(|n| {
+            let mut r = row(batch_id(n, 3), format!("{} {n}", titles[n as usize % titles.len()]));
+            r.tags = vec![format!("t{}", n % 5)];
+            r.columns.insert("email".into(), format!("p{n}@example.org"));
+            r
+        })
+        .collect();
+    let appends: Vec<Append> =
+        rows.iter().map(|r| Append { id: r.id, chunk: vec![1], row: Some(r.clone()), outbox: false }).collect();
+    storage.append(&appends).await.expect("append");
+    let mut loaded = storage.rows().await.expect("rows");
+    assert!(loaded.unreadable.is_empty());
+    loaded.rows.sort_by_key(|r| r.id);
+    assert_eq!(loaded.rows, rows);
+
+    // A stored value that is text but not one row.
+    storage.corrupt_row(batch_id(4500, 3), "{\"not\":\"a row\"}\n{}").await.expect("corrupt");
+    let load = storage.rows().await.expect("rows");
+    assert_eq!(load.rows.len(), 8999);
+    assert_eq!(load.unreadable.len(), 1);
+    assert_eq!(load.unreadable[0].0, batch_id(4500, 3).to_string());
+    drop(storage);
+    IdbStorage::delete_database(&name).await.expect("delete");
+}
