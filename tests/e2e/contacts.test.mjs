@@ -1,30 +1,19 @@
 // The foundation's user journey, driven like a person would: by visible
 // labels and roles, against the release build served as static files.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { eventually, launch, newPage, serveApp, shot } from './harness.mjs';
+import { test } from 'node:test';
+import { eventually, newPage, shot, useAppAndBrowser } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await serveApp();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  server?.stop();
-});
+const env = useAppAndBrowser();
 
 async function statusOf(page, purpose) {
   return page.getByRole('row', { name: new RegExp(purpose) }).getByTestId('consent-status').innerText();
 }
 
 test('create a contact, fix validation, record consent, search, and find it all after a reload', async () => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await newPage(context);
-  await page.goto(`${server.url}/`);
+  await page.goto(`${env.server.url}/`);
 
   await page.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
   await page.getByText('No contacts yet').waitFor();
@@ -115,9 +104,9 @@ test('create a contact, fix validation, record consent, search, and find it all 
 });
 
 test('delete a contact and undo it', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await newPage(context);
-  await page.goto(`${server.url}/contacts/new`);
+  await page.goto(`${env.server.url}/contacts/new`);
   await page.getByLabel('Given name').fill('Grace');
   await page.getByLabel('Family name').fill('Hopper');
   await page.getByRole('button', { name: 'Create contact' }).click();
@@ -136,17 +125,17 @@ test('delete a contact and undo it', async () => {
 });
 
 test('keyboard alone: search, move through the list, open a contact', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await newPage(context);
-  await page.goto(`${server.url}/contacts/new`);
+  await page.goto(`${env.server.url}/contacts/new`);
   for (const [given, family] of [['Alan', 'Turing'], ['Alonzo', 'Church']]) {
-    await page.goto(`${server.url}/contacts/new`);
+    await page.goto(`${env.server.url}/contacts/new`);
     await page.getByLabel('Given name').fill(given);
     await page.getByLabel('Family name').fill(family);
     await page.getByLabel('Given name').press('Enter');
     await page.getByRole('heading', { name: `${given} ${family}` }).waitFor();
   }
-  await page.goto(`${server.url}/contacts`);
+  await page.goto(`${env.server.url}/contacts`);
   const search = page.getByLabel('Search contacts');
   await search.focus();
   await search.press('ArrowDown');
@@ -159,12 +148,12 @@ test('keyboard alone: search, move through the list, open a contact', async () =
 });
 
 test('two tabs of one browser see each other’s edits at once', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const a = await newPage(context);
-  await a.goto(`${server.url}/contacts`);
+  await a.goto(`${env.server.url}/contacts`);
   await a.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
   const b = await newPage(context);
-  await b.goto(`${server.url}/contacts`);
+  await b.goto(`${env.server.url}/contacts`);
   await b.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
 
   await a.getByRole('link', { name: 'New contact' }).click();

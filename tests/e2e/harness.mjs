@@ -6,6 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -143,3 +144,20 @@ export async function dumpIndexedDb(page) {
   });
 }
 
+
+/**
+ * Registers the usual set-up of a test file: dist/ served on a free port and
+ * one Chromium for the file's tests. Read `env.server` and `env.browser` inside tests.
+ */
+export function useAppAndBrowser() {
+  const env = { server: null, browser: null };
+  before(async () => {
+    env.server = await serveApp();
+    env.browser = await launch();
+  });
+  after(async () => {
+    await env.browser?.close();
+    env.server?.stop();
+  });
+  return env;
+}

@@ -2,24 +2,13 @@
 // the raw bytes of IndexedDB (not through the UI).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, test } from 'node:test';
-import { dumpIndexedDb, eventually, launch, newPage, serveApp, shot } from './harness.mjs';
+import { test } from 'node:test';
+import { dumpIndexedDb, eventually, newPage, shot, useAppAndBrowser } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await serveApp();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  server?.stop();
-});
+const env = useAppAndBrowser();
 
 async function createContact(page, given, family, email, phone) {
-  await page.goto(`${server.url}/contacts/new`);
+  await page.goto(`${env.server.url}/contacts/new`);
   await page.getByLabel('Given name').fill(given);
   await page.getByLabel('Family name').fill(family);
   await page.getByLabel('Email 1', { exact: true }).fill(email);
@@ -29,7 +18,7 @@ async function createContact(page, given, family, email, phone) {
 }
 
 test('restrict, export and erase a contact; erasure leaves no byte of them in IndexedDB', async () => {
-  const context = await browser.newContext({ acceptDownloads: true });
+  const context = await env.browser.newContext({ acceptDownloads: true });
   const page = await newPage(context);
   await createContact(page, 'Grace', 'Hopper', 'grace.hopper@example.org', '+1 202 555 0147');
   await createContact(page, 'Erin', 'Erasable', 'erin.erasable@example.org', '+44 20 7946 0321');

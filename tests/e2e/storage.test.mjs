@@ -1,24 +1,13 @@
 // Bad days for local storage: corrupted bytes in IndexedDB must not stop the
 // app; the damaged record is set aside with a clear message and the rest loads.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { launch, newPage, serveApp, shot } from './harness.mjs';
+import { test } from 'node:test';
+import { newPage, shot, useAppAndBrowser } from './harness.mjs';
 
-let server;
-let browser;
-
-before(async () => {
-  server = await serveApp();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  server?.stop();
-});
+const env = useAppAndBrowser();
 
 async function createContact(page, given, family, email) {
-  await page.goto(`${server.url}/contacts/new`);
+  await page.goto(`${env.server.url}/contacts/new`);
   await page.getByLabel('Given name').fill(given);
   await page.getByLabel('Family name').fill(family);
   await page.getByLabel('Email 1', { exact: true }).fill(email);
@@ -50,14 +39,14 @@ async function corruptRecord(page, id) {
 }
 
 test('a record with corrupted bytes is set aside with a clear message and the others still open', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await newPage(context);
   const broken = await createContact(page, 'Broken', 'Record', 'broken@example.org');
   await createContact(page, 'Healthy', 'Record', 'healthy@example.org');
   const changed = await corruptRecord(page, broken);
   assert.ok(changed >= 1, 'the test corrupted at least one stored chunk');
 
-  await page.goto(`${server.url}/contacts`);
+  await page.goto(`${env.server.url}/contacts`);
   await page.getByRole('listitem').filter({ hasText: 'Broken Record' }).click();
   const error = page.getByTestId('contact-error');
   await error.waitFor();
@@ -82,15 +71,15 @@ test('a record with corrupted bytes is set aside with a clear message and the ot
 });
 
 test('custom fields defined in settings appear on the form and are validated by type', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await newPage(context);
-  await page.goto(`${server.url}/settings`);
+  await page.goto(`${env.server.url}/settings`);
   await page.getByLabel('Field name').fill('Renewal date');
   await page.getByLabel('Type').selectOption({ label: 'Date' });
   await page.getByRole('button', { name: 'Add field' }).click();
   await page.getByTestId('custom-field-list').getByText('Renewal date').waitFor();
 
-  await page.goto(`${server.url}/contacts/new`);
+  await page.goto(`${env.server.url}/contacts/new`);
   await page.getByLabel('Given name').fill('Custom');
   await page.getByLabel('Renewal date').fill('2027-03-31');
   await page.getByRole('button', { name: 'Create contact' }).click();
@@ -108,14 +97,14 @@ test('a first start cut short by a reload still opens the workspace', async () =
   // The first start creates the workspace; leaving the page part-way must
   // not leave a half-made workspace that stops every later start.
   for (const delay of [50, 120, 200, 300, 450]) {
-    const context = await browser.newContext();
+    const context = await env.browser.newContext();
     const page = await newPage(context);
-    page.goto(`${server.url}/contacts/new`).catch(() => {});
+    page.goto(`${env.server.url}/contacts/new`).catch(() => {});
     await new Promise((r) => setTimeout(r, delay));
     // The second navigation can be aborted by the first one finishing: retry.
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
-        await page.goto(`${server.url}/contacts/new`);
+        await page.goto(`${env.server.url}/contacts/new`);
         break;
       } catch {
         await new Promise((r) => setTimeout(r, 100));
