@@ -86,6 +86,9 @@ export async function eventually(fn, timeoutMs = 5000) {
 }
 
 export async function shot(page, name) {
+  // Two animation frames: the screenshot shows what was just rendered, not
+  // the frame before it (seen as blank shots right after a navigation).
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
   await page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: false });
 }
 
