@@ -22,6 +22,12 @@ struct Inner {
     fail_writes: Option<StorageError>,
 }
 
+impl Inner {
+    fn remove_chunks(&mut self, id: RecordId) {
+        self.chunks.retain(|(doc, _), _| *doc != id);
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct MemoryStorage {
     inner: RefCell<Inner>,
@@ -132,10 +138,7 @@ impl Storage for MemoryStorage {
             inner.next_seq += 1;
             inner.outbox.insert(seq, (id, bytes.to_vec()));
         }
-        let keys: Vec<_> = inner.chunks.range((id, 0)..=(id, u64::MAX)).map(|(k, _)| *k).collect();
-        for k in keys {
-            inner.chunks.remove(&k);
-        }
+        inner.remove_chunks(id);
         inner.snapshots.insert(id, snapshot.to_vec());
         inner.rows.insert(id.to_string(), encode_row(row));
         Ok(())
@@ -144,10 +147,7 @@ impl Storage for MemoryStorage {
     async fn remove(&self, id: RecordId) -> Result<(), StorageError> {
         self.check_writable()?;
         let mut inner = self.inner.borrow_mut();
-        let keys: Vec<_> = inner.chunks.range((id, 0)..=(id, u64::MAX)).map(|(k, _)| *k).collect();
-        for k in keys {
-            inner.chunks.remove(&k);
-        }
+        inner.remove_chunks(id);
         inner.snapshots.remove(&id);
         inner.outbox.retain(|_, (doc, _)| *doc != id);
         inner.rows.remove(&id.to_string());
