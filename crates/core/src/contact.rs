@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use automerge::transaction::Transactable;
-use automerge::{AutoCommit, ObjId, ReadDoc, ROOT};
+use automerge::{AutoCommit, ROOT};
 
 use crate::consent::{self, ConsentLedger};
 use crate::doc::{self, DecodeError, EncodeError};
@@ -34,9 +34,9 @@ pub struct Address {
 }
 
 impl Address {
-    const FIELDS: [&'static str; 5] = ["street", "city", "region", "postal_code", "country"];
+    pub(crate) const FIELDS: [&'static str; 5] = ["street", "city", "region", "postal_code", "country"];
 
-    fn get(&self, field: &str) -> &str {
+    pub(crate) fn get(&self, field: &str) -> &str {
         match field {
             "street" => &self.street,
             "city" => &self.city,
@@ -46,7 +46,7 @@ impl Address {
         }
     }
 
-    fn get_mut(&mut self, field: &str) -> &mut String {
+    pub(crate) fn get_mut(&mut self, field: &str) -> &mut String {
         match field {
             "street" => &mut self.street,
             "city" => &mut self.city,
@@ -54,6 +54,27 @@ impl Address {
             "postal_code" => &mut self.postal_code,
             _ => &mut self.country,
         }
+    }
+
+    /// Reads an address stored as a map under `key` at the root.
+    pub(crate) fn read(doc: &AutoCommit, key: &str) -> Result<Self, DecodeError> {
+        let mut address = Address::default();
+        if let Some(addr) = doc::get_map(doc, &ROOT, key)? {
+            for f in Address::FIELDS {
+                *address.get_mut(f) = doc::get_str(doc, &addr, f)?.unwrap_or_default();
+            }
+        }
+        Ok(address)
+    }
+
+    /// Writes the address field by field, so concurrent edits of different
+    /// lines merge.
+    pub(crate) fn write(&self, doc: &mut AutoCommit, key: &str) -> Result<(), EncodeError> {
+        let addr = doc::ensure_map(doc, &ROOT, key)?;
+        for f in Address::FIELDS {
+            doc::put_str(doc, &addr, f, Some(self.get(f)))?;
+        }
+        Ok(())
     }
 
     /// One line for display, skipping empty parts.
@@ -73,6 +94,9 @@ pub struct Contact {
     pub phones: Vec<Labeled>,
     pub primary_phone: Option<EntryId>,
     pub company_name: String,
+    /// The company record this person works at, when linked; `company_name`
+    /// keeps the name as shown (and for people whose company is not a record).
+    pub company_id: Option<RecordId>,
     pub title: String,
     pub address: Address,
     pub tags: BTreeSet<String>,
@@ -110,6 +134,7 @@ impl Contact {
             phones: Vec::new(),
             primary_phone: None,
             company_name: String::new(),
+            company_id: None,
             title: String::new(),
             address: Address::default(),
             tags: BTreeSet::new(),
@@ -177,10 +202,6 @@ pub fn conflicts(doc: &AutoCommit) -> Vec<FieldConflict> {
         .collect()
 }
 
-fn parse_id<T: std::str::FromStr>(text: &str, field: &str) -> Result<T, DecodeError> {
-    text.parse().map_err(|_| DecodeError::Invalid { field: field.into(), reason: format!("{text:?} is not an id") })
-}
-
 fn read_entries(doc: &AutoCommit, key: &str) -> Result<Vec<Labeled>, DecodeError> {
     let Some(map) = doc::get_map(doc, &ROOT, key)? else { return Ok(Vec::new()) };
     let mut out = Vec::new();
@@ -189,7 +210,7 @@ fn read_entries(doc: &AutoCommit, key: &str) -> Result<Vec<Labeled>, DecodeError
         let entry =
             doc::get_map(doc, &map, &k)?.ok_or(DecodeError::WrongType { field: field.clone(), expected: "map" })?;
         out.push(Labeled {
-            id: parse_id(&k, &field)?,
+            id: doc::parse_id(&k, &field)?,
             label: doc::get_str(doc, &entry, "label")?.unwrap_or_default(),
             value: doc::get_str(doc, &entry, "value")?.unwrap_or_default(),
         });
@@ -214,35 +235,8 @@ fn write_entries(doc: &mut AutoCommit, key: &str, entries: &[Labeled]) -> Result
     Ok(())
 }
 
-fn write_set(doc: &mut AutoCommit, key: &str, values: &BTreeSet<String>) -> Result<(), EncodeError> {
-    let map = doc::ensure_map(doc, &ROOT, key)?;
-    for existing in doc::map_keys(doc, &map) {
-        if !values.contains(&existing) {
-            doc.delete(&map, existing.as_str())?;
-        }
-    }
-    for v in values {
-        if doc.get(&map, v.as_str())?.is_none() {
-            doc.put(&map, v.as_str(), true)?;
-        }
-    }
-    Ok(())
-}
-
-fn write_str_map(doc: &mut AutoCommit, obj: &ObjId, values: &BTreeMap<String, String>) -> Result<(), EncodeError> {
-    for existing in doc::map_keys(doc, obj) {
-        if !values.contains_key(&existing) {
-            doc.delete(obj, existing.as_str())?;
-        }
-    }
-    for (k, v) in values {
-        doc::put_str(doc, obj, k, Some(v))?;
-    }
-    Ok(())
-}
-
 fn member(doc: &AutoCommit, key: &str) -> Result<Option<MemberId>, DecodeError> {
-    doc::get_str(doc, &ROOT, key)?.map(|s| parse_id(&s, key)).transpose()
+    doc::get_id(doc, &ROOT, key)
 }
 
 impl Record for Contact {
@@ -254,33 +248,16 @@ impl Record for Contact {
 
     fn from_doc(doc: &AutoCommit) -> Result<Self, DecodeError> {
         doc::check_root(doc, Self::KIND.as_str(), Self::SCHEMA)?;
-        let id = parse_id(&doc::req_str(doc, &ROOT, "id")?, "id")?;
-        let mut address = Address::default();
-        if let Some(addr) = doc::get_map(doc, &ROOT, "address")? {
-            for f in Address::FIELDS {
-                *address.get_mut(f) = doc::get_str(doc, &addr, f)?.unwrap_or_default();
-            }
-        }
-        let tags = match doc::get_map(doc, &ROOT, "tags")? {
-            Some(m) => doc::map_keys(doc, &m).into_iter().collect(),
-            None => BTreeSet::new(),
-        };
-        let mut custom = BTreeMap::new();
-        if let Some(m) = doc::get_map(doc, &ROOT, "custom")? {
-            for k in doc::map_keys(doc, &m) {
-                if let Some(v) = doc::get_str(doc, &m, &k)? {
-                    custom.insert(k, v);
-                }
-            }
-        }
+        let id = doc::parse_id(&doc::req_str(doc, &ROOT, "id")?, "id")?;
+        let address = Address::read(doc, "address")?;
+        let tags = doc::read_key_set(doc, &ROOT, "tags")?;
+        let custom = doc::read_str_map(doc, &ROOT, "custom")?;
         let consent = match doc::get_map(doc, &ROOT, "consent")? {
             Some(m) => consent::read_ledger(doc, &m)?,
             None => ConsentLedger::new(),
         };
         let created_by = member(doc, "created_by")?.ok_or(DecodeError::Missing { field: "created_by".into() })?;
-        let entry_id = |key: &str| -> Result<Option<EntryId>, DecodeError> {
-            doc::get_str(doc, &ROOT, key)?.map(|s| parse_id(&s, key)).transpose()
-        };
+        let entry_id = |key: &str| -> Result<Option<EntryId>, DecodeError> { doc::get_id(doc, &ROOT, key) };
         Ok(Self {
             id,
             given_name: doc::get_str(doc, &ROOT, "given_name")?.unwrap_or_default(),
@@ -290,6 +267,7 @@ impl Record for Contact {
             phones: read_entries(doc, "phones")?,
             primary_phone: entry_id("primary_phone")?,
             company_name: doc::get_str(doc, &ROOT, "company_name")?.unwrap_or_default(),
+            company_id: doc::get_id(doc, &ROOT, "company_id")?,
             title: doc::get_str(doc, &ROOT, "title")?.unwrap_or_default(),
             address,
             tags,
@@ -317,16 +295,13 @@ impl Record for Contact {
         write_entries(doc, "phones", &self.phones)?;
         doc::put_str(doc, &ROOT, "primary_phone", self.primary_phone.map(|e| e.to_string()).as_deref())?;
         doc::put_str(doc, &ROOT, "company_name", Some(&self.company_name))?;
+        doc::put_id(doc, &ROOT, "company_id", self.company_id.as_ref())?;
         doc::put_str(doc, &ROOT, "title", Some(&self.title))?;
-        let addr = doc::ensure_map(doc, &ROOT, "address")?;
-        for f in Address::FIELDS {
-            doc::put_str(doc, &addr, f, Some(self.address.get(f)))?;
-        }
-        write_set(doc, "tags", &self.tags)?;
+        self.address.write(doc, "address")?;
+        doc::write_key_set(doc, &ROOT, "tags", &self.tags)?;
         doc::put_str(doc, &ROOT, "owner", id(self.owner).as_deref())?;
         doc::put_text(doc, &ROOT, "notes", &self.notes)?;
-        let custom = doc::ensure_map(doc, &ROOT, "custom")?;
-        write_str_map(doc, &custom, &self.custom)?;
+        doc::write_str_map(doc, &ROOT, "custom", &self.custom)?;
         let ledger = doc::ensure_map(doc, &ROOT, "consent")?;
         consent::write_ledger(doc, &ledger, &self.consent)?;
         doc::put_i64(doc, &ROOT, "created_at", Some(self.created_at.as_millis()))?;
@@ -349,6 +324,7 @@ impl Record for Contact {
         put("email", self.email().unwrap_or(""));
         put("phone", self.phone().unwrap_or(""));
         put("company", &self.company_name);
+        put("company_id", &self.company_id.map(|c| c.to_string()).unwrap_or_default());
         put("title", &self.title);
         put("owner", &self.owner.map(|o| o.to_string()).unwrap_or_default());
         put("sort_name", &format!("{} {}", self.family_name, self.given_name).trim().to_lowercase());
@@ -396,6 +372,8 @@ pub struct ContactForm {
     pub emails: Vec<EntryForm>,
     pub phones: Vec<EntryForm>,
     pub company_name: String,
+    /// The linked company's record id, or empty when the name is not linked.
+    pub company_id: String,
     pub title: String,
     pub address: Address,
     /// Comma-separated.
@@ -406,8 +384,7 @@ pub struct ContactForm {
     pub custom: BTreeMap<String, String>,
 }
 
-/// Field key (`given_name`, `emails.0`, `custom.tier`…) → what is wrong.
-pub type FormErrors = BTreeMap<String, FieldError>;
+pub use crate::form::FormErrors;
 
 impl ContactForm {
     pub fn from_contact(c: &Contact) -> Self {
@@ -428,9 +405,10 @@ impl ContactForm {
             emails: entries(&c.emails, c.primary_email),
             phones: entries(&c.phones, c.primary_phone),
             company_name: c.company_name.clone(),
+            company_id: c.company_id.map(|id| id.to_string()).unwrap_or_default(),
             title: c.title.clone(),
             address: c.address.clone(),
-            tags: c.tags.iter().cloned().collect::<Vec<_>>().join(", "),
+            tags: crate::form::tags_text(&c.tags),
             owner: c.owner.map(|o| o.to_string()).unwrap_or_default(),
             notes: c.notes.clone(),
             custom: c.custom.clone(),
@@ -514,32 +492,17 @@ impl ContactForm {
         };
         let (emails, primary_email) = entries("emails", &self.emails, &mut errors);
         let (phones, primary_phone) = entries("phones", &self.phones, &mut errors);
-        let tags: BTreeSet<String> =
-            self.tags.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
-        for t in &tags {
-            if let Err(e) = validate::short_text(t, 60) {
-                errors.insert("tags".into(), e);
-            }
-        }
-        let mut custom = BTreeMap::new();
-        for (field, def) in ws.fields_for(RecordKind::Contact) {
-            let input = self.custom.get(field).map(String::as_str).unwrap_or("");
-            match validate::custom_value(&def.kind, input) {
-                Ok(Some(v)) => {
-                    custom.insert(field.clone(), v);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    errors.insert(format!("custom.{field}"), e);
-                }
-            }
-        }
-        // Values of fields this workspace no longer defines are kept as they are.
-        for (k, v) in &contact.custom {
-            if !ws.custom_fields.contains_key(k) {
-                custom.insert(k.clone(), v.clone());
-            }
-        }
+        let tags = crate::form::tags(&self.tags).unwrap_or_else(|e| {
+            errors.insert("tags".into(), e);
+            BTreeSet::new()
+        });
+        let company_id = crate::form::record(&self.company_id).unwrap_or_else(|e| {
+            errors.insert("company_name".into(), e);
+            None
+        });
+        let mut checker = crate::form::Checker::default();
+        let custom = crate::form::custom_values(&mut checker, ws, RecordKind::Contact, &self.custom, &contact.custom);
+        errors.extend(checker.errors);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -550,6 +513,7 @@ impl ContactForm {
         contact.phones = phones;
         contact.primary_phone = primary_phone;
         contact.company_name = company;
+        contact.company_id = company_id;
         contact.title = title;
         contact.address = address;
         contact.tags = tags;

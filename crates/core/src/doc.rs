@@ -12,6 +12,8 @@
 //! Writers only touch a field when its value changed, so an edit produces a
 //! small change and leaves untouched fields free to merge.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 
@@ -227,6 +229,86 @@ pub fn put_str_list(doc: &mut AutoCommit, obj: &ObjId, key: &str, values: &[Stri
     let list = doc.put_object(obj, key, ObjType::List)?;
     for (i, v) in values.iter().enumerate() {
         doc.insert(&list, i, v.as_str())?;
+    }
+    Ok(())
+}
+
+/// Parses an id stored as text, naming the field when it is not one.
+pub fn parse_id<T: std::str::FromStr>(text: &str, field: &str) -> Result<T, DecodeError> {
+    text.parse().map_err(|_| DecodeError::Invalid { field: field.into(), reason: format!("{text:?} is not an id") })
+}
+
+/// Reads an optional id (record, member, entry…) stored as text.
+pub fn get_id<T: std::str::FromStr, D: ReadDoc>(doc: &D, obj: &ObjId, key: &str) -> Result<Option<T>, DecodeError> {
+    get_str(doc, obj, key)?.map(|s| parse_id(&s, key)).transpose()
+}
+
+/// Writes an optional id as text (absent deletes the field).
+pub fn put_id<T: ToString>(doc: &mut AutoCommit, obj: &ObjId, key: &str, value: Option<&T>) -> Result<(), EncodeError> {
+    put_str(doc, obj, key, value.map(ToString::to_string).as_deref())
+}
+
+/// Reads a set stored as a map of `key → true` (absent reads as empty).
+pub fn read_key_set<T: std::str::FromStr + Ord, D: ReadDoc>(
+    doc: &D,
+    obj: &ObjId,
+    key: &str,
+) -> Result<BTreeSet<T>, DecodeError> {
+    let Some(map) = get_map(doc, obj, key)? else { return Ok(BTreeSet::new()) };
+    map_keys(doc, &map).iter().map(|k| parse_id(k, key)).collect()
+}
+
+/// Writes a set as a map of `key → true`, so that concurrent additions are a
+/// union and a removal only removes what its replica saw.
+pub fn write_key_set<T: ToString>(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    key: &str,
+    values: &BTreeSet<T>,
+) -> Result<(), EncodeError> {
+    let map = ensure_map(doc, obj, key)?;
+    let wanted: BTreeSet<String> = values.iter().map(ToString::to_string).collect();
+    for existing in map_keys(doc, &map) {
+        if !wanted.contains(&existing) {
+            doc.delete(&map, existing.as_str())?;
+        }
+    }
+    for v in &wanted {
+        if doc.get(&map, v.as_str())?.is_none() {
+            doc.put(&map, v.as_str(), true)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads a map of strings (custom field values); absent reads as empty.
+pub fn read_str_map<D: ReadDoc>(doc: &D, obj: &ObjId, key: &str) -> Result<BTreeMap<String, String>, DecodeError> {
+    let mut out = BTreeMap::new();
+    if let Some(m) = get_map(doc, obj, key)? {
+        for k in map_keys(doc, &m) {
+            if let Some(v) = get_str(doc, &m, &k)? {
+                out.insert(k, v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes a map of strings entry by entry, so different entries merge.
+pub fn write_str_map(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    key: &str,
+    values: &BTreeMap<String, String>,
+) -> Result<(), EncodeError> {
+    let map = ensure_map(doc, obj, key)?;
+    for existing in map_keys(doc, &map) {
+        if !values.contains_key(&existing) {
+            doc.delete(&map, existing.as_str())?;
+        }
+    }
+    for (k, v) in values {
+        put_str(doc, &map, k, Some(v))?;
     }
     Ok(())
 }

@@ -15,7 +15,7 @@
 //! | what a replica drops, what it may apply, save or push | [`replica`] | [`apply_tombstones`], [`accept_remote`], [`accept_outbox`], [`accept_local`], [`relay_deletions`] |
 //! | removing values from history | [`epoch`] | [`rewrite_without_history`], [`epoch::next_epoch_of`] |
 //! | kept but not processed | [`restriction`] | `Contact::may_process`, [`restriction::is_restricted_row`] |
-//! | inactive contacts, anonymisation | [`retention`] | [`RetentionPolicy`], [`review`], [`anonymise`] |
+//! | inactive contacts, anonymisation | [`retention`] | [`RetentionPolicy`], [`retention::activity_facts`], [`review`], [`retention::anonymise_document`] |
 //! | access request | [`access`] | [`access_export`], [`access_report_html`] |
 //!
 //! The audit trail (who changed what and when) is [`crate::audit`].

@@ -83,16 +83,42 @@ pub fn actor_member(actor: &ActorId) -> Option<MemberId> {
     Some(MemberId::from_bytes(bytes))
 }
 
+/// Where the repo reads the time it stamps on local changes.
+pub type Clock = Box<dyn Fn() -> Timestamp>;
+
 pub struct Repo<S> {
     storage: S,
     actor: ActorId,
     /// Queue local changes in the outbox (sync is configured).
     outbox: Cell<bool>,
+    /// Stamps every local change with its time (see [`Repo::with_clock`]).
+    clock: Option<Clock>,
 }
 
 impl<S: Storage> Repo<S> {
     pub fn new(storage: S, actor: impl Into<ActorId>) -> Self {
-        Self { storage, actor: actor.into(), outbox: Cell::new(false) }
+        Self { storage, actor: actor.into(), outbox: Cell::new(false), clock: None }
+    }
+
+    /// Stamps every local change (create, save, retry, batch create) with
+    /// the time `clock` gives when the change is committed, so the audit
+    /// trail ([`crate::audit::history`]) shows when it happened. Without a
+    /// clock changes carry Automerge's default time 0 and the audit trail
+    /// falls back to the `updated_at` the change wrote. The clock is the
+    /// caller's (the browser's in the app, a fixed one in tests): core still
+    /// never reads one itself.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Fn() -> Timestamp + 'static) -> Self {
+        self.clock = Some(Box::new(clock));
+        self
+    }
+
+    /// Commits the document's pending operations as one change stamped with
+    /// the clock's time (nothing when there is no clock or nothing pending).
+    fn stamp(&self, doc: &mut AutoCommit) {
+        if let Some(clock) = &self.clock {
+            crate::audit::commit(doc, clock());
+        }
     }
 
     /// Turns queueing of local changes for sync on or off.
@@ -170,7 +196,44 @@ impl<S: Storage> Repo<S> {
         self.persist(handle, row).await
     }
 
+    /// Replaces the record's document with `fresh`, a rewrite without
+    /// history of the next epoch ([`crate::privacy::epoch`], e.g. from
+    /// [`crate::privacy::retention::anonymise_document`]), and its row with
+    /// `row`. The new snapshot replaces the old snapshot and every chunk in
+    /// one write, and the record's unsent changes leave the outbox, so no
+    /// byte of the old history stays in this device's storage.
+    ///
+    /// Sync does not carry a new epoch to other replicas yet (see
+    /// [`crate::privacy::epoch`], "Limits"): use this for records that are
+    /// not synced (the outbox is off).
+    ///
+    /// # Errors
+    /// [`SaveError::Storage`]: the old document stays stored and the handle
+    /// unchanged when the replacement could not be written.
+    pub async fn replace_epoch(
+        &self,
+        handle: &mut DocHandle,
+        mut fresh: AutoCommit,
+        row: &Row,
+    ) -> Result<(), SaveError> {
+        self.stamp(&mut fresh);
+        let snapshot = fresh.save();
+        self.storage.compact(handle.id, &snapshot, row, None).await?;
+        handle.persisted = fresh.get_heads();
+        handle.doc = fresh;
+        handle.chunks = 0;
+        let stale: Vec<u64> =
+            self.storage.outbox(usize::MAX).await?.into_iter().filter(|e| e.id == handle.id).map(|e| e.seq).collect();
+        if !stale.is_empty() {
+            self.storage.ack_outbox(&stale).await?;
+        }
+        Ok(())
+    }
+
     async fn persist(&self, handle: &mut DocHandle, row: Row) -> Result<(), SaveError> {
+        // Before anything reads the heads, which would commit the pending
+        // operations without a time.
+        self.stamp(&mut handle.doc);
         let heads = handle.doc.get_heads();
         if heads == handle.persisted {
             return Ok(());
@@ -200,6 +263,7 @@ impl<S: Storage> Repo<S> {
             let mut doc = AutoCommit::new().with_actor(self.actor.clone());
             crate::doc::init_root(&mut doc, R::KIND.as_str(), R::SCHEMA)?;
             record.write_doc(&mut doc)?;
+            self.stamp(&mut doc);
             appends.push(Append {
                 id: record.id(),
                 chunk: doc.save(),
@@ -262,6 +326,163 @@ impl<S: Storage> Repo<S> {
         Ok(row)
     }
 
+    /// Merges a page of changes received from other replicas, in one
+    /// storage write: every changed record's new chunk and row go into a
+    /// single [`Storage::append`] (one IndexedDB transaction), instead of one
+    /// transaction per change. Documents the caller keeps hydrated are taken
+    /// from `hydrated` and merged in place (an open page sees the changes);
+    /// the others are read from storage together ([`Storage::load_many`]),
+    /// merged, and dropped again once their bytes are computed.
+    ///
+    /// - Several changes of one record in the batch make one chunk and one
+    ///   row; changes already held (duplicates, a page pulled again after a
+    ///   crash) change nothing and store nothing.
+    /// - **A change that cannot be applied is refused without losing the
+    ///   others**: bytes that are not Automerge changes, or a record whose
+    ///   stored copy is unreadable (it is quarantined, as by
+    ///   [`Repo::open_doc`]). Every other change of the batch, before and
+    ///   after it, is merged and stored; [`AppliedMany::refused`] names the
+    ///   first refused one (its index in `changes`), so the sync cursor can
+    ///   stop just before it. The changes after it are then received again
+    ///   later, which is harmless.
+    /// - The rows of the records that changed come back, one per record.
+    /// - A hydrated document holding a local edit whose write failed: the
+    ///   stored chunk carries that edit too, so it is also queued in the
+    ///   outbox (while sync is on) instead of being stored unsent.
+    ///
+    /// Nothing is durable before this returns `Ok`.
+    ///
+    /// # Errors
+    /// [`ApplyError::Storage`] when reading or writing failed: nothing of the
+    /// batch was stored. Hydrated documents keep what was merged into them
+    /// (like an edit whose write failed, the next save writes it).
+    pub async fn apply_remote_many(
+        &self,
+        changes: &[(RecordId, &[u8])],
+        hydrated: &mut std::collections::HashMap<RecordId, DocHandle>,
+        now: Timestamp,
+    ) -> Result<AppliedMany, ApplyError> {
+        // Each record's changes, in batch order, records in order of first
+        // appearance: one document in memory at a time for those loaded here.
+        let mut order: Vec<RecordId> = Vec::new();
+        let mut by_record: std::collections::HashMap<RecordId, Vec<usize>> = std::collections::HashMap::new();
+        for (index, (id, _)) in changes.iter().enumerate() {
+            by_record
+                .entry(*id)
+                .or_insert_with(|| {
+                    order.push(*id);
+                    Vec::new()
+                })
+                .push(index);
+        }
+        let to_load: Vec<RecordId> = order.iter().copied().filter(|id| !hydrated.contains_key(id)).collect();
+        let mut stored: std::collections::HashMap<RecordId, Option<crate::storage::StoredDoc>> =
+            to_load.iter().copied().zip(self.storage.load_many(&to_load).await?).collect();
+
+        let mut refused: Option<(usize, ApplyError)> = None;
+        let mut refuse = |index: usize, error: ApplyError| {
+            if refused.as_ref().is_none_or(|(first, _)| index < *first) {
+                refused = Some((index, error));
+            }
+        };
+        let mut appends = Vec::new();
+        let mut rows = Vec::new();
+        // New heads of the hydrated documents, recorded once the write is durable.
+        let mut written: Vec<(RecordId, Vec<ChangeHash>)> = Vec::new();
+        for id in &order {
+            let indexes = &by_record[id];
+            let mut loaded;
+            let handle = match hydrated.get_mut(id) {
+                Some(handle) => handle,
+                None => {
+                    loaded = match stored.remove(id).flatten() {
+                        None => DocHandle {
+                            id: *id,
+                            doc: AutoCommit::new().with_actor(self.actor.clone()),
+                            persisted: Vec::new(),
+                            chunks: 0,
+                        },
+                        Some(doc) => match hydrate(doc.snapshot.as_deref(), &doc.chunks) {
+                            Ok(mut am) => {
+                                am.set_actor(self.actor.clone());
+                                let persisted = am.get_heads();
+                                DocHandle { id: *id, doc: am, persisted, chunks: doc.chunks.len() }
+                            }
+                            Err(e) => {
+                                let error = match self.set_aside(*id, &e.to_string(), now).await {
+                                    OpenError::Storage(s) => return Err(ApplyError::Storage(s)),
+                                    corrupt => ApplyError::Corrupt(corrupt.to_string()),
+                                };
+                                refuse(indexes[0], error);
+                                continue;
+                            }
+                        },
+                    };
+                    &mut loaded
+                }
+            };
+            let untouched = handle.persisted.is_empty() && handle.doc.get_heads().is_empty();
+            if let ([index], true) = (indexes.as_slice(), untouched) {
+                // The common case of a first pull: one whole record new to
+                // this device. One strict load checks every byte (as
+                // `chunks::check` does) and builds the document at once; the
+                // received bytes are then stored as they are. Bytes it
+                // refuses (a change whose dependencies are not here yet, or
+                // damage) take the careful path below, which decides.
+                if let Some(mut doc) = strict_load(changes[*index].1, &self.actor) {
+                    let row = materialise(&doc).ok();
+                    appends.push(Append {
+                        id: *id,
+                        chunk: changes[*index].1.to_vec(),
+                        row: row.clone(),
+                        outbox: false,
+                    });
+                    rows.extend(row);
+                    if let Some(held) = hydrated.get_mut(id) {
+                        written.push((*id, doc.get_heads()));
+                        held.doc = doc;
+                    }
+                    continue;
+                }
+            }
+            let before = handle.doc.get_heads();
+            // A local edit whose write failed is still only in memory: the
+            // chunk below carries it too, so it must also reach the outbox.
+            let unsaved_local = before != handle.persisted;
+            for &index in indexes {
+                let bytes = changes[index].1;
+                // Check first: the incremental load would skip bad bytes.
+                let merged = crate::chunks::check(bytes)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| handle.doc.load_incremental(bytes).map(|_| ()).map_err(|e| e.to_string()));
+                if let Err(reason) = merged {
+                    refuse(index, ApplyError::Undecodable(reason));
+                }
+            }
+            let after = handle.doc.get_heads();
+            if before == after {
+                continue;
+            }
+            // Changes whose dependencies have not arrived yet leave the
+            // document unreadable as a record for now; stored all the same.
+            let row = materialise(&handle.doc).ok();
+            let chunk = handle.doc.save_after(&handle.persisted);
+            appends.push(Append { id: *id, chunk, row: row.clone(), outbox: unsaved_local && self.outbox.get() });
+            rows.extend(row);
+            if hydrated.contains_key(id) {
+                written.push((*id, after));
+            }
+        }
+        self.storage.append(&appends).await?;
+        for (id, heads) in written {
+            if let Some(handle) = hydrated.get_mut(&id) {
+                handle.persisted = heads;
+                handle.chunks += 1;
+            }
+        }
+        Ok(AppliedMany { rows, refused })
+    }
+
     async fn set_aside(&self, id: RecordId, reason: &str, now: Timestamp) -> OpenError {
         let entry = Quarantined { key: id.to_string(), reason: reason.to_owned(), at: now };
         match self.storage.quarantine(&entry).await {
@@ -300,14 +521,42 @@ pub fn hydrate(snapshot: Option<&[u8]>, chunks: &[Vec<u8>]) -> Result<AutoCommit
 /// [`DecodeError`] when the document is not a readable record.
 pub fn materialise(doc: &AutoCommit) -> Result<Row, DecodeError> {
     let kind = crate::doc::req_str(doc, &automerge::ROOT, "kind")?;
-    match kind.parse::<crate::record::RecordKind>() {
-        Ok(crate::record::RecordKind::Contact) => Ok(crate::contact::Contact::from_doc(doc)?.row()),
-        Ok(crate::record::RecordKind::Workspace) => Ok(crate::workspace::Workspace::from_doc(doc)?.row()),
+    use crate::record::RecordKind;
+    use crate::sales::{activity::Activity, company::Company, deal::Deal, task::Task};
+    match kind.parse::<RecordKind>() {
+        Ok(RecordKind::Contact) => Ok(crate::contact::Contact::from_doc(doc)?.row()),
+        Ok(RecordKind::Workspace) => Ok(crate::workspace::Workspace::from_doc(doc)?.row()),
+        Ok(RecordKind::Company) => Ok(Company::from_doc(doc)?.row()),
+        Ok(RecordKind::Deal) => Ok(Deal::from_doc(doc)?.row()),
+        Ok(RecordKind::Activity) => Ok(Activity::from_doc(doc)?.row()),
+        Ok(RecordKind::Task) => Ok(Task::from_doc(doc)?.row()),
         _ => Err(DecodeError::Invalid {
             field: "kind".into(),
             reason: format!("this app cannot read {kind:?} records yet"),
         }),
     }
+}
+
+/// `bytes` as a whole document when a strict load takes them: every chunk
+/// parsed and its checksum verified, no change missing a dependency.
+fn strict_load(bytes: &[u8], actor: &ActorId) -> Option<AutoCommit> {
+    let options = automerge::LoadOptions::new()
+        .on_partial_load(automerge::OnPartialLoad::Error)
+        .verification_mode(automerge::VerificationMode::Check);
+    let mut doc = AutoCommit::load_with_options(bytes, options).ok()?;
+    doc.set_actor(actor.clone());
+    (!doc.get_heads().is_empty()).then_some(doc)
+}
+
+/// What [`Repo::apply_remote_many`] did with a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedMany {
+    /// The new row of every record the batch changed, one per record (none
+    /// for a record not readable as a record yet).
+    pub rows: Vec<Row>,
+    /// The first change that was refused: its index in the batch and why.
+    /// Every other change was applied.
+    pub refused: Option<(usize, ApplyError)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -540,6 +789,113 @@ mod tests {
         });
     }
 
+    /// A repo whose clock reads (and can move) `time`.
+    fn clocked(time: &std::rc::Rc<Cell<i64>>) -> Repo<MemoryStorage> {
+        let time = time.clone();
+        repo().with_clock(move || Timestamp::from_millis(time.get()))
+    }
+
+    #[test]
+    fn local_changes_carry_the_clock_time_and_the_audit_trail_shows_it() {
+        block_on(async {
+            // Whole seconds: Automerge keeps a change's time in seconds.
+            let created = 1_781_481_600_000;
+            let edited = created + 90_000;
+            let time = std::rc::Rc::new(Cell::new(created));
+            let repo = clocked(&time);
+            let mut c = contact(1, "Ada");
+            let mut h = repo.create(&c).await.unwrap();
+            time.set(edited);
+            c.title = "Countess".into();
+            // `updated_at` is deliberately left at the creation value: the
+            // time must come from the change itself.
+            repo.save(&mut h, &c).await.unwrap();
+
+            let changes = h.doc_mut().get_changes(&[]);
+            let times: Vec<i64> = changes.iter().map(|ch| ch.timestamp()).collect();
+            assert_eq!(times, [created / 1000, edited / 1000], "each change carries the clock's time");
+
+            let mut reopened = repo.open_doc(c.id, NOW).await.unwrap();
+            let log = crate::audit::history(reopened.doc_mut());
+            assert_eq!(log.len(), 2);
+            assert_eq!((log[0].at, log[0].action), (Timestamp::from_millis(edited), crate::audit::AuditAction::Edited));
+            assert_eq!(log[0].fields, ["title"]);
+            assert_eq!(log[0].member, Some(me()));
+            assert_eq!(log[1].at, Timestamp::from_millis(created));
+
+            time.set(edited + 60_000);
+            repo.create_many(&[contact(2, "Grace")]).await.unwrap();
+            let mut grace = repo.open_doc(RecordId::from_bytes([2; 16]), NOW).await.unwrap();
+            assert_eq!(crate::audit::history(grace.doc_mut())[0].at, Timestamp::from_millis(edited + 60_000));
+        });
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_time_of_the_edit_when_retried_later() {
+        block_on(async {
+            let time = std::rc::Rc::new(Cell::new(1_781_481_600_000));
+            let repo = clocked(&time);
+            let mut c = contact(1, "Ada");
+            let mut h = repo.create(&c).await.unwrap();
+            repo.storage().fail_writes(Some(StorageError::QuotaExceeded));
+            time.set(1_781_481_700_000);
+            c.title = "Countess".into();
+            assert!(repo.save(&mut h, &c).await.is_err());
+            repo.storage().fail_writes(None);
+            time.set(1_781_481_900_000);
+            repo.retry(&mut h, c.row()).await.unwrap();
+            let mut reopened = repo.open_doc(c.id, NOW).await.unwrap();
+            assert_eq!(crate::audit::history(reopened.doc_mut())[0].at, Timestamp::from_millis(1_781_481_700_000));
+        });
+    }
+
+    #[test]
+    fn a_new_epoch_replaces_every_stored_byte_of_the_old_history() {
+        block_on(async {
+            let time = std::rc::Rc::new(Cell::new(1_781_481_600_000));
+            let repo = clocked(&time);
+            let ws = crate::workspace::Workspace::new(RecordId::from_bytes([9; 16]), "Acme", me(), "Sam", NOW);
+            let mut c = contact(1, "Ada");
+            c.family_name = "Lovelace".into();
+            c.notes = "Prefers letters".into();
+            let mut h = repo.create(&c).await.unwrap();
+            c.title = "Countess".into();
+            repo.save(&mut h, &c).await.unwrap();
+            repo.create(&contact(2, "Grace")).await.unwrap();
+
+            time.set(1_781_481_700_000);
+            let at = Timestamp::from_millis(time.get());
+            let (fresh, anonymised) =
+                crate::privacy::retention::anonymise_document(h.doc_mut(), &ws, at, me(), session_actor(me(), [8; 8]))
+                    .unwrap();
+            repo.replace_epoch(&mut h, fresh, &anonymised.row()).await.unwrap();
+
+            let stored = repo.storage().load(c.id).await.unwrap().unwrap();
+            assert!(stored.chunks.is_empty(), "the old chunks are gone");
+            let bytes = stored.snapshot.clone().unwrap();
+            let text = String::from_utf8_lossy(&crate::repo::hydrate(Some(&bytes), &[]).unwrap().save_nocompress())
+                .into_owned();
+            for gone in ["Ada", "Lovelace", "Countess", "Prefers"] {
+                assert!(!text.contains(gone), "{gone} is still stored");
+            }
+            let (_, loaded) = repo.open::<Contact>(c.id, NOW).await.unwrap();
+            assert_eq!(loaded, anonymised);
+            let rows = repo.storage().rows().await.unwrap().rows;
+            let row = rows.iter().find(|r| r.id == c.id).unwrap();
+            assert_eq!(row.title, crate::privacy::retention::ANONYMISED_NAME);
+            assert!(rows.iter().any(|r| r.title == "Grace"), "other records are untouched");
+            let log = crate::audit::history(h.doc_mut());
+            assert_eq!((log.len(), log[0].action, log[0].at), (1, crate::audit::AuditAction::NewEpoch(1), at));
+
+            // Later edits continue the new epoch.
+            let mut later = anonymised.clone();
+            later.tags.insert("archived".into());
+            repo.save(&mut h, &later).await.unwrap();
+            let (_, loaded) = repo.open::<Contact>(c.id, NOW).await.unwrap();
+            assert_eq!(loaded, later);
+        });
+    }
+
     #[test]
     fn a_record_stored_in_a_batch_opens_like_any_other() {
         block_on(async {
@@ -549,6 +905,209 @@ mod tests {
             assert_eq!(repo.storage().rows().await.unwrap().rows.len(), 20);
             let (_, c) = repo.open::<Contact>(RecordId::from_bytes([7; 16]), NOW).await.unwrap();
             assert_eq!(c.given_name, "c7");
+        });
+    }
+
+    /// Replica A's outbox after creating `names` (one contact each) and
+    /// editing the first one twice: several changes per record.
+    async fn changes_from_a(names: &[&str]) -> (Vec<Contact>, Vec<(RecordId, Vec<u8>)>) {
+        changes_from(2, names).await
+    }
+
+    /// As [`changes_from_a`], made by member `member`.
+    async fn changes_from(member: u8, names: &[&str]) -> (Vec<Contact>, Vec<(RecordId, Vec<u8>)>) {
+        {
+            let a = Repo::new(MemoryStorage::new(), session_actor(MemberId::from_bytes([member; 16]), [1; 8]));
+            a.set_outbox(true);
+            let mut contacts = Vec::new();
+            let mut first = None;
+            for (n, name) in (1u8..).zip(names) {
+                let c = contact(n, name);
+                let h = a.create(&c).await.unwrap();
+                first.get_or_insert(h);
+                contacts.push(c);
+            }
+            let h = first.as_mut().unwrap();
+            for title in ["Countess", "Mathematician"] {
+                contacts[0].title = title.into();
+                a.save(h, &contacts[0]).await.unwrap();
+            }
+            let outbox = a.storage().outbox(usize::MAX).await.unwrap();
+            (contacts, outbox.into_iter().map(|e| (e.id, e.bytes)).collect())
+        }
+    }
+
+    fn batch(changes: &[(RecordId, Vec<u8>)]) -> Vec<(RecordId, &[u8])> {
+        changes.iter().map(|(id, bytes)| (*id, bytes.as_slice())).collect()
+    }
+
+    #[test]
+    fn a_page_of_remote_changes_is_stored_in_one_write_with_one_chunk_and_row_per_record() {
+        block_on(async {
+            let (contacts, changes) = changes_from_a(&["Ada", "Grace", "Linus"]).await;
+            assert_eq!(changes.len(), 5, "three creations and two edits of Ada");
+            let b = repo();
+            let mut hydrated = std::collections::HashMap::new();
+            let applied = b.apply_remote_many(&batch(&changes), &mut hydrated, NOW).await.unwrap();
+            assert_eq!(applied.refused, None);
+            let mut titles: Vec<_> = applied.rows.iter().map(|r| (r.title.clone(), r.subtitle.clone())).collect();
+            titles.sort();
+            assert_eq!(titles[0], ("Ada".to_owned(), "Mathematician".to_owned()), "one row per record, the latest");
+            assert_eq!(titles.len(), 3);
+            for c in &contacts {
+                assert_eq!(b.storage().chunk_count(c.id), 1, "Ada's three changes are one chunk");
+                let (_, copy) = b.open::<Contact>(c.id, NOW).await.unwrap();
+                assert_eq!(&copy, c);
+            }
+            assert_eq!(b.storage().rows().await.unwrap().rows.len(), 3);
+            assert!(b.storage().outbox(10).await.unwrap().is_empty(), "received changes are not sent back");
+
+            // The same page again (a crash before the cursor was saved): nothing changes.
+            let again = b.apply_remote_many(&batch(&changes), &mut hydrated, NOW).await.unwrap();
+            assert_eq!(again, AppliedMany { rows: Vec::new(), refused: None });
+            assert!(contacts.iter().all(|c| b.storage().chunk_count(c.id) == 1), "duplicates store nothing");
+        });
+    }
+
+    #[test]
+    fn whole_documents_new_to_this_device_are_stored_as_received_and_duplicates_change_nothing() {
+        block_on(async {
+            let (contacts, changes) = changes_from_a(&["Ada", "Grace"]).await;
+            // What a first upload sends: each document whole.
+            let a = repo();
+            a.apply_remote_many(&batch(&changes), &mut Default::default(), NOW).await.unwrap();
+            let mut saved = Vec::new();
+            for c in &contacts {
+                let (mut h, _) = a.open::<Contact>(c.id, NOW).await.unwrap();
+                saved.push((c.id, h.doc_mut().save()));
+            }
+            let b = repo();
+            let applied = b.apply_remote_many(&batch(&saved), &mut Default::default(), NOW).await.unwrap();
+            assert_eq!((applied.rows.len(), applied.refused), (2, None));
+            for ((id, bytes), c) in saved.iter().zip(&contacts) {
+                let stored = b.storage().load(*id).await.unwrap().unwrap();
+                assert_eq!(stored.chunks, vec![bytes.clone()], "stored as received");
+                assert_eq!(&b.open::<Contact>(*id, NOW).await.unwrap().1, c);
+            }
+            let again = b.apply_remote_many(&batch(&saved), &mut Default::default(), NOW).await.unwrap();
+            assert_eq!(again, AppliedMany { rows: Vec::new(), refused: None });
+            assert!(contacts.iter().all(|c| b.storage().chunk_count(c.id) == 1));
+            // A change whose dependencies are missing merges nothing yet.
+            let c = repo();
+            let later = c.apply_remote_many(&batch(&changes[3..4]), &mut Default::default(), NOW).await.unwrap();
+            assert_eq!((later.rows.len(), later.refused), (0, None));
+            assert_eq!(c.storage().load(changes[3].0).await.unwrap(), None);
+            // A damaged document is refused, not stored.
+            let mut damaged = saved[0].1.clone();
+            let last = damaged.len() - 1;
+            damaged[last] ^= 0x40;
+            let refused = c.apply_remote_many(&[(saved[0].0, &damaged)], &mut Default::default(), NOW).await.unwrap();
+            assert!(matches!(refused.refused, Some((0, ApplyError::Undecodable(_)))), "{refused:?}");
+            assert_eq!(c.storage().load(saved[0].0).await.unwrap(), None);
+        });
+    }
+
+    #[test]
+    fn an_undecodable_change_is_refused_and_the_others_of_the_page_are_stored() {
+        block_on(async {
+            let (contacts, mut changes) = changes_from_a(&["Ada", "Grace", "Linus"]).await;
+            let bad = RecordId::from_bytes([9; 16]);
+            changes.insert(2, (bad, b"\x85\x6f\x4a\x83 not automerge".to_vec()));
+            changes.push((contacts[1].id, b"garbage".to_vec()));
+            let b = repo();
+            let applied = b.apply_remote_many(&batch(&changes), &mut Default::default(), NOW).await.unwrap();
+            let (index, error) = applied.refused.expect("refused");
+            assert_eq!(index, 2, "the first refused change is named");
+            assert!(matches!(error, ApplyError::Undecodable(_)), "{error:?}");
+            assert_eq!(applied.rows.len(), 3, "changes before and after it were applied");
+            for c in &contacts {
+                let (_, copy) = b.open::<Contact>(c.id, NOW).await.unwrap();
+                assert_eq!(&copy, c);
+            }
+            assert_eq!(b.storage().load(bad).await.unwrap(), None, "nothing of the refused bytes is stored");
+        });
+    }
+
+    #[test]
+    fn a_hydrated_document_takes_the_page_in_place_and_knows_it_is_stored() {
+        block_on(async {
+            let (contacts, changes) = changes_from_a(&["Ada"]).await;
+            let b = repo();
+            // B has Ada's creation and keeps her open.
+            b.apply_remote_many(&batch(&changes[..1]), &mut Default::default(), NOW).await.unwrap();
+            let (handle, _) = b.open::<Contact>(contacts[0].id, NOW).await.unwrap();
+            let mut hydrated = std::collections::HashMap::from([(contacts[0].id, handle)]);
+            let applied = b.apply_remote_many(&batch(&changes), &mut hydrated, NOW).await.unwrap();
+            assert_eq!(applied.rows.iter().map(|r| r.subtitle.as_str()).collect::<Vec<_>>(), ["Mathematician"]);
+            let handle = hydrated.get_mut(&contacts[0].id).unwrap();
+            assert_eq!(Contact::from_doc(handle.doc()).unwrap(), contacts[0], "the open document sees the edits");
+            assert!(!handle.has_unsaved_changes(), "what was merged is durable");
+            assert_eq!(handle.chunk_count(), 2);
+            let (_, stored) = b.open::<Contact>(contacts[0].id, NOW).await.unwrap();
+            assert_eq!(stored, contacts[0]);
+        });
+    }
+
+    #[test]
+    fn a_local_edit_not_yet_written_still_reaches_the_outbox_when_a_page_is_stored_with_it() {
+        block_on(async {
+            let (contacts, changes) = changes_from_a(&["Ada", "Grace"]).await;
+            let b = repo();
+            b.set_outbox(true);
+            b.apply_remote_many(&batch(&changes[..1]), &mut Default::default(), NOW).await.unwrap();
+            let (mut handle, mut ada) = b.open::<Contact>(contacts[0].id, NOW).await.unwrap();
+            b.storage().fail_writes(Some(StorageError::QuotaExceeded));
+            ada.company_name = "Engines".into();
+            b.save(&mut handle, &ada).await.unwrap_err();
+            b.storage().fail_writes(None);
+            let mut hydrated = std::collections::HashMap::from([(ada.id, handle)]);
+            b.apply_remote_many(&batch(&changes), &mut hydrated, NOW).await.unwrap();
+            let queued = b.storage().outbox(10).await.unwrap();
+            assert_eq!(queued.iter().map(|e| e.id).collect::<Vec<_>>(), [ada.id], "only the chunk with the local edit");
+            let other = repo();
+            other.apply_remote_many(&batch(&changes), &mut Default::default(), NOW).await.unwrap();
+            let sent: Vec<_> = queued.iter().map(|e| (e.id, e.bytes.as_slice())).collect();
+            other.apply_remote_many(&sent, &mut Default::default(), NOW).await.unwrap();
+            let (_, copy) = other.open::<Contact>(ada.id, NOW).await.unwrap();
+            assert_eq!(copy.company_name, "Engines", "the local edit travels");
+            assert_eq!(copy.title, "Mathematician");
+        });
+    }
+
+    #[test]
+    fn a_failed_write_stores_nothing_of_the_page_and_it_applies_later() {
+        block_on(async {
+            let (contacts, changes) = changes_from_a(&["Ada", "Grace"]).await;
+            let b = repo();
+            b.storage().fail_writes(Some(StorageError::QuotaExceeded));
+            let err = b.apply_remote_many(&batch(&changes), &mut Default::default(), NOW).await.unwrap_err();
+            assert_eq!(err, ApplyError::Storage(StorageError::QuotaExceeded));
+            assert!(b.storage().rows().await.unwrap().rows.is_empty(), "all or nothing");
+            assert!(contacts.iter().all(|c| b.storage().chunk_count(c.id) == 0));
+            b.storage().fail_writes(None);
+            let applied = b.apply_remote_many(&batch(&changes), &mut Default::default(), NOW).await.unwrap();
+            assert_eq!((applied.rows.len(), applied.refused), (2, None));
+        });
+    }
+
+    #[test]
+    fn a_change_for_an_unreadable_local_record_is_refused_and_the_record_quarantined() {
+        block_on(async {
+            let (contacts, changes) = changes_from_a(&["Ada", "Grace"]).await;
+            let b = repo();
+            b.apply_remote_many(&batch(&changes), &mut Default::default(), NOW).await.unwrap();
+            assert!(b.storage().corrupt_last_chunk(contacts[0].id, b"\x85\x6f\x4a\x83garbage".to_vec()));
+            let (more, later) = changes_from(3, &["Adah", "Gracie"]).await;
+            let later: Vec<_> = later.into_iter().rev().collect(); // Grace first, then Ada's
+            let applied = b.apply_remote_many(&batch(&later), &mut Default::default(), NOW).await.unwrap();
+            let (index, error) = applied.refused.expect("Ada's changes are refused");
+            assert_eq!(later[index].0, contacts[0].id);
+            assert!(matches!(error, ApplyError::Corrupt(_)), "{error:?}");
+            let quarantined = b.storage().quarantined().await.unwrap();
+            assert_eq!(quarantined.iter().map(|q| q.key.clone()).collect::<Vec<_>>(), [contacts[0].id.to_string()]);
+            let (_, grace) = b.open::<Contact>(more[1].id, NOW).await.unwrap();
+            assert_eq!(grace.given_name, "Gracie", "Grace's record still took the page");
+            assert_eq!(applied.rows.len(), 1);
         });
     }
 }

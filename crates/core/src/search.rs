@@ -27,6 +27,9 @@ pub enum SortKey {
     Company,
     Email,
     Updated,
+    /// A text column of the row (`industry`, `city`…), accents and case
+    /// folded; for lists of record kinds other than contacts.
+    Column(&'static str),
 }
 
 impl SortKey {
@@ -38,6 +41,7 @@ impl SortKey {
             SortKey::Company => "Company",
             SortKey::Email => "Email",
             SortKey::Updated => "Last updated",
+            SortKey::Column(column) => column,
         }
     }
 }
@@ -55,13 +59,13 @@ impl Default for Sort {
 }
 
 /// Appends the lower-cased text searched for a row: name, emails, phones,
-/// company, title and tags.
+/// company, title, a company's web domain, and tags.
 fn push_haystack(s: &mut String, row: &Row) {
     for part in [&row.title, &row.subtitle] {
         fold_into(s, part);
         s.push(' ');
     }
-    for col in ["email", "other_emails", "phone", "other_phones", "company"] {
+    for col in ["email", "other_emails", "phone", "other_phones", "company", "domain"] {
         fold_into(s, row.column(col));
         s.push(' ');
     }
@@ -367,6 +371,7 @@ fn sort_key(row: &Row, key: SortKey) -> (SortValue<'_>, Cow<'_, str>) {
         }),
         SortKey::Email => SortValue::Text(Cow::Borrowed(row.column("email"))),
         SortKey::Updated => SortValue::Number(row.updated_at.as_millis().max(0)),
+        SortKey::Column(column) => SortValue::Text(Cow::Owned(fold(row.column(column)))),
     };
     (primary, name)
 }
@@ -662,6 +667,40 @@ mod tests {
                 .map(|p| i.row_at(p).title.clone())
                 .collect();
             assert_eq!(order.last().unwrap(), "Grace Hopper");
+        }
+    }
+
+    #[test]
+    fn companies_are_found_by_domain_and_sorted_by_a_column() {
+        let company = |n: u8, name: &str, domain: &str, city: &str| {
+            let mut r = row(n, name, "", "", "", &[]);
+            r.kind = RecordKind::Company;
+            for (k, v) in [("domain", domain), ("city", city)] {
+                if !v.is_empty() {
+                    r.columns.insert(k.into(), v.into());
+                }
+            }
+            r
+        };
+        let i = RowIndex::from_rows([
+            company(1, "Acme", "acme.example", "Zürich"),
+            company(2, "Globex", "globex.example", "Aachen"),
+            company(3, "Initech", "", ""),
+        ]);
+        let found: Vec<_> = i
+            .query(RecordKind::Company, &Query::parse("globex.ex"), Sort::default())
+            .into_iter()
+            .map(|p| i.row_at(p).title.clone())
+            .collect();
+        assert_eq!(found, ["Globex"]);
+        for descending in [false, true] {
+            let order: Vec<_> = i
+                .query(RecordKind::Company, &Query::default(), Sort { key: SortKey::Column("city"), descending })
+                .into_iter()
+                .map(|p| i.row_at(p).title.clone())
+                .collect();
+            let expected = if descending { ["Acme", "Globex", "Initech"] } else { ["Globex", "Acme", "Initech"] };
+            assert_eq!(order, expected, "empty last, accents folded (descending: {descending})");
         }
     }
 

@@ -106,6 +106,20 @@ pub trait Storage {
     /// [`StorageError::ReadFailed`].
     async fn load(&self, id: RecordId) -> Result<Option<StoredDoc>, StorageError>;
 
+    /// [`Storage::load`] of several documents, in the order of `ids`. A
+    /// store that can should read them together (IndexedDB: one
+    /// transaction); the default loads them one at a time.
+    ///
+    /// # Errors
+    /// [`StorageError::ReadFailed`].
+    async fn load_many(&self, ids: &[RecordId]) -> Result<Vec<Option<StoredDoc>>, StorageError> {
+        let mut docs = Vec::with_capacity(ids.len());
+        for id in ids {
+            docs.push(self.load(*id).await?);
+        }
+        Ok(docs)
+    }
+
     /// Appends each chunk and replaces each row, all in one transaction:
     /// either every append is durable when this returns `Ok`, or none is.
     ///

@@ -38,6 +38,13 @@ pub enum FieldError {
     InvalidNumber,
     #[error("Enter a date as YYYY-MM-DD")]
     InvalidDate,
+    #[error("Enter a time as HH:MM")]
+    InvalidTime,
+    #[error("Enter a whole number from {min} to {max}")]
+    OutOfRange { min: i64, max: i64 },
+    /// A rule of the record itself (an amount, a currency, a stage), in words.
+    #[error("{0}")]
+    Invalid(String),
     #[error("Choose one of: {}", choices.join(", "))]
     NotAChoice { choices: Vec<String> },
 }

@@ -13,6 +13,7 @@ use crate::doc::{self, DecodeError, EncodeError};
 use crate::ids::{MemberId, RecordId};
 use crate::privacy::{retention, tombstone, RetentionPolicy, Tombstones};
 use crate::record::{Record, RecordKind, Row};
+use crate::sales::pipeline::{Pipeline, PipelineId, Stage, StageId};
 use crate::validate::CustomFieldKind;
 use crate::Timestamp;
 
@@ -52,6 +53,13 @@ pub struct Workspace {
     pub tombstones: Tombstones,
     /// When inactive contacts come up for review; absent = no policy.
     pub retention: Option<RetentionPolicy>,
+    /// Deal pipelines and their stages (see [`crate::sales::pipeline`]).
+    pub pipelines: BTreeMap<PipelineId, Pipeline>,
+    /// Currency new deals start in (ISO 4217 code).
+    pub currency: String,
+    /// Monthly sales target in minor units of [`Workspace::currency`], for
+    /// the forecast; absent = none.
+    pub monthly_target: Option<i64>,
     pub updated_at: Timestamp,
 }
 
@@ -70,6 +78,9 @@ impl Workspace {
             members,
             tombstones: Tombstones::new(),
             retention: None,
+            pipelines: crate::sales::pipeline::default_pipelines(),
+            currency: "EUR".into(),
+            monthly_target: None,
             updated_at: now,
         }
     }
@@ -86,6 +97,25 @@ impl Workspace {
             let s = id.to_string();
             format!("member {}", &s[s.len() - 6..])
         })
+    }
+
+    /// A pipeline's stage, if both exist.
+    pub fn stage(&self, pipeline: &str, stage: &str) -> Option<&Stage> {
+        self.pipelines.get(pipeline)?.stages.get(stage)
+    }
+
+    /// Pipelines in display order (archived ones left out unless asked for).
+    pub fn ordered_pipelines(&self, include_archived: bool) -> Vec<(&PipelineId, &Pipeline)> {
+        let mut out: Vec<_> = self.pipelines.iter().filter(|(_, p)| include_archived || !p.archived).collect();
+        out.sort_by(|a, b| a.1.position.total_cmp(&b.1.position).then_with(|| a.0.cmp(b.0)));
+        out
+    }
+
+    /// Where a new deal starts: the first open stage of the first pipeline.
+    pub fn default_stage(&self) -> Option<(PipelineId, StageId)> {
+        self.ordered_pipelines(false)
+            .into_iter()
+            .find_map(|(pid, p)| p.first_open_stage().map(|s| (pid.clone(), s.clone())))
     }
 
     /// Custom fields that apply to `kind`, in id order.
@@ -199,6 +229,9 @@ impl Record for Workspace {
             members: read_json_map(doc, "members")?,
             tombstones: tombstone::read(doc)?,
             retention: retention::read_policy(doc)?,
+            pipelines: crate::sales::pipeline::read(doc)?,
+            currency: doc::get_str(doc, &ROOT, "currency")?.unwrap_or_else(|| "EUR".into()),
+            monthly_target: doc::get_i64(doc, &ROOT, "monthly_target")?,
             updated_at: Timestamp::from_millis(doc::get_i64(doc, &ROOT, "updated_at")?.unwrap_or(0)),
         })
     }
@@ -212,6 +245,9 @@ impl Record for Workspace {
         write_json_map(doc, "members", &self.members)?;
         tombstone::write(doc, &self.tombstones)?;
         retention::write_policy(doc, self.retention.as_ref())?;
+        crate::sales::pipeline::write(doc, &self.pipelines)?;
+        doc::put_str(doc, &ROOT, "currency", Some(&self.currency))?;
+        doc::put_i64(doc, &ROOT, "monthly_target", self.monthly_target)?;
         doc::put_i64(doc, &ROOT, "updated_at", Some(self.updated_at.as_millis()))?;
         Ok(())
     }

@@ -360,4 +360,43 @@ mod tests {
         assert!(!plan.is_complete());
         assert!(plan.preview().contains("Could not be checked for references to Ada Lovelace: 1 deal (“Mystery”)"));
     }
+
+    #[test]
+    fn erasing_a_contact_erases_its_own_activities_and_tasks_and_scrubs_shared_sales_records() {
+        use crate::privacy::Referencing;
+        use crate::sales::activity::{Activity, ActivityKind};
+        use crate::sales::deal::Deal;
+        use crate::sales::task::Task;
+        let ada = ada();
+        let grace = RecordId::from_bytes([2; 16]);
+        let t = Timestamp::from_millis(5);
+        let id = |n: u8| RecordId::from_bytes([n; 16]);
+        let mut call = Activity::new(id(10), ActivityKind::Call, t, t, me());
+        call.contacts.insert(ada.id);
+        call.deal = Some(id(20));
+        let mut meeting = Activity::new(id(11), ActivityKind::Meeting, t, t, me());
+        meeting.contacts.extend([ada.id, grace]);
+        let mut deal = Deal::new(id(20), "sales".into(), "lead".into(), EntryId::from_bytes([7; 16]), t, me());
+        deal.contacts.extend([ada.id, grace]);
+        let mut follow_up = Task::new(id(30), t, me());
+        follow_up.link = Some(ada.id);
+        follow_up.link_kind = Some(RecordKind::Contact);
+        let mut deal_task = Task::new(id(31), t, me());
+        deal_task.link = Some(id(20));
+        deal_task.link_kind = Some(RecordKind::Deal);
+        let rows = [call.row(), meeting.row(), deal.row(), follow_up.row(), deal_task.row()];
+
+        let plan = plan_erasure(&ada, &rows);
+        assert_eq!(plan.erase_ids(), [ada.id, id(10), id(30)], "the call and the follow-up were only about Ada");
+        let scrubbed: Vec<_> = plan.scrub.iter().map(|s| (s.record.id, s.fields.clone())).collect();
+        assert_eq!(scrubbed, [(id(11), vec!["contacts".to_owned()]), (id(20), vec!["contacts".to_owned()])]);
+
+        // Carrying out the scrub leaves no reference to Ada, and Grace stays.
+        assert_eq!(meeting.scrub(ada.id), ["contacts"]);
+        assert_eq!(deal.scrub(ada.id), ["contacts"]);
+        let after = [meeting.row(), deal.row(), deal_task.row()];
+        assert!(plan_erasure(&ada, &after).scrub.is_empty());
+        assert!(after.iter().all(|r| !r.column(REFS_COLUMN).contains(&ada.id.to_string())));
+        assert!(after[0].column(REFS_COLUMN).contains(&grace.to_string()));
+    }
 }

@@ -6,6 +6,9 @@
 //! - [`review`] is a pure function of the policy, the rows, what the app
 //!   knows about each contact's activity and open work ([`ActivityFacts`]),
 //!   and `now`. It only proposes; nothing is changed until the user picks.
+//! - [`activity_facts`] derives those facts from the rows of activities
+//!   (column `at`), deals and tickets (column `status`) that reference
+//!   contacts through their `refs` column ([`super::references`]).
 //! - [`anonymise`] keeps what aggregates need (tags, owner, creation, the
 //!   current consent status per purpose) and drops what identifies the person.
 //!
@@ -126,6 +129,85 @@ impl RetentionPolicy {
 pub struct ActivityFacts {
     pub last_activity: Option<Timestamp>,
     pub open_items: u32,
+}
+
+/// The row column of an activity holding when it happened (epoch
+/// milliseconds as a decimal string).
+pub const ACTIVITY_AT_COLUMN: &str = "at";
+/// The row column of a deal (`open`, `won`, `lost`) or ticket (`closed` and
+/// `solved` are done, anything else is open) holding its status.
+pub const STATUS_COLUMN: &str = "status";
+
+/// What [`activity_facts`] derived from the rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActivityIndex {
+    /// Per referenced record (contacts, in practice).
+    pub facts: BTreeMap<RecordId, ActivityFacts>,
+    /// Activity, deal and ticket rows whose references could not be read,
+    /// with the reason: the contacts they point at are unknown, so the
+    /// review can say that its list may include people with recent work.
+    pub unreadable: Vec<(RecordId, String)>,
+}
+
+/// Whether a deal or ticket row counts as open work.
+///
+/// Deals are done when `won` or `lost`, tickets when `closed` or `solved`.
+/// Anything else, including a missing or unknown status, counts as open:
+/// the review must rather miss a candidate than propose someone with work
+/// in progress.
+fn is_open(row: &Row) -> bool {
+    let status = row.column(STATUS_COLUMN).trim().to_ascii_lowercase();
+    match row.kind {
+        RecordKind::Deal => !matches!(status.as_str(), "won" | "lost"),
+        RecordKind::Ticket => !matches!(status.as_str(), "closed" | "solved"),
+        _ => false,
+    }
+}
+
+/// Derives each contact's [`ActivityFacts`] from the materialised rows, for
+/// [`review`]. Pure: one pass over rows already in memory.
+///
+/// - An **activity** row (kind `Activity`) counts for every record its
+///   [`references`](super::references) point at (whatever the role): its
+///   time is the `at` column (epoch milliseconds), or the row's `updated_at`
+///   when `at` is missing or unreadable. A future `at` (a meeting planned)
+///   counts too, so a contact with something planned never comes up.
+/// - A **deal** or **ticket** row that is open (see [`STATUS_COLUMN`])
+///   adds one open item to every record it references.
+/// - Soft-deleted rows count for nothing: they are no longer work.
+/// - Rows whose references cannot be read are listed in
+///   [`ActivityIndex::unreadable`], never treated as pointing at nobody
+///   silently.
+pub fn activity_facts<'a>(rows: impl IntoIterator<Item = &'a Row>) -> ActivityIndex {
+    let mut out = ActivityIndex::default();
+    for row in rows {
+        if row.deleted || !matches!(row.kind, RecordKind::Activity | RecordKind::Deal | RecordKind::Ticket) {
+            continue;
+        }
+        let refs = match super::references::row_references(row) {
+            super::references::RowReferences::Read(refs) => refs,
+            super::references::RowReferences::Unreadable(reason) => {
+                out.unreadable.push((row.id, reason));
+                continue;
+            }
+        };
+        let targets: BTreeSet<RecordId> = refs.iter().map(|r| r.target).filter(|t| *t != row.id).collect();
+        for target in targets {
+            let f = out.facts.entry(target).or_default();
+            if row.kind == RecordKind::Activity {
+                let at = row
+                    .column(ACTIVITY_AT_COLUMN)
+                    .trim()
+                    .parse::<i64>()
+                    .map(Timestamp::from_millis)
+                    .unwrap_or(row.updated_at);
+                f.last_activity = Some(f.last_activity.map_or(at, |l| l.max(at)));
+            } else if is_open(row) {
+                f.open_items = f.open_items.saturating_add(1);
+            }
+        }
+    }
+    out
 }
 
 /// A contact the policy puts up for review.
@@ -513,6 +595,94 @@ mod tests {
         w.retention = None;
         w.write_doc(&mut doc).unwrap();
         assert_eq!(Workspace::from_doc(&doc).unwrap().retention, None);
+    }
+
+    fn linked(n: u8, kind: RecordKind, columns: &[(&str, &str)], refs: &[crate::privacy::Reference]) -> Row {
+        let mut row = crate::privacy::references::tests::row_with(n, kind, &format!("{kind} {n}"), refs);
+        row.updated_at = Timestamp::from_millis(now().as_millis() - 2000 * DAY);
+        for (k, v) in columns {
+            row.columns.insert((*k).into(), (*v).into());
+        }
+        row
+    }
+
+    fn days_ago(days: i64) -> String {
+        (now().as_millis() - days * DAY).to_string()
+    }
+
+    #[test]
+    fn activity_facts_come_from_activity_deal_and_ticket_rows() {
+        use crate::privacy::references::tests::{about, mentions};
+        let ada = RecordId::from_bytes([1; 16]);
+        let bob = RecordId::from_bytes([2; 16]);
+        let cy = RecordId::from_bytes([3; 16]);
+        let mut deleted_call = linked(15, RecordKind::Activity, &[("at", &days_ago(1))], &[about(3)]);
+        deleted_call.deleted = true;
+        let rows = [
+            // Ada: two calls (the later one counts), a won deal, a closed ticket.
+            linked(10, RecordKind::Activity, &[("at", &days_ago(400))], &[about(1)]),
+            linked(11, RecordKind::Activity, &[("at", &days_ago(90))], &[about(1), mentions(2)]),
+            linked(12, RecordKind::Deal, &[("status", "won")], &[mentions(1)]),
+            linked(13, RecordKind::Ticket, &[("status", "closed")], &[mentions(1)]),
+            linked(14, RecordKind::Ticket, &[("status", "Solved")], &[mentions(1)]),
+            // Bob: mentioned in the later call, one open deal, one open ticket.
+            linked(20, RecordKind::Deal, &[("status", "open")], &[mentions(2)]),
+            linked(21, RecordKind::Ticket, &[("status", "waiting on customer")], &[mentions(2)]),
+            linked(22, RecordKind::Deal, &[("status", "lost")], &[mentions(2)]),
+            // Cy: only a deleted call, and a call whose time cannot be read.
+            deleted_call,
+            linked(16, RecordKind::Activity, &[("at", "yesterday")], &[about(3)]),
+            // Not activity: a contact row that references someone.
+            linked(30, RecordKind::Contact, &[("at", &days_ago(0))], &[mentions(1)]),
+        ];
+        let index = activity_facts(&rows);
+        assert!(index.unreadable.is_empty());
+        let at = |days: i64| Some(Timestamp::from_millis(now().as_millis() - days * DAY));
+        assert_eq!(index.facts[&ada], ActivityFacts { last_activity: at(90), open_items: 0 });
+        assert_eq!(index.facts[&bob], ActivityFacts { last_activity: at(90), open_items: 2 });
+        assert_eq!(
+            index.facts[&cy],
+            ActivityFacts { last_activity: at(2000), open_items: 0 },
+            "an unreadable time falls back to the row's update; deleted rows count for nothing"
+        );
+        assert_eq!(index.facts.len(), 3);
+    }
+
+    #[test]
+    fn open_work_without_a_known_status_counts_as_open_and_unreadable_links_are_reported() {
+        use crate::privacy::references::tests::mentions;
+        let mut broken = linked(12, RecordKind::Deal, &[("status", "open")], &[]);
+        broken.columns.insert(crate::privacy::references::REFS_COLUMN.into(), "[oops".into());
+        let rows = [
+            linked(10, RecordKind::Deal, &[], &[mentions(1)]),
+            linked(11, RecordKind::Ticket, &[("status", "")], &[mentions(1)]),
+            broken,
+        ];
+        let index = activity_facts(&rows);
+        assert_eq!(index.facts[&RecordId::from_bytes([1; 16])].open_items, 2);
+        assert_eq!(index.unreadable.len(), 1);
+        assert_eq!(index.unreadable[0].0, RecordId::from_bytes([12; 16]));
+    }
+
+    #[test]
+    fn the_columns_read_are_the_ones_the_sales_records_write() {
+        assert_eq!(ACTIVITY_AT_COLUMN, crate::sales::activity::columns::AT);
+        assert_eq!(STATUS_COLUMN, crate::sales::deal::columns::STATUS);
+    }
+
+    #[test]
+    fn the_review_leaves_out_contacts_with_recent_activity_or_open_work_from_the_rows() {
+        use crate::privacy::references::tests::{about, mentions};
+        let mut rows = vec![row(1, 900), row(2, 900), row(3, 900), row(4, 900)];
+        rows.push(linked(10, RecordKind::Activity, &[("at", &days_ago(20))], &[about(1)]));
+        rows.push(linked(11, RecordKind::Deal, &[("status", "open")], &[mentions(2)]));
+        rows.push(linked(12, RecordKind::Ticket, &[("status", "solved")], &[mentions(3)]));
+        rows.push(linked(13, RecordKind::Activity, &[("at", &days_ago(800))], &[about(3)]));
+        let index = activity_facts(&rows);
+        let candidates = review(&RetentionPolicy::new(12), &rows, &index.facts, now());
+        let ids: Vec<u8> = candidates.iter().map(|c| c.id.as_uuid().as_bytes()[0]).collect();
+        assert_eq!(ids, [4, 3], "oldest first; recent activity and open work left out, done work does not count");
+        assert_eq!(candidates[1].last_activity, Timestamp::from_millis(now().as_millis() - 800 * DAY));
     }
 
     #[test]

@@ -43,6 +43,7 @@ where
     a_new_store_is_empty(fresh().await).await;
     appended_chunks_load_in_order_with_their_row(fresh().await).await;
     a_batch_of_appends_lands_together(fresh().await).await;
+    loading_many_documents_gives_each_as_loading_it_alone(fresh().await).await;
     compaction_replaces_chunks_with_one_snapshot(fresh().await).await;
     removal_deletes_every_byte_of_one_document_only(fresh().await).await;
     quarantine_entries_are_kept(fresh().await).await;
@@ -82,6 +83,23 @@ pub async fn a_batch_of_appends_lands_together<S: Storage>(s: S) {
     for n in 1..=3 {
         assert!(s.load(id(n)).await.expect("load").is_some(), "document {n} of the batch is stored");
     }
+}
+
+pub async fn loading_many_documents_gives_each_as_loading_it_alone<S: Storage>(s: S) {
+    s.append(&[append(1, b"a1", "A"), append(2, b"b1", "B")]).await.expect("append");
+    s.append(&[append(1, b"a2", "A")]).await.expect("append");
+    s.compact(id(2), b"snap-b", &row(2, "B"), None).await.expect("compact");
+    s.append(&[append(2, b"b2", "B")]).await.expect("append");
+    let ids = [id(2), id(9), id(1), id(2)];
+    let many = s.load_many(&ids).await.expect("load many");
+    let mut alone = Vec::new();
+    for one in ids {
+        alone.push(s.load(one).await.expect("load"));
+    }
+    assert_eq!(many, alone, "load_many gives, in order, what load gives for each id");
+    assert_eq!(many[1], None, "a document with nothing stored is None");
+    assert_eq!(many[2].as_ref().map(|d| d.chunks.clone()), Some(vec![b"a1".to_vec(), b"a2".to_vec()]));
+    assert!(s.load_many(&[]).await.expect("nothing").is_empty());
 }
 
 pub async fn compaction_replaces_chunks_with_one_snapshot<S: Storage>(s: S) {
