@@ -8,7 +8,9 @@
 //! entry land in one readwrite transaction, and [`Storage::append`] returns
 //! only once that transaction has committed, so whatever the UI shows as
 //! saved survives a closed tab or a crash, and is never saved yet forgotten
-//! by sync. The object stores and keys are described in [`schema`].
+//! by sync. That transaction reads nothing (keys come from IndexedDB's key
+//! generator): it is one round of puts and a commit. The object stores and
+//! keys are described in [`schema`].
 //!
 //! A typical flow (in the browser):
 //! ```no_run
@@ -53,6 +55,7 @@ mod quota;
 pub mod schema;
 #[cfg(feature = "test-helpers")]
 mod test_helpers;
+mod upgrade;
 
 use std::cell::Cell;
 use std::fmt;
@@ -79,10 +82,7 @@ use wasm_bindgen_futures::spawn_local;
 
 use crate::blocked::{unless_blocked, BlockedSignal};
 use crate::error::{map_err, map_open, Op};
-use crate::schema::{
-    chunk_key, chunk_range, outbox_key, CHUNKS, META, NEXT_CHUNK_SEQ, OUTBOX, OUTBOX_BY_RECORD, OUTBOX_RECORD_FIELD,
-    QUARANTINE, ROWS, SNAPSHOTS, STORES,
-};
+use crate::schema::{encode_entry, entry_bytes, BY_RECORD, CHUNKS, META, OUTBOX, QUARANTINE, ROWS, SNAPSHOTS};
 
 /// A workspace's IndexedDB database, open. Dropping it closes the
 /// connection.
@@ -150,31 +150,23 @@ fn key_text(key: &JsValue) -> String {
     key.as_string().unwrap_or_else(|| format!("{key:?}"))
 }
 
-/// The database-wide sequence counter ([`NEXT_CHUNK_SEQ`]), read inside a
-/// write transaction that also holds [`META`].
-async fn read_counter(ctx: &Ctx, meta: &ObjectStore<'_>) -> Result<u64, StorageError> {
-    let counter = ctx.check(meta.get::<Uint8Array, _, _>(NEXT_CHUNK_SEQ).primitive())?;
-    let counter = ctx.check(counter.await)?;
-    schema::decode_seq(counter.as_ref().map(AsRef::as_ref)).map_err(StorageError::WriteFailed)
-}
-
-/// Stores the next free sequence number.
-fn write_counter(ctx: &Ctx, meta: &ObjectStore<'_>, next: u64) -> Result<(), StorageError> {
-    let next = next.to_be_bytes();
-    ctx.check(meta.put(Uint8ArraySlice::new(&next)).with_key(NEXT_CHUNK_SEQ).without_key_type().primitive())?;
+/// Adds `bytes` of record `id` to `store` ([`CHUNKS`] or [`OUTBOX`]) under
+/// the next generated key. Nothing is read: the request just goes out.
+fn add_entry(ctx: &Ctx, store: &ObjectStore<'_>, id: RecordId, bytes: &[u8]) -> Result<(), StorageError> {
+    let value = encode_entry(id, bytes).map_err(StorageError::WriteFailed)?;
+    ctx.check(store.add(value).primitive())?;
     Ok(())
 }
 
-/// The sequence number after `seq`.
-fn following(seq: u64) -> Result<u64, StorageError> {
-    seq.checked_add(1).ok_or_else(|| StorageError::WriteFailed("the chunk counter ran out of numbers".into()))
-}
-
-/// Queues `bytes` of record `id` as outbox entry `seq` (with `add`: an
-/// existing entry is never overwritten).
-fn queue(ctx: &Ctx, outbox: &ObjectStore<'_>, seq: u64, id: RecordId, bytes: &[u8]) -> Result<(), StorageError> {
-    let value = schema::encode_outbox(id, bytes).map_err(StorageError::WriteFailed)?;
-    ctx.check(outbox.add(value).with_key(outbox_key(seq)).without_key_type().primitive())?;
+/// Deletes every value of record `id` from `store` ([`CHUNKS`] or
+/// [`OUTBOX`]), found through its [`BY_RECORD`] index. This reads (the
+/// keys), so only compaction and removal do it, never an edit.
+async fn delete_entries(ctx: &Ctx, store: &ObjectStore<'_>, id: RecordId) -> Result<(), StorageError> {
+    let by_record = ctx.check(store.index(BY_RECORD))?;
+    let keys = ctx.check(by_record.get_all_keys::<JsValue>().with_query(id.to_string()).primitive())?;
+    for key in ctx.check(keys.await)? {
+        ctx.check(store.delete(ctx.check(key)?).primitive())?;
+    }
     Ok(())
 }
 
@@ -184,9 +176,9 @@ impl IdbStorage {
     /// # Errors
     /// [`StorageError::Unavailable`] when IndexedDB is missing or switched
     /// off, the database was upgraded by a newer app version, another tab
-    /// blocks the upgrade, or the database exists without Rapport's object
-    /// stores and indexes. Opening a version-1 database upgrades it in
-    /// place (it gains the outbox; stored data is kept).
+    /// blocks the upgrade, the upgrade fails, or the database exists without
+    /// Rapport's object stores and indexes. Opening a database of an older
+    /// schema upgrades it in place, keeping its data ([`schema`]).
     pub async fn open(db_name: &str) -> Result<Self, StorageError> {
         let blocked = BlockedSignal::new();
         let signal = Rc::clone(&blocked);
@@ -196,19 +188,20 @@ impl IdbStorage {
                 signal.fire();
                 Ok(())
             })
-            .with_on_upgrade_needed(|_event, db| create_missing_stores(&db))
             .build()
             .map_err(|e| map_open(&e))?;
+        let on_upgrade = upgrade::on_upgrade_needed(request.as_sys());
         let mut request = Box::pin(request);
         let db = match unless_blocked(&mut request, &blocked).await {
             Some(opened) => opened.map_err(|e| map_open(&e))?,
             None => {
                 // The browser keeps the request queued; let it finish (and
-                // create the stores) once the other tab lets go, then close.
+                // upgrade) once the other tab lets go, then close.
                 spawn_local(async move {
                     if let Ok(db) = request.await {
                         db.close();
                     }
+                    drop(on_upgrade);
                 });
                 return Err(StorageError::Unavailable(
                     "another tab keeps an older version of this workspace open; close Rapport's other tabs and reload"
@@ -220,7 +213,7 @@ impl IdbStorage {
     }
 
     fn from_db(db: Database, name: &str) -> Result<Self, StorageError> {
-        if let Err(missing) = check_schema(&db) {
+        if let Err(missing) = upgrade::check_schema(&db) {
             db.close();
             return Err(StorageError::Unavailable(format!(
                 "the database {name:?} was not created by Rapport (it has no {missing})"
@@ -334,104 +327,106 @@ impl IdbStorage {
     }
 }
 
-/// The `upgradeneeded` handler: creates whatever store of the current
-/// schema the database lacks, with its indexes. Stores that exist keep
-/// their data (from version 1, this adds [`OUTBOX`]).
-fn create_missing_stores(db: &Database) -> indexed_db_futures::Result<()> {
-    let present: Vec<String> = db.object_store_names().collect();
-    for store in STORES {
-        if present.iter().any(|p| p == store) {
-            continue;
-        }
-        let created = db.create_object_store(store).build()?;
-        if store == OUTBOX {
-            created.create_index(OUTBOX_BY_RECORD, OUTBOX_RECORD_FIELD.into()).build()?;
-        }
-    }
-    Ok(())
-}
-
-/// Whether an opened database has every store and index of the schema;
-/// `Err` names the first one missing.
-fn check_schema(db: &Database) -> Result<(), String> {
-    let present: Vec<String> = db.object_store_names().collect();
-    if let Some(missing) = STORES.iter().find(|s| !present.iter().any(|p| p == *s)) {
-        return Err(format!("{missing:?} object store"));
-    }
-    let tx = db.transaction(OUTBOX).build().map_err(|e| e.to_string())?;
-    let store = tx.object_store(OUTBOX).map_err(|e| e.to_string())?;
-    let has_index = store.index_names().any(|n| n == OUTBOX_BY_RECORD);
-    // Nothing was requested: dropping the transaction just ends it.
-    drop(store);
-    drop(tx);
-    if has_index {
-        Ok(())
-    } else {
-        Err(format!("{OUTBOX_BY_RECORD:?} index on its {OUTBOX:?} store"))
-    }
-}
-
-/// Awaits a request made through `web_sys` directly: its result, or the
-/// browser's message.
-async fn request_result(request: &web_sys::IdbRequest) -> Result<JsValue, String> {
-    let promise = js_sys::Promise::new(&mut |resolve, reject| {
-        request.set_onsuccess(Some(&resolve));
-        request.set_onerror(Some(&reject));
-    });
-    let outcome = wasm_bindgen_futures::JsFuture::from(promise).await;
-    request.set_onsuccess(None);
-    request.set_onerror(None);
-    match outcome {
-        Ok(_) => request.result().map_err(|e| crate::error::js_message(&e)),
-        Err(_) => Err(request
-            .error()
-            .ok()
-            .flatten()
-            .map_or_else(|| "the request failed".to_owned(), |e| format!("{}: {}", e.name(), e.message()))),
-    }
-}
-
 /// Rows travel from JavaScript to wasm in slices of this many, joined into
 /// one string each: one crossing per slice instead of two per row.
 const ROW_SLICE: u32 = 4096;
 
+/// Rows are read this many per `getAll`, the next request already on its
+/// way while wasm decodes the last one.
+const READ_CHUNK: u32 = 16_384;
+
+/// Listens to a request made through `web_sys` directly, at once (before
+/// any of its events can fire): the future of its result or message.
+fn listen(request: web_sys::IdbRequest) -> impl std::future::Future<Output = Result<JsValue, String>> {
+    let promise = js_sys::Promise::new(&mut |resolve, reject| {
+        request.set_onsuccess(Some(&resolve));
+        request.set_onerror(Some(&reject));
+    });
+    let outcome = wasm_bindgen_futures::JsFuture::from(promise);
+    async move {
+        let outcome = outcome.await;
+        request.set_onsuccess(None);
+        request.set_onerror(None);
+        match outcome {
+            Ok(_) => request.result().map_err(|e| crate::error::js_message(&e)),
+            Err(_) => Err(request
+                .error()
+                .ok()
+                .flatten()
+                .map_or_else(|| "the request failed".to_owned(), |e| format!("{}: {}", e.name(), e.message()))),
+        }
+    }
+}
+
+/// Decodes rows read with `getAll` (no keys), joined by newlines a slice at
+/// a time; `None` when anything is off.
+fn decode_joined(values: &js_sys::Array, rows: &mut Vec<Row>) -> Option<()> {
+    let total = values.length();
+    let mut start = 0;
+    while start < total {
+        let end = total.min(start + ROW_SLICE);
+        let text: String = values.slice(start, end).join("\n").into();
+        let before = rows.len();
+        // Compact JSON has no raw newline: each line is one stored value,
+        // decoded exactly as the careful path decodes it.
+        for line in text.split('\n') {
+            rows.push(decode_row(line).ok()?);
+        }
+        // A value holding a raw newline splits into more lines than values.
+        if rows.len() - before != (end - start) as usize {
+            return None;
+        }
+        start = end;
+    }
+    Some(())
+}
+
 impl IdbStorage {
-    /// The fast path of [`Storage::rows`]: one `getAll` (no keys), then the
-    /// rows cross into wasm joined by newlines, a slice at a time. `Ok(None)`
-    /// when anything is off (a row that is not text or not a row): the
-    /// careful path then reads keys and values and names each unreadable row.
+    /// The fast path of [`Storage::rows`]: `getAll` of values only (no
+    /// keys), [`READ_CHUNK`] rows per request; each request after the
+    /// first starts after the key of the previous chunk's last row (its
+    /// record id, read from that row alone) before that chunk is decoded,
+    /// so IndexedDB reads while wasm decodes. `Ok(None)` when anything is
+    /// off (a row that is not text or not a row, or fewer or more rows
+    /// than the store counts): the careful path then reads keys and values
+    /// and names each unreadable row.
     async fn rows_joined(&self) -> Result<Option<Vec<Row>>, StorageError> {
         let (tx, ctx) = self.read_tx(&[ROWS])?;
         let store = ctx.check(tx.object_store(ROWS))?;
-        let request = store.as_sys().get_all().map_err(|e| {
-            StorageError::ReadFailed(format!("reading the rows failed: {}", crate::error::js_message(&e)))
-        })?;
-        let values = request_result(&request)
-            .await
-            .map_err(|m| StorageError::ReadFailed(format!("reading the rows failed: {m}")))?;
-        let Ok(values) = values.dyn_into::<js_sys::Array>() else { return Ok(None) };
-        let total = values.length();
-        let mut rows = Vec::with_capacity(total as usize);
-        let mut start = 0;
-        while start < total {
-            let end = total.min(start + ROW_SLICE);
-            let text: String = values.slice(start, end).join("\n").into();
-            let before = rows.len();
-            // Compact JSON has no raw newline: each line is one stored value,
-            // decoded exactly as the careful path decodes it.
-            for line in text.split('\n') {
-                match decode_row(line) {
-                    Ok(row) => rows.push(row),
-                    Err(_) => return Ok(None),
-                }
+        let store = store.as_sys();
+        let failed = |m: String| StorageError::ReadFailed(format!("reading the rows failed: {m}"));
+        let ask = |after: Option<&str>| -> Result<_, StorageError> {
+            let range = match after {
+                Some(key) => web_sys::IdbKeyRange::lower_bound_with_open(&JsValue::from_str(key), true)
+                    .map_err(|e| failed(crate::error::js_message(&e)))?
+                    .into(),
+                None => JsValue::UNDEFINED,
+            };
+            let request = store
+                .get_all_with_key_and_limit(&range, READ_CHUNK)
+                .map_err(|e| failed(crate::error::js_message(&e)))?;
+            Ok(listen(request))
+        };
+        let count = listen(store.count().map_err(|e| failed(crate::error::js_message(&e)))?);
+        let mut next = Some(ask(None)?);
+        let mut rows = Vec::new();
+        while let Some(request) = next.take() {
+            let Ok(values) = request.await.map_err(failed)?.dyn_into::<js_sys::Array>() else { return Ok(None) };
+            let n = values.length();
+            if n == READ_CHUNK {
+                let Some(last) = values.get(n - 1).as_string().and_then(|json| decode_row(&json).ok()) else {
+                    return Ok(None);
+                };
+                next = Some(ask(Some(&last.id.to_string()))?);
             }
-            // A value holding a raw newline splits into more lines than values.
-            if rows.len() - before != (end - start) as usize {
+            if decode_joined(&values, &mut rows).is_none() {
                 return Ok(None);
             }
-            start = end;
         }
-        Ok(Some(rows))
+        let count = count.await.map_err(failed)?.as_f64().unwrap_or(-1.0);
+        #[allow(clippy::cast_precision_loss)]
+        let complete = count == rows.len() as f64;
+        Ok(complete.then_some(rows))
     }
 }
 
@@ -462,20 +457,41 @@ impl Storage for IdbStorage {
     }
 
     async fn load(&self, id: RecordId) -> Result<Option<StoredDoc>, StorageError> {
+        Ok(self.load_many(&[id]).await?.pop().flatten())
+    }
+
+    async fn load_many(&self, ids: &[RecordId]) -> Result<Vec<Option<StoredDoc>>, StorageError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let (tx, ctx) = self.read_tx(&[SNAPSHOTS, CHUNKS])?;
         let snapshots = ctx.check(tx.object_store(SNAPSHOTS))?;
         let chunks = ctx.check(tx.object_store(CHUNKS))?;
-        let key = id.to_string();
-        let snapshot = ctx.check(snapshots.get::<JsValue, _, _>(key.as_str()).primitive())?;
-        let stored_chunks =
-            ctx.check(chunks.get_all::<Uint8Array>().with_query::<String, _>(chunk_range(id)).primitive())?;
-        let snapshot = ctx.check(snapshot.await)?;
-        let stored_chunks = ctx.check(stored_chunks.await)?;
-        let doc = StoredDoc {
-            snapshot: snapshot.map(|s| binary(s, "snapshot")).transpose()?,
-            chunks: stored_chunks.map(|c| bytes_of(c, "change chunk")).collect::<Result<_, _>>()?,
-        };
-        Ok((!doc.is_empty()).then_some(doc))
+        let by_record = ctx.check(chunks.index(BY_RECORD))?;
+        // Every request goes out before the first is awaited: one round trip
+        // for the whole set.
+        let mut requests = Vec::with_capacity(ids.len());
+        for id in ids {
+            let key = id.to_string();
+            let snapshot = ctx.check(snapshots.get::<JsValue, _, _>(key.as_str()).primitive())?;
+            // The index lists one record's values in key order: write order.
+            let stored_chunks = ctx.check(by_record.get_all::<JsValue>().with_query(key.as_str()).primitive())?;
+            requests.push((snapshot, stored_chunks));
+        }
+        let mut docs = Vec::with_capacity(ids.len());
+        for (snapshot, stored_chunks) in requests {
+            let snapshot = ctx.check(snapshot.await)?;
+            let stored_chunks = ctx.check(stored_chunks.await)?;
+            let mut chunks = Vec::new();
+            for chunk in stored_chunks {
+                let bytes = entry_bytes(&ctx.check(chunk)?)
+                    .map_err(|e| StorageError::ReadFailed(format!("a stored change chunk is damaged: {e}")))?;
+                chunks.push(bytes);
+            }
+            let doc = StoredDoc { snapshot: snapshot.map(|s| binary(s, "snapshot")).transpose()?, chunks };
+            docs.push((!doc.is_empty()).then_some(doc));
+        }
+        Ok(docs)
     }
 
     async fn append(&self, appends: &[Append]) -> Result<(), StorageError> {
@@ -485,27 +501,23 @@ impl Storage for IdbStorage {
         // The outbox joins the transaction only when something is queued, so
         // applying received changes does not wait for the sync engine's reads.
         let queues = appends.iter().any(|a| a.outbox);
-        let stores: &[&str] = if queues { &[CHUNKS, ROWS, META, OUTBOX] } else { &[CHUNKS, ROWS, META] };
+        let stores: &[&str] = if queues { &[CHUNKS, ROWS, OUTBOX] } else { &[CHUNKS, ROWS] };
         let (tx, ctx) = self.write_tx(stores)?;
         let chunks = ctx.check(tx.object_store(CHUNKS))?;
         let rows = ctx.check(tx.object_store(ROWS))?;
-        let meta = ctx.check(tx.object_store(META))?;
         let outbox = if queues { Some(ctx.check(tx.object_store(OUTBOX))?) } else { None };
-        let mut seq = read_counter(&ctx, &meta).await?;
-        // Requests go out when built; the commit below waits for all of them.
+        // Write-only: every request goes out at once (keys come from the key
+        // generator), and the commit waits for all of them.
         for append in appends {
-            let chunk = chunks.add(Uint8ArraySlice::new(&append.chunk)).with_key(chunk_key(append.id, seq));
-            ctx.check(chunk.without_key_type().primitive())?;
+            add_entry(&ctx, &chunks, append.id, &append.chunk)?;
             if let Some(row) = &append.row {
                 let row = rows.put(encode_row(row)).with_key(append.id.to_string());
                 ctx.check(row.without_key_type().primitive())?;
             }
             if let (true, Some(outbox)) = (append.outbox, &outbox) {
-                queue(&ctx, outbox, seq, append.id, &append.chunk)?;
+                add_entry(&ctx, outbox, append.id, &append.chunk)?;
             }
-            seq = following(seq)?;
         }
-        write_counter(&ctx, &meta, seq)?;
         ctx.commit(tx).await
     }
 
@@ -517,23 +529,20 @@ impl Storage for IdbStorage {
         outbox: Option<&[u8]>,
     ) -> Result<(), StorageError> {
         let stores: &[&str] =
-            if outbox.is_some() { &[SNAPSHOTS, CHUNKS, ROWS, META, OUTBOX] } else { &[SNAPSHOTS, CHUNKS, ROWS] };
+            if outbox.is_some() { &[SNAPSHOTS, CHUNKS, ROWS, OUTBOX] } else { &[SNAPSHOTS, CHUNKS, ROWS] };
         let (tx, ctx) = self.write_tx(stores)?;
-        if let Some(bytes) = outbox {
-            let meta = ctx.check(tx.object_store(META))?;
-            let queue_store = ctx.check(tx.object_store(OUTBOX))?;
-            let seq = read_counter(&ctx, &meta).await?;
-            queue(&ctx, &queue_store, seq, id, bytes)?;
-            write_counter(&ctx, &meta, following(seq)?)?;
-        }
         let snapshots = ctx.check(tx.object_store(SNAPSHOTS))?;
         let chunks = ctx.check(tx.object_store(CHUNKS))?;
         let rows = ctx.check(tx.object_store(ROWS))?;
         let key = id.to_string();
-        ctx.check(chunks.delete::<String, _>(chunk_range(id)).primitive())?;
+        // The writes go out first; finding the chunks to delete is the one read.
         let put_snapshot = snapshots.put(Uint8ArraySlice::new(snapshot)).with_key(key.as_str());
         ctx.check(put_snapshot.without_key_type().primitive())?;
         ctx.check(rows.put(encode_row(row)).with_key(key.as_str()).without_key_type().primitive())?;
+        if let Some(bytes) = outbox {
+            add_entry(&ctx, &ctx.check(tx.object_store(OUTBOX))?, id, bytes)?;
+        }
+        delete_entries(&ctx, &chunks, id).await?;
         ctx.commit(tx).await
     }
 
@@ -541,15 +550,11 @@ impl Storage for IdbStorage {
         if entries.is_empty() {
             return Ok(());
         }
-        let (tx, ctx) = self.write_tx(&[META, OUTBOX])?;
-        let meta = ctx.check(tx.object_store(META))?;
+        let (tx, ctx) = self.write_tx(&[OUTBOX])?;
         let outbox = ctx.check(tx.object_store(OUTBOX))?;
-        let mut seq = read_counter(&ctx, &meta).await?;
         for (id, bytes) in entries {
-            queue(&ctx, &outbox, seq, *id, bytes)?;
-            seq = following(seq)?;
+            add_entry(&ctx, &outbox, *id, bytes)?;
         }
-        write_counter(&ctx, &meta, seq)?;
         ctx.commit(tx).await
     }
 
@@ -584,7 +589,8 @@ impl Storage for IdbStorage {
         let store = ctx.check(tx.object_store(OUTBOX))?;
         for seq in seqs {
             // Deleting a key that is not stored succeeds: unknown seqs are ignored.
-            ctx.check(store.delete(outbox_key(*seq)).primitive())?;
+            #[allow(clippy::cast_precision_loss)] // seqs come from the key generator: below 2^53
+            ctx.check(store.delete(JsValue::from_f64(*seq as f64)).primitive())?;
         }
         ctx.commit(tx).await
     }
@@ -596,13 +602,8 @@ impl Storage for IdbStorage {
             let store = ctx.check(tx.object_store(store))?;
             ctx.check(store.delete(key.as_str()).primitive())?;
         }
-        let chunks = ctx.check(tx.object_store(CHUNKS))?;
-        ctx.check(chunks.delete::<String, _>(chunk_range(id)).primitive())?;
-        let outbox = ctx.check(tx.object_store(OUTBOX))?;
-        let by_record = ctx.check(outbox.index(OUTBOX_BY_RECORD))?;
-        let queued = ctx.check(by_record.get_all_keys::<JsValue>().with_query(key).primitive())?;
-        for seq_key in ctx.check(queued.await)? {
-            ctx.check(outbox.delete(ctx.check(seq_key)?).primitive())?;
+        for store in [CHUNKS, OUTBOX] {
+            delete_entries(&ctx, &ctx.check(tx.object_store(store))?, id).await?;
         }
         ctx.commit(tx).await
     }

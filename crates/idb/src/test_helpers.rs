@@ -3,12 +3,11 @@
 //! and dump everything to check that erased data is really gone.
 
 use indexed_db_futures::prelude::*;
-use indexed_db_futures::typed_array::Uint8ArraySlice;
 use rapport_core::ids::RecordId;
 use rapport_core::storage::StorageError;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::schema::{chunk_range, CHUNKS, ROWS, STORES};
+use crate::schema::{encode_entry, BY_RECORD, CHUNKS, ROWS, STORES};
 use crate::IdbStorage;
 
 impl IdbStorage {
@@ -20,12 +19,14 @@ impl IdbStorage {
     pub async fn corrupt_last_chunk(&self, id: RecordId, bytes: &[u8]) -> Result<bool, StorageError> {
         let (tx, ctx) = self.write_tx(&[CHUNKS])?;
         let store = ctx.check(tx.object_store(CHUNKS))?;
-        let keys = ctx.check(store.get_all_keys::<String>().with_query::<String, _>(chunk_range(id)).primitive())?;
+        let by_record = ctx.check(store.index(BY_RECORD))?;
+        let keys = ctx.check(by_record.get_all_keys::<JsValue>().with_query(id.to_string()).primitive())?;
         let Some(last) = ctx.check(keys.await)?.next_back() else {
             return Ok(false);
         };
         let last = ctx.check(last)?;
-        ctx.check(store.put(Uint8ArraySlice::new(bytes)).with_key(last).without_key_type().primitive())?;
+        let value = encode_entry(id, bytes).map_err(StorageError::WriteFailed)?;
+        ctx.check(store.put(value).with_key(last).without_key_type().primitive())?;
         ctx.commit(tx).await?;
         Ok(true)
     }
@@ -48,7 +49,8 @@ impl IdbStorage {
     pub async fn chunk_count(&self, id: RecordId) -> Result<usize, StorageError> {
         let (tx, ctx) = self.read_tx(&[CHUNKS])?;
         let store = ctx.check(tx.object_store(CHUNKS))?;
-        let keys = ctx.check(store.get_all_keys::<JsValue>().with_query::<String, _>(chunk_range(id)).primitive())?;
+        let by_record = ctx.check(store.index(BY_RECORD))?;
+        let keys = ctx.check(by_record.get_all_keys::<JsValue>().with_query(id.to_string()).primitive())?;
         Ok(ctx.check(keys.await)?.len())
     }
 
@@ -72,11 +74,15 @@ impl IdbStorage {
     }
 }
 
-/// Appends a stored value: text as UTF-8, bytes as they are, and each field
-/// of a plain object (outbox entries) the same way.
+/// Appends a stored value: text as UTF-8, numbers (generated keys) in
+/// decimal, bytes as they are, and each field of a plain object (chunks and
+/// outbox entries) the same way.
 fn dump_value(item: &JsValue, store: &str, out: &mut Vec<u8>) -> Result<(), StorageError> {
     if let Some(text) = item.as_string() {
         out.extend_from_slice(text.as_bytes());
+    } else if let Some(number) = item.as_f64() {
+        // A generated key.
+        out.extend_from_slice(number.to_string().as_bytes());
     } else if let Some(bytes) = item.dyn_ref::<js_sys::Uint8Array>() {
         out.extend_from_slice(&bytes.to_vec());
     } else if item.is_object() && !js_sys::Array::is_array(item) {

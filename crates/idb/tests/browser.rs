@@ -14,7 +14,7 @@ use rapport_core::record::{RecordKind, Row};
 use rapport_core::repo::{session_actor, OpenError, Repo, COMPACT_AFTER_CHUNKS};
 use rapport_core::storage::{encode_row, Append, Quarantined, Storage, StorageError};
 use rapport_core::Timestamp;
-use rapport_idb::schema::{chunk_key, NEXT_CHUNK_SEQ, OUTBOX, OUTBOX_BY_RECORD, SCHEMA_VERSION};
+use rapport_idb::schema::{BY_RECORD, CHUNKS, OUTBOX, SCHEMA_VERSION, V2_NEXT_CHUNK_SEQ};
 use rapport_idb::IdbStorage;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -215,9 +215,7 @@ async fn remove_leaves_no_byte_of_the_removed_record_in_any_object_store() {
 async fn a_thousand_row_batch_lands_in_one_transaction_and_rows_returns_them_all() {
     let name = fresh_name();
     let storage = open(&name).await;
-    // Start the chunk counter at 5000, so the first batch takes 5000..=5999.
-    storage.put_meta(NEXT_CHUNK_SEQ, &5000u64.to_be_bytes()).await.expect("set counter");
-    // Every other chunk is also queued for sync, under the chunk's seq.
+    // Every other chunk is also queued for sync.
     let first: Vec<Append> = (0..1000)
         .map(|n| Append {
             id: batch_id(n, 1),
@@ -234,18 +232,27 @@ async fn a_thousand_row_batch_lands_in_one_transaction_and_rows_returns_them_all
     let queued = storage.outbox(usize::MAX).await.expect("outbox");
     assert_eq!(queued.len(), 500);
     assert!(
-        queued
-            .iter()
-            .zip((0..1000u32).step_by(2))
-            .all(|(e, n)| e.seq == 5000 + u64::from(n) && e.id == batch_id(n, 1) && e.bytes == n.to_be_bytes()),
-        "queued in write order, with the seq of their chunk"
+        queued.iter().zip((0..1000u32).step_by(2)).all(|(e, n)| e.id == batch_id(n, 1) && e.bytes == n.to_be_bytes()),
+        "queued in write order"
     );
+    assert!(queued.windows(2).all(|w| w[0].seq < w[1].seq), "seqs increase with write order");
     assert!(storage.outbox(0).await.expect("outbox").is_empty(), "a limit of 0 returns nothing");
     assert_eq!(storage.outbox(3).await.expect("outbox"), queued[..3].to_vec());
 
-    // A damaged counter makes the last chunk of a second batch collide with
-    // a stored one: the write fails and none of that batch lands.
-    storage.put_meta(NEXT_CHUNK_SEQ, &4001u64.to_be_bytes()).await.expect("damage counter");
+    // Exhaust the chunk store's key generator (a key of 2^53 leaves it no
+    // number to give): the next batch fails at its first chunk, and none of
+    // it lands, rows and outbox entries included.
+    {
+        let raw = Database::open(name.as_str()).await.expect("a second connection");
+        let tx = raw.transaction(CHUNKS).with_mode(TransactionMode::Readwrite).build().expect("tx");
+        let chunks = tx.object_store(CHUNKS).expect("chunks");
+        let value = js_sys::Object::new();
+        js_sys::Reflect::set(&value, &"id".into(), &"not-a-record".into()).expect("id");
+        let put = chunks.put(value).with_key(9_007_199_254_740_992f64);
+        drop(put.without_key_type().primitive().expect("put at the largest key"));
+        tx.commit().await.expect("commit");
+        raw.close();
+    }
     let mut second: Vec<Append> = (0..999)
         .map(|n| Append {
             id: batch_id(n, 2),
@@ -260,7 +267,7 @@ async fn a_thousand_row_batch_lands_in_one_transaction_and_rows_returns_them_all
         row: Some(row(batch_id(0, 1), "A0 again".into())),
         outbox: true,
     });
-    let err = storage.append(&second).await.expect_err("a colliding chunk fails the batch");
+    let err = storage.append(&second).await.expect_err("a batch whose chunks get no key fails");
     assert!(matches!(&err, StorageError::WriteFailed(m) if m.contains("ConstraintError")), "{err:?}");
     let titles: Vec<String> = storage.rows().await.expect("rows").rows.into_iter().map(|r| r.title).collect();
     assert_eq!(titles.len(), 1000, "no row of the failed batch was written");
@@ -338,22 +345,51 @@ async fn deleting_a_database_another_connection_holds_open_is_reported_and_finis
 /// Version 1's object stores: the schema before the outbox.
 const VERSION_1_STORES: [&str; 5] = ["snapshots", "chunks", "rows", "quarantine", "meta"];
 
-#[wasm_bindgen_test]
-async fn a_version_1_database_keeps_its_data_and_gains_the_outbox_on_upgrade() {
-    // A real record's bytes, written through the store and then copied, as
-    // version 1 laid them out, into a database created with version 1's stores.
-    let mut ada = contact(1, "Ada", "Lovelace", "ada@example.org");
+/// A chunk's key in versions 1 and 2: `"{record id}/{seq:016x}"`, `seq` from
+/// the database-wide counter in meta.
+fn v2_chunk_key(id: RecordId, seq: u64) -> String {
+    format!("{id}/{seq:016x}")
+}
+
+/// An outbox entry's key in version 2: `"{seq:016x}"`.
+fn v2_outbox_key(seq: u64) -> String {
+    format!("{seq:016x}")
+}
+
+/// Puts `value` under a text key into `store` of a raw transaction.
+fn raw_put<V: indexed_db_futures::primitive::TryToJs>(
+    tx: &indexed_db_futures::transaction::Transaction<'_>,
+    store: &str,
+    key: &str,
+    value: V,
+) {
+    let store = tx.object_store(store).expect("store");
+    drop(store.put(value).with_key(key).without_key_type().primitive().expect("put"));
+}
+
+/// A real contact's chunks (created, then edited) and its row, written
+/// through a scratch database.
+async fn stored_bytes_of(mut c: Contact, edit: &str) -> (Contact, Vec<Vec<u8>>, String) {
     let scratch = fresh_name();
     let (chunks, row_json) = {
         let repo = repo(open(&scratch).await);
-        let mut handle = repo.create(&ada).await.expect("create");
-        ada.title = "Countess".into();
-        repo.save(&mut handle, &ada).await.expect("edit");
-        let stored = repo.storage().load(ada.id).await.expect("load").expect("stored");
+        let mut handle = repo.create(&c).await.expect("create");
+        c.title = edit.into();
+        repo.save(&mut handle, &c).await.expect("edit");
+        let stored = repo.storage().load(c.id).await.expect("load").expect("stored");
         let rows = repo.storage().rows().await.expect("rows").rows;
         (stored.chunks, encode_row(&rows[0]))
     };
     IdbStorage::delete_database(&scratch).await.expect("delete scratch");
+    (c, chunks, row_json)
+}
+
+#[wasm_bindgen_test]
+async fn a_version_1_database_keeps_its_data_and_gains_the_outbox_on_upgrade() {
+    // A real record's bytes, written through the store and then copied, as
+    // version 1 laid them out, into a database created with version 1's stores.
+    let (mut ada, chunks, row_json) =
+        stored_bytes_of(contact(1, "Ada", "Lovelace", "ada@example.org"), "Countess").await;
     assert_eq!(chunks.len(), 2);
 
     let name = fresh_name();
@@ -371,14 +407,15 @@ async fn a_version_1_database_keeps_its_data_and_gains_the_outbox_on_upgrade() {
         let tx = v1.transaction(VERSION_1_STORES).with_mode(TransactionMode::Readwrite).build().expect("tx");
         let chunk_store = tx.object_store("chunks").expect("chunks");
         for (seq, chunk) in (0u64..).zip(&chunks) {
-            let put = chunk_store.add(Uint8ArraySlice::new(chunk)).with_key(chunk_key(ada.id, seq));
+            let put = chunk_store.add(Uint8ArraySlice::new(chunk)).with_key(v2_chunk_key(ada.id, seq));
             drop(put.without_key_type().primitive().expect("add chunk"));
         }
         let rows = tx.object_store("rows").expect("rows");
         drop(rows.put(row_json.as_str()).with_key(ada.id.to_string()).without_key_type().primitive().expect("row"));
         let meta = tx.object_store("meta").expect("meta");
         let next = (chunks.len() as u64).to_be_bytes();
-        drop(meta.put(Uint8ArraySlice::new(&next)).with_key(NEXT_CHUNK_SEQ).without_key_type().primitive().expect("c"));
+        let counter = meta.put(Uint8ArraySlice::new(&next)).with_key(V2_NEXT_CHUNK_SEQ);
+        drop(counter.without_key_type().primitive().expect("counter"));
         drop(meta.put(Uint8ArraySlice::new(b"w-1")).with_key("workspace").without_key_type().primitive().expect("m"));
         let entry = Quarantined { key: "not-a-record".into(), reason: "kept".into(), at: NOW };
         let json = serde_json::to_string(&entry).expect("json");
@@ -399,12 +436,14 @@ async fn a_version_1_database_keeps_its_data_and_gains_the_outbox_on_upgrade() {
     assert_eq!(quarantined.iter().map(|q| q.key.as_str()).collect::<Vec<_>>(), ["not-a-record"]);
     assert!(storage.outbox(10).await.expect("outbox").is_empty(), "the new outbox starts empty");
 
-    // The outbox works, and the counter carries on from version 1's.
+    assert_eq!(storage.get_meta(V2_NEXT_CHUNK_SEQ).await.expect("meta"), None, "the old counter is gone");
+
+    // The outbox works, and new chunks follow the old ones.
     repo.set_outbox(true);
     ada.title = "Mathematician".into();
     repo.save(&mut handle, &ada).await.expect("edit after the upgrade");
     let queued = storage.outbox(10).await.expect("outbox");
-    assert_eq!(queued.iter().map(|e| (e.seq, e.id)).collect::<Vec<_>>(), [(2, ada.id)]);
+    assert_eq!(queued.iter().map(|e| e.id).collect::<Vec<_>>(), [ada.id]);
     assert_eq!(storage.load(ada.id).await.expect("load").expect("stored").chunks.len(), 3);
     storage.remove(ada.id).await.expect("remove uses the new index");
     assert!(storage.outbox(10).await.expect("outbox").is_empty());
@@ -413,6 +452,119 @@ async fn a_version_1_database_keeps_its_data_and_gains_the_outbox_on_upgrade() {
     let raw = Database::open(name.as_str()).await.expect("open at the current version");
     assert_eq!(raw.version(), f64::from(SCHEMA_VERSION));
     assert!(raw.object_store_names().any(|s| s == OUTBOX), "the outbox store exists on disk");
+    raw.close();
+    IdbStorage::delete_database(&name).await.expect("delete");
+}
+
+#[wasm_bindgen_test]
+async fn a_version_2_database_keeps_every_chunk_outbox_entry_row_and_setting_on_upgrade() {
+    let (mut ada, ada_chunks, ada_row) =
+        stored_bytes_of(contact(1, "Ada", "Lovelace", "ada@example.org"), "Countess").await;
+    let (grace, grace_chunks, grace_row) =
+        stored_bytes_of(contact(2, "Grace", "Hopper", "grace@example.org"), "Rear admiral").await;
+    // Grace was compacted: a snapshot and no chunk.
+    let grace_snapshot = rapport_core::repo::hydrate(None, &grace_chunks).expect("hydrate").save();
+    // Many more chunks than one copy request moves, three per record, their
+    // seqs interleaved across records as the shared counter gave them out.
+    let bulk: Vec<RecordId> = (0..450).map(|n| batch_id(n, 9)).collect();
+
+    let name = fresh_name();
+    let v2 = Database::open(name.as_str())
+        .with_version(2u32)
+        .with_on_upgrade_needed(|_event, db| {
+            for store in VERSION_1_STORES {
+                db.create_object_store(store).build()?;
+            }
+            db.create_object_store(OUTBOX).build()?.create_index(BY_RECORD, "id".into()).build()?;
+            Ok(())
+        })
+        .await
+        .expect("create a version-2 database");
+    {
+        let tx = v2
+            .transaction(VERSION_1_STORES.into_iter().chain([OUTBOX]).collect::<Vec<_>>())
+            .with_mode(TransactionMode::Readwrite)
+            .build()
+            .expect("tx");
+        let mut seq = 0u64;
+        for chunk in &ada_chunks {
+            raw_put(&tx, CHUNKS, &v2_chunk_key(ada.id, seq), Uint8ArraySlice::new(chunk));
+            seq += 1;
+        }
+        for k in 0..3u8 {
+            for (n, id) in bulk.iter().enumerate() {
+                raw_put(&tx, CHUNKS, &v2_chunk_key(*id, seq), Uint8ArraySlice::new(&[(n % 256) as u8, k]));
+                seq += 1;
+            }
+        }
+        raw_put(&tx, "snapshots", &grace.id.to_string(), Uint8ArraySlice::new(&grace_snapshot));
+        raw_put(&tx, "rows", &ada.id.to_string(), ada_row.as_str());
+        raw_put(&tx, "rows", &grace.id.to_string(), grace_row.as_str());
+        // Three local changes waiting for the relay, oldest first.
+        let queued = [(ada.id, b"a-1".to_vec()), (grace.id, b"g-1".to_vec()), (ada.id, b"a-2".to_vec())];
+        for (id, bytes) in &queued {
+            let value = js_sys::Object::new();
+            js_sys::Reflect::set(&value, &"id".into(), &id.to_string().into()).expect("id");
+            js_sys::Reflect::set(&value, &"bytes".into(), &js_sys::Uint8Array::from(bytes.as_slice())).expect("b");
+            raw_put(&tx, OUTBOX, &v2_outbox_key(seq), wasm_bindgen::JsValue::from(value));
+            seq += 1;
+        }
+        raw_put(&tx, "meta", V2_NEXT_CHUNK_SEQ, Uint8ArraySlice::new(&seq.to_be_bytes()));
+        raw_put(&tx, "meta", "workspace_id", Uint8ArraySlice::new(b"w-1"));
+        let entry = Quarantined { key: "not-a-record".into(), reason: "kept".into(), at: NOW };
+        raw_put(&tx, "quarantine", "not-a-record", serde_json::to_string(&entry).expect("json").as_str());
+        tx.commit().await.expect("write version-2 data");
+    }
+    v2.close();
+
+    let repo = repo(open(&name).await);
+    let storage = repo.storage();
+    let (mut handle, loaded) = repo.open::<Contact>(ada.id, NOW).await.expect("Ada opens after the upgrade");
+    assert_eq!(loaded, ada, "Ada's chunks were kept, in order");
+    let (_, loaded) = repo.open::<Contact>(grace.id, NOW).await.expect("Grace opens after the upgrade");
+    assert_eq!(loaded, grace, "Grace's snapshot was kept");
+    for (n, id) in bulk.iter().enumerate() {
+        let stored = storage.load(*id).await.expect("load").expect("a bulk record is stored");
+        let want: Vec<Vec<u8>> = (0..3u8).map(|k| vec![(n % 256) as u8, k]).collect();
+        assert_eq!((stored.snapshot, stored.chunks), (None, want), "record {n}: every chunk, in write order");
+    }
+    let mut rows = storage.rows().await.expect("rows").rows;
+    rows.sort_by(|a, b| a.title.cmp(&b.title));
+    assert_eq!(rows.iter().map(|r| r.subtitle.as_str()).collect::<Vec<_>>(), ["Countess", "Rear admiral"]);
+    assert_eq!(storage.get_meta("workspace_id").await.expect("meta").as_deref(), Some(&b"w-1"[..]));
+    assert_eq!(storage.get_meta(V2_NEXT_CHUNK_SEQ).await.expect("meta"), None, "the old counter is gone");
+    let quarantined = storage.quarantined().await.expect("quarantined");
+    assert_eq!(quarantined.iter().map(|q| q.key.as_str()).collect::<Vec<_>>(), ["not-a-record"]);
+    let queued = storage.outbox(10).await.expect("outbox");
+    let got: Vec<(RecordId, &[u8])> = queued.iter().map(|e| (e.id, e.bytes.as_slice())).collect();
+    assert_eq!(got, [(ada.id, &b"a-1"[..]), (grace.id, b"g-1"), (ada.id, b"a-2")], "the outbox kept its order");
+    assert!(queued.windows(2).all(|w| w[0].seq < w[1].seq));
+
+    // After the upgrade: a new edit is queued after the old entries, its
+    // chunk follows Ada's, acknowledgements and removal work on the new keys.
+    repo.set_outbox(true);
+    ada.title = "Mathematician".into();
+    repo.save(&mut handle, &ada).await.expect("edit after the upgrade");
+    let after = storage.outbox(10).await.expect("outbox");
+    assert_eq!((after.len(), after[..3].to_vec()), (4, queued.clone()));
+    assert_eq!(after[3].id, ada.id);
+    assert_eq!(storage.load(ada.id).await.expect("load").expect("stored").chunks.len(), 3);
+    let (_, reopened) = repo.open::<Contact>(ada.id, NOW).await.expect("Ada reopens");
+    assert_eq!(reopened, ada);
+    storage.ack_outbox(&[queued[1].seq]).await.expect("ack");
+    storage.remove(ada.id).await.expect("remove");
+    assert_eq!(storage.load(ada.id).await.expect("load"), None);
+    assert!(
+        storage.outbox(10).await.expect("outbox").is_empty(),
+        "Ada's entries went with her, Grace's was acknowledged"
+    );
+    drop(repo);
+
+    let raw = Database::open(name.as_str()).await.expect("open at the current version");
+    assert_eq!(raw.version(), f64::from(SCHEMA_VERSION));
+    let mut stores: Vec<String> = raw.object_store_names().collect();
+    stores.sort();
+    assert_eq!(stores, ["chunks", "meta", "outbox", "quarantine", "rows", "snapshots"], "no store of the copy is left");
     raw.close();
     IdbStorage::delete_database(&name).await.expect("delete");
 }
@@ -432,7 +584,7 @@ async fn an_outbox_store_without_its_index_is_reported_unavailable() {
         .expect("create a database with a bare outbox store");
     foreign.close();
     let err = IdbStorage::open(&name).await.expect_err("the index is missing");
-    assert!(matches!(&err, StorageError::Unavailable(m) if m.contains(OUTBOX_BY_RECORD)), "{err:?}");
+    assert!(matches!(&err, StorageError::Unavailable(m) if m.contains(BY_RECORD)), "{err:?}");
     IdbStorage::delete_database(&name).await.expect("delete");
 }
 
@@ -467,6 +619,32 @@ async fn thousands_of_rows_with_any_text_come_back_unchanged() {
     assert_eq!(load.rows.len(), 8999);
     assert_eq!(load.unreadable.len(), 1);
     assert_eq!(load.unreadable[0].0, batch_id(4500, 3).to_string());
+    drop(storage);
+    IdbStorage::delete_database(&name).await.expect("delete");
+}
+
+/// More rows than one read request takes: the chunks follow each other by
+/// key with nothing skipped or repeated, and a bad row in a later chunk
+/// still sends the read down the careful path.
+#[wasm_bindgen_test]
+async fn rows_read_in_several_chunks_come_back_complete() {
+    let name = fresh_name();
+    let storage = open(&name).await;
+    let rows: Vec<Row> = (0..35_000u32).map(|n| row(batch_id(n, 4), format!("r{n}"))).collect();
+    for chunk in rows.chunks(5000) {
+        let appends: Vec<Append> =
+            chunk.iter().map(|r| Append { id: r.id, chunk: vec![1], row: Some(r.clone()), outbox: false }).collect();
+        storage.append(&appends).await.expect("append");
+    }
+    let mut loaded = storage.rows().await.expect("rows");
+    assert!(loaded.unreadable.is_empty());
+    loaded.rows.sort_by_key(|r| r.id);
+    assert_eq!(loaded.rows, rows);
+
+    storage.corrupt_row(batch_id(30_000, 4), "not a row").await.expect("corrupt");
+    let load = storage.rows().await.expect("rows");
+    assert_eq!((load.rows.len(), load.unreadable.len()), (34_999, 1));
+    assert_eq!(load.unreadable[0].0, batch_id(30_000, 4).to_string());
     drop(storage);
     IdbStorage::delete_database(&name).await.expect("delete");
 }
