@@ -48,7 +48,7 @@ use std::rc::Rc;
 use rapport_core::ids::RecordId;
 use rapport_core::privacy::{relay_deletions, Tombstones};
 use rapport_core::record::Row;
-use rapport_core::repo::{ApplyError, Repo};
+use rapport_core::repo::{AppliedMany, ApplyError, DocHandle, Repo};
 use rapport_core::storage::{OutboxEntry, Storage};
 use rapport_core::Timestamp;
 use rapport_protocol::Seq;
@@ -90,13 +90,46 @@ pub struct TransportError(pub String);
 /// Merges received changes into the app's documents.
 #[allow(async_fn_in_trait)]
 pub trait Applier {
-    /// Applies `entries` in order, each durably (merged and stored) before
-    /// the next, and returns the rows that changed.
+    /// Applies a page of `entries` durably (merged and stored; best in one
+    /// storage transaction, see [`apply_page`]) and returns the rows that
+    /// changed. The driver saves the cursor past the page only after this
+    /// returns.
     ///
     /// # Errors
-    /// [`Interrupted`] at the first entry that fails; the entries before it
-    /// stay applied.
+    /// [`Interrupted`] naming the first entry that was not applied; every
+    /// entry before it must be durable. Entries after it may be applied
+    /// too (they are received again, which is harmless).
     async fn apply(&self, entries: &[Received], now_ms: u64) -> Result<Vec<Row>, Interrupted>;
+}
+
+/// Applies a page of received entries through [`Repo::apply_remote_many`]:
+/// every record's changes merged (into `hydrated` where the caller holds
+/// the document) and all of them stored in one [`Storage::append`]. The
+/// [`Applier`] answer: the changed rows, or [`Interrupted`] at the first
+/// refused entry (every other entry is stored) or at the first entry when
+/// storage failed (nothing is stored).
+///
+/// # Errors
+/// As above.
+pub async fn apply_page<S: Storage>(
+    repo: &Repo<S>,
+    entries: &[Received],
+    hydrated: &mut std::collections::HashMap<RecordId, DocHandle>,
+    now_ms: u64,
+) -> Result<Vec<Row>, Interrupted> {
+    let now = Timestamp::from_millis(i64::try_from(now_ms).unwrap_or(i64::MAX));
+    let changes: Vec<(RecordId, &[u8])> = entries.iter().map(|e| (e.record, e.bytes.as_slice())).collect();
+    match repo.apply_remote_many(&changes, hydrated, now).await {
+        Ok(AppliedMany { rows, refused: None }) => Ok(rows),
+        Ok(AppliedMany { rows, refused: Some((index, error)) }) => {
+            let failure = ApplyFailure { at: entries[index].seq, kind: apply_failure_kind(error) };
+            Err(Interrupted { failure, rows })
+        }
+        Err(error) => {
+            let at = entries.first().map_or(Seq::ZERO, |e| e.seq);
+            Err(Interrupted { failure: ApplyFailure { at, kind: apply_failure_kind(error) }, rows: Vec::new() })
+        }
+    }
 }
 
 /// An apply that stopped part-way.
@@ -528,9 +561,9 @@ where
     }
 }
 
-/// An [`Applier`] over a [`Repo`]: each entry goes through
-/// [`Repo::apply_remote`] (which loads the document from storage). For
-/// tests, tools and apps that do not keep documents hydrated.
+/// An [`Applier`] over a [`Repo`]: each page goes through [`apply_page`]
+/// (documents loaded from storage, one write per page). For tests, tools
+/// and apps that do not keep documents hydrated.
 pub struct RepoApplier<S> {
     repo: Rc<Repo<S>>,
 }
@@ -560,21 +593,6 @@ pub fn apply_failure_kind(error: ApplyError) -> ApplyFailureKind {
 
 impl<S: Storage> Applier for RepoApplier<S> {
     async fn apply(&self, entries: &[Received], now_ms: u64) -> Result<Vec<Row>, Interrupted> {
-        let now = Timestamp::from_millis(i64::try_from(now_ms).unwrap_or(i64::MAX));
-        let mut rows: Vec<Row> = Vec::new();
-        for entry in entries {
-            match self.repo.apply_remote(entry.record, None, &entry.bytes, now).await {
-                Ok(Some(row)) => {
-                    rows.retain(|r| r.id != row.id);
-                    rows.push(row);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    let failure = ApplyFailure { at: entry.seq, kind: apply_failure_kind(e) };
-                    return Err(Interrupted { failure, rows });
-                }
-            }
-        }
-        Ok(rows)
+        apply_page(&self.repo, entries, &mut std::collections::HashMap::new(), now_ms).await
     }
 }

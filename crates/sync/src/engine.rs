@@ -151,7 +151,9 @@ pub struct Received {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyFailure {
     /// The entry that failed; every entry of the apply before it is durably
-    /// applied, none after it is.
+    /// applied. The cursor stops just before it, so the entries after it
+    /// count as not applied and are received again later (an applier may
+    /// have applied some of them already: applying twice is harmless).
     pub at: Seq,
     /// What went wrong.
     pub kind: ApplyFailureKind,

@@ -61,7 +61,7 @@ pub mod status;
 
 pub use config::{load_relay_erased, save_relay_erased, turn_on, JoinError, LoadError, SyncConfig};
 pub use driver::{
-    Applier, Event, Host, Interrupted, RepoApplier, StorageAccess, SyncDriver, Transport, TransportError,
+    apply_page, Applier, Event, Host, Interrupted, RepoApplier, StorageAccess, SyncDriver, Transport, TransportError,
 };
 pub use engine::{ApplyFailure, ApplyFailureKind, Input, Output, Random, Received, SyncEngine, Timing};
 pub use status::{SyncProblem, SyncStatus};

@@ -212,6 +212,26 @@ fn a_page_is_applied_to_the_repo_and_the_cursor_saved_in_meta() {
 }
 
 #[test]
+fn a_page_with_an_unreadable_change_stores_the_others_and_the_cursor_stops_before_it() {
+    let repo = repo(1);
+    let (driver, wire) = driver(&repo);
+    handshake(&driver, 3);
+    let request = pull_request(&wire);
+    let (ada, grace) = (remote_contact("Ada"), remote_record(GRACE, "Grace"));
+    let bad = b"\x85\x6f\x4a\x83 not automerge".to_vec();
+    let entries = vec![entry(1, &ada), entry_of(2, GRACE, &bad), entry_of(3, GRACE, &grace)];
+    block_on(driver.handle(frame(&ServerMessage::Batch { request, entries, cursor: Seq(3), more: false })));
+    let now = Timestamp::from_millis(1);
+    assert_eq!(block_on(repo.open::<Contact>(ADA, now)).expect("before it: stored").1.given_name, "Ada");
+    assert_eq!(block_on(repo.open::<Contact>(GRACE, now)).expect("after it: stored too").1.given_name, "Grace");
+    assert_eq!(driver.cursor(), Seq(1), "the cursor stops just before the unreadable change");
+    assert_eq!(block_on(crate::config::load_cursor(repo.storage())), Ok(Seq(1)));
+    assert!(matches!(driver.status(), SyncStatus::Error(SyncProblem::UnreadableChange { seq: Seq(2), .. })));
+    let rows = driver.host().rows.borrow();
+    assert!(rows.iter().any(|r| r.id == ADA) && rows.iter().any(|r| r.id == GRACE), "both rows are shown");
+}
+
+#[test]
 fn events_arriving_while_a_page_is_applied_are_handled_after_it_in_order() {
     let repo = repo(1);
     let (driver, wire) = driver(&repo);
