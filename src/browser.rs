@@ -46,6 +46,40 @@ pub fn format_time(t: Timestamp) -> String {
     date.to_locale_string(&locale, &options).into()
 }
 
+/// The local wall-clock date and time of an instant, in the browser's time
+/// zone (daylight saving included).
+pub fn to_local(t: Timestamp) -> chrono::NaiveDateTime {
+    let d = js_sys::Date::new(&JsValue::from_f64(t.as_millis() as f64));
+    chrono::NaiveDate::from_ymd_opt(d.get_full_year() as i32, d.get_month() + 1, d.get_date())
+        .and_then(|day| day.and_hms_milli_opt(d.get_hours(), d.get_minutes(), d.get_seconds(), d.get_milliseconds()))
+        .unwrap_or_default()
+}
+
+/// The instant of a local wall-clock date and time (the browser resolves
+/// the time zone; a time skipped by a daylight-saving change moves forward).
+pub fn from_local(local: chrono::NaiveDateTime) -> Timestamp {
+    use chrono::{Datelike, Timelike};
+    let d = js_sys::Date::new_with_year_month_day_hr_min_sec(
+        local.year() as u32,
+        local.month0() as i32,
+        local.day() as i32,
+        local.hour() as i32,
+        local.minute() as i32,
+        local.second() as i32,
+    );
+    Timestamp::from_millis(d.get_time() as i64)
+}
+
+/// Now, as local wall-clock time.
+pub fn local_now() -> chrono::NaiveDateTime {
+    to_local(now())
+}
+
+/// Today's local date.
+pub fn today() -> chrono::NaiveDate {
+    local_now().date()
+}
+
 /// Moves focus to the first element marked `aria-invalid="true"`.
 pub fn focus_first_invalid() {
     use wasm_bindgen::JsCast;

@@ -19,11 +19,13 @@ use rapport_core::record::{Record, RecordKind, Row};
 use rapport_core::repo::{session_actor, DocHandle, OpenError, Repo, SaveError};
 use rapport_core::storage::{Quarantined, Storage, StorageError};
 use rapport_core::workspace::Workspace;
-use rapport_core::Timestamp;
 use rapport_idb::IdbStorage;
-use rapport_sync::{ApplyFailure, Interrupted, Received, SyncConfig};
+use rapport_sync::{Interrupted, Received, SyncConfig};
 
 use crate::browser;
+
+mod privacy;
+mod scrub;
 
 /// The database of the workspace a first visit creates.
 pub const DEFAULT_DB: &str = "rapport";
@@ -181,7 +183,8 @@ impl Engine {
         let creates_workspace = sync.as_ref().is_none_or(|c| c.created_here);
         let workspace_meta =
             meta_id(&storage, META_WORKSPACE, creates_workspace.then_some(browser::new_record_id)).await?;
-        let repo = Rc::new(Repo::new(storage, session_actor(member, browser::random())));
+        // Local changes carry their time, for the audit trail.
+        let repo = Rc::new(Repo::new(storage, session_actor(member, browser::random())).with_clock(browser::now));
         let engine = Engine {
             repo,
             handles: Mutex::new(HashMap::new()),
@@ -255,30 +258,19 @@ impl Engine {
         rapport_sync::turn_on(&self.repo, config).await.map(|_| ())
     }
 
-    /// Merges changes received from the relay into the documents, hydrated
-    /// or not, each durably before the next.
+    /// Merges a page of changes received from the relay into the documents,
+    /// hydrated (merged in place, so an open page sees them) or not, and
+    /// stores the whole page in one IndexedDB transaction
+    /// (`rapport_sync::apply_page`). The driver saves the cursor only after
+    /// this returns, so the cursor never passes a change that is not durable.
     ///
     /// # Errors
-    /// [`Interrupted`] at the first change that cannot be applied.
+    /// [`Interrupted`] at the first change that cannot be applied (the others
+    /// are stored), or at the first of the page when storage failed (nothing
+    /// is stored).
     pub async fn apply_remote(&self, entries: &[Received], now_ms: u64) -> Result<Vec<Row>, Interrupted> {
-        let now = Timestamp::from_millis(i64::try_from(now_ms).unwrap_or(i64::MAX));
         let mut handles = self.handles.lock().await;
-        let mut rows: Vec<Row> = Vec::new();
-        for entry in entries {
-            let handle = handles.get_mut(&entry.record);
-            match self.repo.apply_remote(entry.record, handle, &entry.bytes, now).await {
-                Ok(Some(row)) => {
-                    rows.retain(|r| r.id != row.id);
-                    rows.push(row);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    let failure = ApplyFailure { at: entry.seq, kind: rapport_sync::driver::apply_failure_kind(e) };
-                    return Err(Interrupted { failure, rows });
-                }
-            }
-        }
-        Ok(rows)
+        rapport_sync::apply_page(&self.repo, entries, &mut handles, now_ms).await
     }
 
     /// Loads a record for viewing or editing (from memory when hydrated).

@@ -255,6 +255,23 @@ impl AppState {
                 let ws_id = ws.id;
                 self.workspace.set(ws);
                 self.forget_rows(&removed);
+                // Records that stay lose their references to the person.
+                let (scrubbed, failed) = self.engine().scrub(&plan).await;
+                let changed: Vec<RecordId> = scrubbed.iter().map(|r| r.id).collect();
+                self.index.update(|i| scrubbed.into_iter().for_each(|row| i.upsert(row)));
+                if let Some(tabs) = self.tabs.get_value() {
+                    tabs.announce(&changed);
+                }
+                if !failed.is_empty() {
+                    self.notify(
+                        format!(
+                            "The person was erased, but {} linked record(s) still point at them: {}",
+                            failed.len(),
+                            failed.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>().join("; ")
+                        ),
+                        None,
+                    );
+                }
                 if let Some(tabs) = self.tabs.get_value() {
                     tabs.announce(&[ws_id]);
                 }

@@ -184,8 +184,33 @@ impl Host for BrowserHost {
         self.app.sync_status_changed(status);
     }
 
+    /// The engine merged the page into the documents this tab keeps open and
+    /// returned every changed row: those rows go into the list as they are.
+    /// Only the workspace document takes the full path (adoption when
+    /// joining, tombstones, other tabs), through `AppState::synced_rows`.
+    /// Sending every record there would reload each one from IndexedDB and
+    /// keep it hydrated: on a first pull, every record of the workspace.
     fn rows_changed(&self, rows: &[Row]) {
-        self.app.synced_rows(rows);
+        let app = self.app;
+        let (workspace, records): (Vec<Row>, Vec<Row>) =
+            rows.iter().cloned().partition(|r| r.kind == rapport_core::record::RecordKind::Workspace);
+        if !workspace.is_empty() {
+            app.synced_rows(&workspace);
+        }
+        if records.is_empty() {
+            return;
+        }
+        let ids: Vec<_> = records.iter().map(|r| r.id).collect();
+        if let Some(tabs) = app.tabs.get_value() {
+            tabs.announce(&ids);
+        }
+        app.index.update(|index| records.into_iter().for_each(|row| index.upsert(row)));
+        // Views showing one of these records read it again (hydrated here,
+        // so they see the merge at once).
+        app.external.update(|(n, changed)| {
+            *n += 1;
+            *changed = ids;
+        });
     }
 
     fn is_erased(&self, record: rapport_core::ids::RecordId) -> bool {

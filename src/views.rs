@@ -1,12 +1,29 @@
 //! The app's screens and the small components they share.
 
+pub mod audit_log;
+pub mod calendar;
+pub mod companies;
+pub mod company_form;
+pub mod company_page;
 pub mod consent;
 pub mod contact_form;
 pub mod contact_page;
 pub mod contacts;
+pub mod deal_form;
+pub mod deal_list;
+pub mod deal_page;
+pub mod deals;
+pub mod follow_ups;
+pub mod forecast;
+pub mod pipeline_settings;
 pub mod privacy;
+pub mod reminders;
+pub mod retention;
 pub mod settings;
 pub mod shell;
 pub mod sync_settings;
+pub mod task_form;
+pub mod tasks;
+pub mod timeline;
 pub mod update;
 pub mod widgets;

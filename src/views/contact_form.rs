@@ -6,19 +6,54 @@ use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::hooks::{use_navigate, use_params_map};
+use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 use rapport_core::contact::{Address, Contact, ContactForm, EntryForm, FormErrors};
 use rapport_core::ids::RecordId;
 use rapport_core::record::RecordKind;
+use rapport_core::sales::company::match_by_name;
+use rapport_core::search::fold;
 use rapport_core::validate::CustomFieldKind;
 
 use super::widgets::{FieldError, TextField};
 use crate::browser;
 use crate::state::use_app;
 
+/// `/contacts/new`, or `/contacts/new?company=Acme` from a company page
+/// (the company name filled in, which links the new person to it).
 #[component]
 pub fn NewContact() -> impl IntoView {
-    view! { <ContactEditor existing=None/> }
+    let company = use_query_map().with_untracked(|q| q.get("company")).filter(|c| !c.trim().is_empty());
+    view! { <ContactEditor existing=None company=company/> }
+}
+
+/// How the typed company name links to a company record.
+#[derive(Debug, Clone, PartialEq)]
+enum CompanyLink {
+    /// Nothing typed.
+    None,
+    /// Exactly one live company has this name.
+    Linked(RecordId, String),
+    /// Several live companies have this name: not linked.
+    Ambiguous,
+    /// No company record has this name: kept as typed.
+    NoMatch,
+}
+
+fn company_link(rows: &[rapport_core::record::Row], typed: &str) -> CompanyLink {
+    if typed.trim().is_empty() {
+        return CompanyLink::None;
+    }
+    if let Some(id) = match_by_name(rows, typed) {
+        let name = rows.iter().find(|r| r.id == id).map(|r| r.title.clone()).unwrap_or_default();
+        return CompanyLink::Linked(id, name);
+    }
+    let wanted = fold(typed.trim());
+    let same = rows.iter().filter(|r| r.kind == RecordKind::Company && !r.deleted && fold(&r.title) == wanted).count();
+    if same > 1 {
+        CompanyLink::Ambiguous
+    } else {
+        CompanyLink::NoMatch
+    }
 }
 
 #[component]
@@ -57,14 +92,15 @@ fn lines(entries: Vec<EntryForm>, default_label: &str) -> Vec<Line> {
 }
 
 #[component]
-fn ContactEditor(existing: Option<Contact>) -> impl IntoView {
+fn ContactEditor(existing: Option<Contact>, #[prop(default = None)] company: Option<String>) -> impl IntoView {
     let app = use_app();
     let navigate = use_navigate();
     let is_new = existing.is_none();
-    let form = existing
-        .as_ref()
-        .map(ContactForm::from_contact)
-        .unwrap_or_else(|| ContactForm { owner: app.engine().member.to_string(), ..Default::default() });
+    let form = existing.as_ref().map(ContactForm::from_contact).unwrap_or_else(|| ContactForm {
+        owner: app.engine().member.to_string(),
+        company_name: company.unwrap_or_default(),
+        ..Default::default()
+    });
     let existing = StoredValue::new(existing);
 
     let given = RwSignal::new(form.given_name);
@@ -88,6 +124,43 @@ fn ContactEditor(existing: Option<Contact>) -> impl IntoView {
 
     let err = move |key: &'static str| Signal::derive(move || errors.with(|e| e.get(key).map(|e| e.to_string())));
 
+    // The company the typed name links to: the one live company with exactly
+    // that name; else, while the name is unchanged, the link the contact
+    // already had (its company may have been renamed since), if still live.
+    let original =
+        existing.with_value(|c| c.as_ref().and_then(|c| c.company_id.map(|id| (c.company_name.clone(), id))));
+    let link = Memo::new(move |_| {
+        let typed = company.get();
+        app.index.with(|i| match company_link(i.rows(), &typed) {
+            CompanyLink::Linked(id, name) => CompanyLink::Linked(id, name),
+            other => match &original {
+                Some((name, id)) if name.trim() == typed.trim() => match i.get(*id) {
+                    Some(r) if !r.deleted => CompanyLink::Linked(*id, r.title.clone()),
+                    _ => other,
+                },
+                _ => other,
+            },
+        })
+    });
+    let linked_company = move || match link.get_untracked() {
+        CompanyLink::Linked(id, _) => Some(id),
+        _ => None,
+    };
+    let company_names = move || {
+        app.index.with(|i| {
+            let mut names: Vec<String> = i
+                .rows()
+                .iter()
+                .filter(|r| r.kind == RecordKind::Company && !r.deleted)
+                .map(|r| r.title.clone())
+                .collect();
+            names.sort_by_key(|n| fold(n));
+            names.dedup();
+            names
+        })
+    };
+    let company_error = err("company_name");
+
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if busy.get_untracked() {
@@ -99,7 +172,12 @@ fn ContactEditor(existing: Option<Contact>) -> impl IntoView {
             family_name: family.get_untracked(),
             emails: entries(emails),
             phones: entries(phones),
-            company_name: company.get_untracked(),
+            // A linked person shows the company's own spelling of its name.
+            company_name: match link.get_untracked() {
+                CompanyLink::Linked(_, name) => name,
+                _ => company.get_untracked(),
+            },
+            company_id: linked_company().map(|id| id.to_string()).unwrap_or_default(),
             title: title.get_untracked(),
             address: Address {
                 street: street.get_untracked(),
@@ -175,7 +253,32 @@ fn ContactEditor(existing: Option<Contact>) -> impl IntoView {
                     <div class="grid2">
                         <TextField id="given_name" label="Given name" value=given error=err("given_name") autocomplete="off"/>
                         <TextField id="family_name" label="Family name" value=family error=err("family_name")/>
-                        <TextField id="company_name" label="Company" value=company error=err("company_name")/>
+                        <div class="field" class:invalid=move || company_error.get().is_some()>
+                            <label for="company_name">"Company"</label>
+                            <input
+                                id="company_name"
+                                name="company_name"
+                                type="text"
+                                autocomplete="off"
+                                list="company-names"
+                                prop:value=move || company.get()
+                                on:input=move |ev| company.set(event_target_value(&ev))
+                                aria-invalid=move || company_error.get().is_some().then_some("true")
+                                aria-describedby="company_name-hint"
+                            />
+                            <datalist id="company-names">
+                                {move || company_names().into_iter().map(|n| view! { <option value=n/> }).collect_view()}
+                            </datalist>
+                            <p class="hint" id="company_name-hint" data-testid="company-link-hint">
+                                {move || match link.get() {
+                                    CompanyLink::None => "Pick one of your companies to link this person to it".to_owned(),
+                                    CompanyLink::Linked(_, name) => format!("Linked to the company {name}"),
+                                    CompanyLink::Ambiguous => "Several companies have this name, so it is not linked".to_owned(),
+                                    CompanyLink::NoMatch => "No company has this name; it is kept as typed".to_owned(),
+                                }}
+                            </p>
+                            <FieldError id="company_name-error".into() error=company_error/>
+                        </div>
                         <TextField id="title" label="Job title" value=title error=err("title")/>
                     </div>
                 </fieldset>
@@ -330,7 +433,7 @@ fn EntryLines(
 }
 
 #[component]
-fn CustomInput(
+pub(crate) fn CustomInput(
     key: String,
     def_kind: CustomFieldKind,
     label: String,

@@ -10,10 +10,13 @@ use rapport_core::contact::{Contact, FieldConflict};
 use rapport_core::ids::RecordId;
 use rapport_core::record::{Record, RecordKind};
 use rapport_core::repo::OpenError;
+use rapport_core::sales::activity::ActivityKind;
 
 use super::consent::ConsentPanel;
 use super::contacts::initials;
+use super::follow_ups::FollowUps;
 use super::privacy::PrivacyPanel;
+use super::timeline::ActivityPanel;
 use crate::browser;
 use crate::state::{use_app, AppState};
 
@@ -104,6 +107,8 @@ fn ContactView(contact: Contact, conflicts: Vec<FieldConflict>, reload: RwSignal
     let c = contact.get_untracked();
     let id = c.id;
     let ws = app.workspace;
+    // The "Log a call" button opens the activity form further down.
+    let log_request = RwSignal::new(None::<ActivityKind>);
     let member = move |m: rapport_core::ids::MemberId| ws.with(|w| w.member_name(m));
 
     let on_delete = {
@@ -150,6 +155,7 @@ fn ContactView(contact: Contact, conflicts: Vec<FieldConflict>, reload: RwSignal
                     <p class="muted">{c.row().subtitle}</p>
                 </div>
                 <div class="head-actions">
+                    <button class="btn" on:click=move |_| log_request.set(Some(ActivityKind::Call))>"Log a call"</button>
                     <a class="btn primary" href=browser::href(&format!("/contacts/{id}/edit"))>"Edit"</a>
                     <button class="btn danger" on:click=on_delete>"Delete"</button>
                 </div>
@@ -192,7 +198,22 @@ fn ContactView(contact: Contact, conflicts: Vec<FieldConflict>, reload: RwSignal
                             <dt>{format!("Phone{}", if p.label.is_empty() { String::new() } else { format!(" ({})", p.label) })}</dt>
                             <dd><a href=format!("tel:{}", p.value)>{rapport_core::validate::format_phone(&p.value)}</a></dd>
                         }).collect_view()}
-                        {(!c.company_name.is_empty()).then(|| view! { <dt>"Company"</dt><dd>{c.company_name.clone()}</dd> })}
+                        {(!c.company_name.is_empty() || c.company_id.is_some()).then(|| {
+                            // The linked company's current name while it is live;
+                            // greyed once deleted; the typed name otherwise.
+                            let typed = c.company_name.clone();
+                            let linked = c.company_id;
+                            view! {
+                                <dt>"Company"</dt>
+                                <dd data-testid="contact-company">
+                                    {move || match linked.and_then(|id| app.index.with(|i| i.get(id).map(|r| (id, r.title.clone(), r.deleted)))) {
+                                        Some((id, name, false)) => view! { <a href=browser::href(&format!("/companies/{id}"))>{name}</a> }.into_any(),
+                                        Some((_, name, true)) => view! { <span class="deleted-link">{format!("{name} (deleted)")}</span> }.into_any(),
+                                        None => view! { <span>{typed.clone()}</span> }.into_any(),
+                                    }}
+                                </dd>
+                            }
+                        })}
                         {(!c.title.is_empty()).then(|| view! { <dt>"Job title"</dt><dd>{c.title.clone()}</dd> })}
                         {(!c.address.one_line().is_empty()).then(|| view! { <dt>"Address"</dt><dd>{c.address.one_line()}</dd> })}
                         <dt>"Owner"</dt><dd>{c.owner.map(member).unwrap_or_else(|| "No owner".into())}</dd>
@@ -211,6 +232,8 @@ fn ContactView(contact: Contact, conflicts: Vec<FieldConflict>, reload: RwSignal
                 </div>
                 <ConsentPanel contact=contact/>
             </div>
+            <FollowUps target=id target_kind=RecordKind::Contact/>
+            <ActivityPanel target=id target_kind=RecordKind::Contact request=log_request/>
             <PrivacyPanel contact=contact/>
         </section>
     }

@@ -16,7 +16,7 @@ use crate::browser;
 use crate::state::use_app;
 
 /// Offers `text` to the user as a file download.
-fn download(file_name: &str, mime: &str, text: &str) -> Result<(), String> {
+pub(crate) fn download(file_name: &str, mime: &str, text: &str) -> Result<(), String> {
     let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
     let options = web_sys::BlobPropertyBag::new();
     options.set_type(mime);

@@ -19,8 +19,10 @@ pub fn Settings() -> impl IntoView {
             <div class="page-head"><h1>"Settings"</h1></div>
             <GeneralSettings/>
             <super::sync_settings::SyncSettings/>
+            <super::pipeline_settings::SalesSettingsLink/>
             <PurposeSettings/>
             <CustomFieldSettings/>
+            <super::retention::RetentionSettings/>
             <StorageSettings/>
         </section>
     }

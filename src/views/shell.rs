@@ -4,10 +4,24 @@ use leptos::prelude::*;
 use leptos_router::components::{Redirect, Route, Router, Routes, A};
 use leptos_router::path;
 
+use super::audit_log::AuditLog;
+use super::calendar::CalendarPage;
+use super::companies::CompanyList;
+use super::company_form::{EditCompany, NewCompany};
+use super::company_page::CompanyPage;
 use super::contact_form::{EditContact, NewContact};
 use super::contact_page::ContactPage;
 use super::contacts::ContactList;
+use super::deal_form::{EditDeal, NewDeal};
+use super::deal_page::DealPage;
+use super::deals::DealsPage;
+use super::forecast::ForecastPage;
+use super::pipeline_settings::PipelineSettings;
+use super::reminders::Reminders;
+use super::retention::RetentionReview;
 use super::settings::Settings;
+use super::task_form::{EditTask, NewTask};
+use super::tasks::{TaskCount, TasksPage};
 use super::update::UpdateBanner;
 use crate::browser;
 use crate::state::{use_app, SaveState};
@@ -35,6 +49,12 @@ pub fn App() -> impl IntoView {
                     </a>
                     <nav class="mainnav" aria-label="Main">
                         <A href=browser::href("/contacts")>"Contacts"</A>
+                        <A href=browser::href("/companies")>"Companies"</A>
+                        <A href=browser::href("/deals")>"Deals"</A>
+                        <A href=browser::href("/forecast")>"Forecast"</A>
+                        <A href=browser::href("/tasks")>"Tasks"<TaskCount/></A>
+                        <A href=browser::href("/calendar")>"Calendar"</A>
+                        <A href=browser::href("/privacy")>"Privacy"</A>
                         <A href=browser::href("/settings")>"Settings"</A>
                     </nav>
                     <SyncIndicator/>
@@ -43,6 +63,7 @@ pub fn App() -> impl IntoView {
                 <QuarantineBanner/>
                 <UpdateBanner/>
                 <JoiningBanner/>
+                <Reminders/>
                 <main id="main" class="content" tabindex="-1">
                     <Routes fallback=|| view! { <NotFound/> }>
                         <Route path=path!("/") view=|| view! { <Redirect path="/contacts"/> }/>
@@ -51,7 +72,24 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("/contacts/new") view=NewContact/>
                         <Route path=path!("/contacts/:id") view=ContactPage/>
                         <Route path=path!("/contacts/:id/edit") view=EditContact/>
+                        <Route path=path!("/companies") view=CompanyList/>
+                        <Route path=path!("/companies/new") view=NewCompany/>
+                        <Route path=path!("/companies/:id") view=CompanyPage/>
+                        <Route path=path!("/companies/:id/edit") view=EditCompany/>
                         <Route path=path!("/settings") view=Settings/>
+                        <Route path=path!("/settings/pipelines") view=PipelineSettings/>
+                        <Route path=path!("/deals") view=DealsPage/>
+                        <Route path=path!("/deals/new") view=NewDeal/>
+                        <Route path=path!("/deals/:id") view=DealPage/>
+                        <Route path=path!("/deals/:id/edit") view=EditDeal/>
+                        <Route path=path!("/forecast") view=ForecastPage/>
+                        <Route path=path!("/tasks") view=TasksPage/>
+                        <Route path=path!("/tasks/new") view=NewTask/>
+                        <Route path=path!("/tasks/:id/edit") view=EditTask/>
+                        <Route path=path!("/calendar") view=CalendarPage/>
+                        <Route path=path!("/privacy") view=|| view! { <Redirect path="/privacy/retention"/> }/>
+                        <Route path=path!("/privacy/retention") view=RetentionReview/>
+                        <Route path=path!("/privacy/audit") view=AuditLog/>
                     </Routes>
                 </main>
             </div>
