@@ -32,7 +32,7 @@ test('create a contact, fix validation, record consent, search, and find it all 
   assert.match(await page.locator('#email-0-error').innerText(), /email address/i);
   assert.match(await page.locator('#phone-0-error').innerText(), /phone number/i);
   assert.equal(await page.getByLabel('Given name').getAttribute('aria-invalid'), 'true');
-  assert.equal(await page.evaluate(() => document.activeElement?.id), 'given_name', 'focus moves to the first invalid field');
+  await eventually(async () => assert.equal(await page.evaluate(() => document.activeElement?.id), 'given_name', 'focus moves to the first invalid field'));
   await shot(page, 'desktop-form-errors');
 
   // Fix it.

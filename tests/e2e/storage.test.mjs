@@ -26,11 +26,12 @@ async function corruptRecord(page, id) {
     });
     const tx = db.transaction(['chunks', 'snapshots'], 'readwrite');
     const chunks = tx.objectStore('chunks');
+    // Chunks are `{ id, bytes }` under generated keys, found by record through an index.
     const keys = await new Promise((resolve) => {
-      const r = chunks.getAllKeys(IDBKeyRange.bound(`${id}/`, `${id}/\uffff`));
+      const r = chunks.index('by_record').getAllKeys(id);
       r.onsuccess = () => resolve(r.result);
     });
-    for (const k of keys) chunks.put(new Uint8Array([0x85, 0x6f, 0x4a, 0x83, 1, 2, 3, 4, 5]), k);
+    for (const k of keys) chunks.put({ id, bytes: new Uint8Array([0x85, 0x6f, 0x4a, 0x83, 1, 2, 3, 4, 5]) }, k);
     tx.objectStore('snapshots').delete(id);
     await new Promise((resolve) => { tx.oncomplete = resolve; });
     db.close();
