@@ -82,6 +82,29 @@ export function initScript() {
       count: () => document.querySelector('[data-testid=contact-count]')?.textContent ?? '',
     };
   };
+  // Every relay WebSocket frame, with Date.now() (wall clock: comparable
+  // between two browsers on one machine) and its message type (the byte
+  // after the protocol version: the postcard variant of ClientMessage or
+  // ServerMessage, crates/protocol/src/wire.rs). Used by sync.mjs.
+  window.__bench.ws = [];
+  const NativeWebSocket = window.WebSocket;
+  let sockets = 0;
+  const typeOf = (data) => (data instanceof ArrayBuffer ? new Uint8Array(data)[1] : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)[1] : -1);
+  window.WebSocket = class extends NativeWebSocket {
+    constructor(...args) {
+      super(...args);
+      const socket = (sockets += 1);
+      this.__socket = socket;
+      window.__bench.ws.push({ socket, dir: 'connect', t: Date.now() });
+      this.addEventListener('open', () => window.__bench.ws.push({ socket, dir: 'open', t: Date.now() }));
+      this.addEventListener('message', (e) => window.__bench.ws.push({ socket, dir: 'recv', type: typeOf(e.data), bytes: e.data.byteLength ?? 0, t: Date.now() }));
+    }
+
+    send(data) {
+      window.__bench.ws.push({ socket: this.__socket, dir: 'sent', type: typeOf(data), bytes: data.byteLength ?? 0, t: Date.now() });
+      return super.send(data);
+    }
+  };
   addEventListener('TrunkApplicationStarted', (e) => {
     performance.mark('bench:wasm-started');
     window.__bench.wasm = e.detail.wasm;

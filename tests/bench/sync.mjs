@@ -1,7 +1,10 @@
 // Two browsers through a real relay (the release binary on loopback):
 // browser A holds a generated workspace and shares it (the first upload of
 // every record), browser B opens the invite link (the initial pull, until
-// the whole list is there), then edits in A show up in B (propagation).
+// the whole list is there), then edits in A show up in B (propagation, with
+// where the time goes: A's push frame, B's live frame, B showing it), then
+// each browser reloads and reconnects with nothing new (the frames of that
+// connection are counted: the budget is one round trip).
 //   node tests/bench/sync.mjs --dist target/bench/dist --data target/bench --work target/bench/work \
 //     --relay target/release/rapport-relay --out target/bench/results/sync.json --sizes 1000,10000
 import { spawn } from 'node:child_process';
@@ -13,7 +16,7 @@ import { editContact, waitForText } from './inpage.mjs';
 import { launch, log, newPage, serve } from './lib.mjs';
 import { loadWorkspace } from './loader.mjs';
 
-const o = { dist: 'target/bench/dist', data: 'target/bench', work: 'target/bench/work', relay: 'target/release/rapport-relay', out: 'target/bench/results/sync.json', sizes: '1000,10000', edits: '10' };
+const o = { dist: 'target/bench/dist', data: 'target/bench', work: 'target/bench/work', relay: 'target/release/rapport-relay', out: 'target/bench/results/sync.json', sizes: '1000,10000', edits: '30' };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) o[argv[i].replace(/^--/, '')] = argv[i + 1];
 
@@ -40,6 +43,38 @@ async function waitUntil(what, fn, timeoutMs) {
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+// Message types: the byte after the protocol version (crates/protocol/src/wire.rs).
+const CLIENT = ['Hello', 'Push', 'Pull', 'ReplaceWithSnapshot', 'DeleteDocument', 'Ping'];
+const SERVER = ['Challenge', 'Welcome', 'Pushed', 'Batch', 'SnapshotStored', 'DocumentDeleted', 'Live', 'Behind', 'Pong', 'Error'];
+const frames = (page) => page.evaluate(() => window.__bench.ws);
+const named = (f) => ({ ...f, name: (f.dir === 'sent' ? CLIENT : SERVER)[f.type] ?? f.dir });
+
+/**
+ * Reloads `page` (the app boots again and reconnects with nothing new to
+ * send or receive), waits until it says "Synced" and then 2 s more, and
+ * returns the frames of that connection: requests sent (each one a round
+ * trip to the relay), messages received, and the times.
+ */
+async function reconnect(page) {
+  const started = Date.now();
+  await page.reload();
+  await waitUntil('the reconnected browser to be synced', async () => (await page.getByTestId('sync-status').innerText().catch(() => '')) === 'Synced', 60000);
+  const syncedAt = Date.now();
+  await new Promise((r) => setTimeout(r, 2000));
+  const log = (await frames(page)).map(named);
+  const sockets = new Set(log.map((f) => f.socket));
+  const connect = log.find((f) => f.dir === 'connect');
+  const welcome = log.find((f) => f.dir === 'recv' && f.name === 'Welcome');
+  return {
+    sockets: sockets.size,
+    sent: log.filter((f) => f.dir === 'sent').map((f) => f.name),
+    received: log.filter((f) => f.dir === 'recv').map((f) => f.name),
+    roundTrips: log.filter((f) => f.dir === 'sent').length,
+    welcomeMs: welcome && connect ? welcome.t - connect.t : null,
+    syncedMs: syncedAt - started,
+  };
 }
 
 async function syncSize(size) {
@@ -87,6 +122,7 @@ async function syncSize(size) {
     await a.goto(`${server.url}/contacts`);
     await a.getByTestId('contact-list').waitFor({ timeout: 60000 });
     result.propagation = [];
+    result.propagationSteps = [];
     for (let k = 0; k < Number(o.edits); k += 1) {
       const title = `Propagated title ${k}`;
       const shown = b.evaluate(waitForText, title);
@@ -94,9 +130,28 @@ async function syncSize(size) {
       const submittedAt = await a.evaluate(() => window.__bench.lastSubmit);
       const seenAt = await Promise.race([shown, new Promise((_, fail) => setTimeout(() => fail(new Error(`edit ${k} did not reach browser B within 30 s`)), 30000))]);
       result.propagation.push(seenAt - submittedAt);
+      // Where the time went: A's push leaving, A's acknowledgement, B's live frame arriving.
+      const after = (log, dir, name) => log.map(named).find((f) => f.t >= submittedAt && f.dir === dir && f.name === name)?.t ?? null;
+      const [logA, logB] = [await frames(a), await frames(b)];
+      const pushSent = after(logA, 'sent', 'Push');
+      const durableAt = await a.evaluate(() => performance.timeOrigin + window.__bench.saves.at(-1));
+      result.propagationSteps.push({
+        total: seenAt - submittedAt,
+        submitToDurable: durableAt - submittedAt,
+        durableToPush: pushSent && pushSent - durableAt,
+        submitToPush: pushSent && pushSent - submittedAt,
+        pushToAck: pushSent && (after(logA, 'recv', 'Pushed') ?? NaN) - pushSent,
+        pushToLive: pushSent && (after(logB, 'recv', 'Live') ?? NaN) - pushSent,
+        liveToShown: (after(logB, 'recv', 'Live') ?? NaN) && seenAt - after(logB, 'recv', 'Live'),
+      });
       await new Promise((r) => setTimeout(r, 300));
     }
     log(`sync ${size}: propagation ${result.propagation.map((ms) => Math.round(ms)).join(', ')} ms`);
+    log(`sync ${size}: steps ${JSON.stringify(result.propagationSteps.slice(-3))}`);
+
+    // Reconnecting with nothing new: B (which received everything), then A.
+    result.reconnect = { b: await reconnect(b), a: await reconnect(a) };
+    log(`sync ${size}: reconnect B ${JSON.stringify(result.reconnect.b)}; A ${JSON.stringify(result.reconnect.a)}`);
     result.errors = [...a.errors, ...b.errors];
   } catch (e) {
     result.error = String(e.stack ?? e);
