@@ -31,8 +31,8 @@ test('a company, a person at it, a call logged from the contact page, all found 
   await page.getByLabel('Web domain').fill('not a domain');
   await page.getByRole('button', { name: 'Create company' }).click();
   await page.getByText('Some fields need attention').waitFor();
-  assert.equal(await page.locator('#name-error').innerText(), 'Required');
-  assert.match(await page.locator('#domain-error').innerText(), /example\.com/);
+  await eventually(async () => assert.equal(await page.locator('#name-error').innerText(), 'Required'));
+  await eventually(async () => assert.match(await page.locator('#domain-error').innerText(), /example\.com/));
   await eventually(async () => assert.equal(await page.evaluate(() => document.activeElement?.id), 'name', 'focus moves to the first invalid field'));
   await page.getByLabel('Company name').fill('Analytical Engines Ltd');
   await page.getByLabel('Web domain').fill('https://www.Analytical.example/about');
@@ -57,22 +57,22 @@ test('a company, a person at it, a call logged from the contact page, all found 
   await eventually(async () => assert.match(await page.getByTestId('company-link-hint').innerText(), /No company has this name/));
   await page.getByLabel('Company').fill('analytical engines ltd');
   await eventually(async () => assert.equal(await page.getByTestId('company-link-hint').innerText(), 'Linked to the company Analytical Engines Ltd'));
-  assert.equal(await page.locator('#company-names option').count(), 1, 'existing companies are offered');
+  await eventually(async () => assert.equal(await page.locator('#company-names option').count(), 1, 'existing companies are offered'));
   await page.getByLabel('Job title').fill('Analyst');
   await page.getByRole('button', { name: 'Create contact' }).click();
   await page.getByRole('heading', { name: 'Ada Lovelace' }).waitFor();
   const contactPath = new URL(page.url()).pathname;
   const companyLink = page.getByTestId('contact-company').getByRole('link', { name: 'Analytical Engines Ltd' });
-  assert.equal(await companyLink.getAttribute('href'), companyPath);
+  await eventually(async () => assert.equal(await companyLink.getAttribute('href'), companyPath));
   await shot(page, 'companies-desktop-contact');
 
   // One click opens the call form with Call chosen and focus in the subject.
   await page.getByRole('button', { name: 'Log a call' }).click();
   const form = page.getByTestId('activity-form');
   await form.waitFor();
-  assert.equal(await form.getByRole('radio', { name: 'Call' }).isChecked(), true);
+  await eventually(async () => assert.equal(await form.getByRole('radio', { name: 'Call' }).isChecked(), true));
   await eventually(async () => assert.equal(await page.evaluate(() => document.activeElement?.labels?.[0]?.innerText), 'Subject'));
-  assert.match(await form.getByLabel('When').inputValue(), /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/, 'defaults to now');
+  await eventually(async () => assert.match(await form.getByLabel('When').inputValue(), /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$/, 'defaults to now'));
   await page.keyboard.type('Intro call');
   await form.getByLabel('Duration (minutes)').fill('many');
   await form.getByRole('button', { name: 'Log call' }).click();
@@ -89,17 +89,17 @@ test('a company, a person at it, a call logged from the contact page, all found 
   assert.match(text, /Connected/);
   assert.match(text, /by Me/);
   assert.match(text, /difference engine/);
-  assert.equal(await item.getByRole('link', { name: 'Analytical Engines Ltd' }).getAttribute('href'), companyPath);
+  await eventually(async () => assert.equal(await item.getByRole('link', { name: 'Analytical Engines Ltd' }).getAttribute('href'), companyPath));
   await shot(page, 'companies-desktop-contact-timeline');
 
   // The company page lists the person and the call.
   await companyLink.click();
   await page.getByRole('heading', { name: 'Analytical Engines Ltd' }).waitFor();
   const people = page.getByTestId('company-people');
-  assert.equal(await people.getByRole('link', { name: 'Ada Lovelace' }).getAttribute('href'), contactPath);
+  await eventually(async () => assert.equal(await people.getByRole('link', { name: 'Ada Lovelace' }).getAttribute('href'), contactPath));
   await people.getByText('Analyst').waitFor();
   const onCompany = page.getByTestId('activity-item').filter({ hasText: 'Intro call' });
-  assert.equal(await onCompany.getByRole('link', { name: 'Ada Lovelace' }).getAttribute('href'), contactPath);
+  await eventually(async () => assert.equal(await onCompany.getByRole('link', { name: 'Ada Lovelace' }).getAttribute('href'), contactPath));
   await page.getByTestId('company-deals').getByText('No deals yet').waitFor();
 
   // A note logged on the company page shows there, not on the person.
@@ -108,14 +108,14 @@ test('a company, a person at it, a call logged from the contact page, all found 
   await page.getByTestId('activity-form').getByLabel('Notes').fill('Renewal due in spring.');
   await page.getByRole('button', { name: 'Add note' }).click();
   await page.getByTestId('activity-item').filter({ hasText: 'Account plan' }).waitFor();
-  assert.equal(await page.getByTestId('activity-item').count(), 2);
+  await eventually(async () => assert.equal(await page.getByTestId('activity-item').count(), 2));
   await shot(page, 'companies-desktop-company');
 
   // Edit the call from the timeline, in a dialog.
   await page.getByRole('button', { name: 'Edit call “Intro call”' }).click();
   const dialog = page.getByRole('dialog');
   await dialog.getByLabel('Outcome').waitFor();
-  assert.equal(await dialog.getByLabel('Outcome').inputValue(), 'Connected');
+  await eventually(async () => assert.equal(await dialog.getByLabel('Outcome').inputValue(), 'Connected'));
   await dialog.getByLabel('Outcome').fill('Left voicemail');
   await dialog.getByRole('button', { name: 'Save changes' }).click();
   await dialog.waitFor({ state: 'hidden' });
@@ -134,13 +134,13 @@ test('a company, a person at it, a call logged from the contact page, all found 
   await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Companies' }).click();
   await eventually(async () => assert.equal(await page.getByTestId('company-row').count(), 2));
   const row = page.getByRole('listitem').filter({ hasText: 'Analytical Engines Ltd' });
-  assert.match(await row.innerText(), /1 person/);
+  await eventually(async () => assert.match(await row.innerText(), /1 person/));
   const search = page.getByLabel('Search companies');
   for (const q of ['analytical', 'analytical.example', 'computing', 'london', 'key account']) {
     await search.fill(q);
     await eventually(async () => {
-      assert.equal(await page.getByTestId('company-row').count(), 1, `search ${q}`);
-      assert.match(await page.getByTestId('company-row').innerText(), /Analytical Engines Ltd/);
+      await eventually(async () => assert.equal(await page.getByTestId('company-row').count(), 1, `search ${q}`));
+      await eventually(async () => assert.match(await page.getByTestId('company-row').innerText(), /Analytical Engines Ltd/));
     });
   }
   await search.fill('nobody-by-this-name');
@@ -158,12 +158,12 @@ test('a company, a person at it, a call logged from the contact page, all found 
   await page.getByRole('heading', { name: 'Analytical Engines Ltd' }).waitFor();
   await page.getByTestId('company-people').getByRole('link', { name: 'Ada Lovelace' }).waitFor();
   await eventually(async () => assert.equal(await page.getByTestId('activity-item').count(), 2));
-  assert.match(await page.getByTestId('activity-item').filter({ hasText: 'Intro call' }).innerText(), /Left voicemail/);
+  await eventually(async () => assert.match(await page.getByTestId('activity-item').filter({ hasText: 'Intro call' }).innerText(), /Left voicemail/));
   await page.getByTestId('company-people').getByRole('link', { name: 'Ada Lovelace' }).click();
   await page.getByRole('heading', { name: 'Ada Lovelace' }).waitFor();
   await page.getByTestId('contact-company').getByRole('link', { name: 'Analytical Engines Ltd' }).waitFor();
   await page.getByTestId('activity-item').filter({ hasText: 'Intro call' }).waitFor();
-  assert.equal(await page.getByTestId('activity-item').count(), 1, 'the company note is not on the person');
+  await eventually(async () => assert.equal(await page.getByTestId('activity-item').count(), 1, 'the company note is not on the person'));
 
   // Phone layout.
   await page.setViewportSize({ width: 390, height: 844 });
@@ -191,7 +191,7 @@ test('a deleted company is shown as deleted, never as a broken link, and undo br
   const page = await newPage(context);
   await createCompany(page, { name: 'Difference Ltd' });
   await page.getByRole('link', { name: 'Add a person' }).click();
-  assert.equal(await page.getByLabel('Company').inputValue(), 'Difference Ltd', 'the company page pre-fills its name');
+  await eventually(async () => assert.equal(await page.getByLabel('Company').inputValue(), 'Difference Ltd', 'the company page pre-fills its name'));
   await page.getByLabel('Given name').fill('Charles');
   await page.getByRole('button', { name: 'Create contact' }).click();
   await page.getByRole('heading', { name: 'Charles' }).waitFor();
@@ -204,7 +204,7 @@ test('a deleted company is shown as deleted, never as a broken link, and undo br
   await page.goto(contactUrl);
   await page.getByRole('heading', { name: 'Charles' }).waitFor();
   await page.getByTestId('contact-company').getByText('Difference Ltd (deleted)').waitFor();
-  assert.equal(await page.getByTestId('contact-company').getByRole('link').count(), 0);
+  await eventually(async () => assert.equal(await page.getByTestId('contact-company').getByRole('link').count(), 0));
 
   // A deleted company is not offered, and a typed name does not link to it.
   await page.getByRole('link', { name: 'Edit', exact: true }).click();

@@ -28,10 +28,10 @@ test('create a contact, fix validation, record consent, search, and find it all 
   await page.getByRole('button', { name: 'Create contact' }).click();
   await page.getByText('Some fields need attention').waitFor();
   const givenError = page.locator('#given_name-error');
-  assert.equal(await givenError.innerText(), 'Required');
-  assert.match(await page.locator('#email-0-error').innerText(), /email address/i);
-  assert.match(await page.locator('#phone-0-error').innerText(), /phone number/i);
-  assert.equal(await page.getByLabel('Given name').getAttribute('aria-invalid'), 'true');
+  await eventually(async () => assert.equal(await givenError.innerText(), 'Required'));
+  await eventually(async () => assert.match(await page.locator('#email-0-error').innerText(), /email address/i));
+  await eventually(async () => assert.match(await page.locator('#phone-0-error').innerText(), /phone number/i));
+  await eventually(async () => assert.equal(await page.getByLabel('Given name').getAttribute('aria-invalid'), 'true'));
   await eventually(async () => assert.equal(await page.evaluate(() => document.activeElement?.id), 'given_name', 'focus moves to the first invalid field'));
   await shot(page, 'desktop-form-errors');
 
@@ -47,7 +47,7 @@ test('create a contact, fix validation, record consent, search, and find it all 
 
   await page.getByRole('heading', { name: 'Ada Lovelace' }).waitFor();
   await page.locator('a[href="tel:+442079460958"]').waitFor(); // normalised to E.164
-  assert.equal(await statusOf(page, 'Marketing email'), 'Never asked');
+  await eventually(async () => assert.equal(await statusOf(page, 'Marketing email'), 'Never asked'));
 
   // Grant, then withdraw, consent for marketing email.
   await page.getByRole('button', { name: 'Grant Marketing email' }).click();
@@ -63,9 +63,9 @@ test('create a contact, fix validation, record consent, search, and find it all 
   await dialog.getByRole('button', { name: 'Record withdrawal' }).click();
   await eventually(async () => assert.equal(await statusOf(page, 'Marketing email'), 'Withdrawn'));
   const history = page.getByTestId('consent-history').locator('li');
-  assert.equal(await history.count(), 2);
-  assert.match(await history.nth(0).innerText(), /Marketing email withdrawn/);
-  assert.match(await history.nth(1).innerText(), /Marketing email granted[\s\S]*Asked on the phone/);
+  await eventually(async () => assert.equal(await history.count(), 2));
+  await eventually(async () => assert.match(await history.nth(0).innerText(), /Marketing email withdrawn/));
+  await eventually(async () => assert.match(await history.nth(1).innerText(), /Marketing email granted[\s\S]*Asked on the phone/));
   await shot(page, 'desktop-contact');
 
   // Search from the list by name, phone digits, company and tag.
@@ -85,8 +85,8 @@ test('create a contact, fix validation, record consent, search, and find it all 
   await page.getByTestId('contact-row').first().waitFor();
   await page.getByRole('listitem').filter({ hasText: 'Ada Lovelace' }).click();
   await page.getByRole('heading', { name: 'Ada Lovelace' }).waitFor();
-  assert.equal(await statusOf(page, 'Marketing email'), 'Withdrawn');
-  assert.equal(await page.getByTestId('consent-history').locator('li').count(), 2);
+  await eventually(async () => assert.equal(await statusOf(page, 'Marketing email'), 'Withdrawn'));
+  await eventually(async () => assert.equal(await page.getByTestId('consent-history').locator('li').count(), 2));
   await page.getByText('ada@example.org').waitFor();
   assert.deepEqual(page.errors, []);
 

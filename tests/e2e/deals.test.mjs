@@ -89,10 +89,10 @@ test('deals move across the board by mouse and keyboard, are lost with a reason,
   await page.getByLabel('Value').fill('12,5x');
   await page.getByRole('button', { name: 'Create deal' }).click();
   await page.getByText('Some fields need attention').waitFor();
-  assert.equal(await page.locator('#title-error').innerText(), 'Required');
-  assert.match(await page.locator('#value-error').innerText(), /amount/i);
+  await eventually(async () => assert.equal(await page.locator('#title-error').innerText(), 'Required'));
+  await eventually(async () => assert.match(await page.locator('#value-error').innerText(), /amount/i));
   await eventually(async () => assert.equal(await page.evaluate(() => document.activeElement?.id), 'title'));
-  assert.equal(await page.getByLabel('Probability (%)').getAttribute('placeholder'), '10% (stage default)');
+  await eventually(async () => assert.equal(await page.getByLabel('Probability (%)').getAttribute('placeholder'), '10% (stage default)'));
 
   const today = await localToday(page);
   await page.getByLabel('Title').fill('Initech renewal');
@@ -104,9 +104,9 @@ test('deals move across the board by mouse and keyboard, are lost with a reason,
   await page.getByRole('button', { name: 'Remove Ada Lovelace' }).waitFor();
   await page.getByRole('button', { name: 'Create deal' }).click();
   await page.getByRole('heading', { name: 'Initech renewal' }).waitFor();
-  assert.equal(await page.getByTestId('deal-contacts').getByRole('link').innerText(), 'Ada Lovelace');
-  assert.equal(await page.getByTestId('deal-stage').innerText(), 'Lead');
-  assert.equal(await page.getByTestId('deal-company').getByRole('link').innerText(), 'Initech');
+  await eventually(async () => assert.equal(await page.getByTestId('deal-contacts').getByRole('link').innerText(), 'Ada Lovelace'));
+  await eventually(async () => assert.equal(await page.getByTestId('deal-stage').innerText(), 'Lead'));
+  await eventually(async () => assert.equal(await page.getByTestId('deal-company').getByRole('link').innerText(), 'Initech'));
 
   await createDeal(page, { title: 'Globex pilot', value: '4000', close: today });
   await createDeal(page, { title: 'Umbrella expansion', value: '2000' });
@@ -114,12 +114,12 @@ test('deals move across the board by mouse and keyboard, are lost with a reason,
   // Drag Initech renewal from Lead to Qualified, then to Proposal.
   await nav(page, 'Deals').click();
   await card(page, 'Initech renewal').waitFor();
-  assert.match(await card(page, 'Initech renewal').innerText(), /Initech\n/);
+  await eventually(async () => assert.match(await card(page, 'Initech renewal').innerText(), /Initech\n/));
   await card(page, 'Initech renewal').dragTo(column(page, 'qualified'));
   await column(page, 'qualified').getByTestId('deal-card').filter({ hasText: 'Initech renewal' }).waitFor();
   await card(page, 'Initech renewal').dragTo(column(page, 'proposal'));
   await column(page, 'proposal').getByTestId('deal-card').filter({ hasText: 'Initech renewal' }).waitFor();
-  assert.deepEqual(await columnFigures(page, 'proposal'), { count: '1 deal', total: '€10k', weighted: '€5k' });
+  await eventually(async () => assert.deepEqual(await columnFigures(page, 'proposal'), { count: '1 deal', total: '€10k', weighted: '€5k' }));
 
   // Then with the keyboard: focus the card, Alt+→ moves it one stage on.
   await page.getByRole('link', { name: 'Initech renewal' }).focus();
@@ -150,10 +150,10 @@ test('deals move across the board by mouse and keyboard, are lost with a reason,
   await lost.waitFor({ state: 'hidden' });
 
   // Column totals: count, value and value × probability.
-  assert.deepEqual(await columnFigures(page, 'lead'), { count: '0 deals', total: '€0', weighted: '€0' });
-  assert.deepEqual(await columnFigures(page, 'qualified'), { count: '1 deal', total: '€2k', weighted: '€500' });
-  assert.deepEqual(await columnFigures(page, 'negotiation'), { count: '1 deal', total: '€10k', weighted: '€7.5k' });
-  assert.deepEqual(await columnFigures(page, 'lost'), { count: '1 deal', total: '€4k', weighted: '€0' });
+  await eventually(async () => assert.deepEqual(await columnFigures(page, 'lead'), { count: '0 deals', total: '€0', weighted: '€0' }));
+  await eventually(async () => assert.deepEqual(await columnFigures(page, 'qualified'), { count: '1 deal', total: '€2k', weighted: '€500' }));
+  await eventually(async () => assert.deepEqual(await columnFigures(page, 'negotiation'), { count: '1 deal', total: '€10k', weighted: '€7.5k' }));
+  await eventually(async () => assert.deepEqual(await columnFigures(page, 'lost'), { count: '1 deal', total: '€4k', weighted: '€0' }));
   await shot(page, 'deals-board-desktop');
 
   // A monthly target, set in Settings.
@@ -168,17 +168,17 @@ test('deals move across the board by mouse and keyboard, are lost with a reason,
   await nav(page, 'Forecast').click();
   await page.getByRole('heading', { name: 'Forecast' }).waitFor();
   const thisMonth = page.getByTestId('month-row').first();
-  assert.equal(await thisMonth.getByTestId('month-weighted').innerText(), '€7,500.00');
-  assert.equal(await thisMonth.getByTestId('month-total').innerText(), '€7,500.00');
-  assert.equal(await page.getByTestId('month-row').count(), 6);
-  assert.equal(await page.getByTestId('owner-row').filter({ hasText: 'Me' }).getByTestId('owner-weighted').innerText(), '€7,500.00');
-  assert.equal(await page.getByTestId('undated-line').getByTestId('attention-count').innerText(), '1 open deal');
-  assert.equal(await page.getByTestId('overdue-line').getByTestId('attention-count').innerText(), '0 open deals');
+  await eventually(async () => assert.equal(await thisMonth.getByTestId('month-weighted').innerText(), '€7,500.00'));
+  await eventually(async () => assert.equal(await thisMonth.getByTestId('month-total').innerText(), '€7,500.00'));
+  await eventually(async () => assert.equal(await page.getByTestId('month-row').count(), 6));
+  await eventually(async () => assert.equal(await page.getByTestId('owner-row').filter({ hasText: 'Me' }).getByTestId('owner-weighted').innerText(), '€7,500.00'));
+  await eventually(async () => assert.equal(await page.getByTestId('undated-line').getByTestId('attention-count').innerText(), '1 open deal'));
+  await eventually(async () => assert.equal(await page.getByTestId('overdue-line').getByTestId('attention-count').innerText(), '0 open deals'));
   await page.locator('.target-line').first().waitFor();
   await shot(page, 'forecast-desktop');
   await page.getByRole('link', { name: 'Give them a date: No close date' }).click();
   await eventually(async () => assert.equal(await page.getByTestId('deal-row').count(), 1));
-  assert.match(await page.getByTestId('deal-row').innerText(), /Umbrella expansion/);
+  await eventually(async () => assert.match(await page.getByTestId('deal-row').innerText(), /Umbrella expansion/));
 
   // The list sorts and filters.
   await page.getByLabel('Close date').selectOption('');
@@ -189,7 +189,7 @@ test('deals move across the board by mouse and keyboard, are lost with a reason,
   await eventually(async () => assert.match(await page.getByTestId('deal-row').first().innerText(), /Initech renewal/));
   await page.getByLabel('Status').selectOption('lost');
   await eventually(async () => assert.equal(await page.getByTestId('deal-row').count(), 1));
-  assert.match(await page.getByTestId('deal-row').innerText(), /Globex pilot/);
+  await eventually(async () => assert.match(await page.getByTestId('deal-row').innerText(), /Globex pilot/));
 
   // After a reload: the stage and the whole history.
   await nav(page, 'Deals').click();
@@ -198,22 +198,22 @@ test('deals move across the board by mouse and keyboard, are lost with a reason,
   await page.getByRole('heading', { name: 'Initech renewal' }).waitFor();
   await page.reload();
   await page.getByRole('heading', { name: 'Initech renewal' }).waitFor();
-  assert.equal(await page.getByTestId('deal-stage').innerText(), 'Negotiation');
-  assert.equal(await page.getByTestId('deal-weighted').innerText(), '€7,500.00');
+  await eventually(async () => assert.equal(await page.getByTestId('deal-stage').innerText(), 'Negotiation'));
+  await eventually(async () => assert.equal(await page.getByTestId('deal-weighted').innerText(), '€7,500.00'));
   const history = page.getByTestId('stage-history').locator('li');
-  assert.equal(await history.count(), 4);
-  assert.match(await history.nth(0).innerText(), /Moved from Proposal to Negotiation[\s\S]*Me/);
-  assert.match(await history.nth(1).innerText(), /Moved from Qualified to Proposal/);
-  assert.match(await history.nth(2).innerText(), /Moved from Lead to Qualified/);
-  assert.match(await history.nth(3).innerText(), /Created in Lead/);
+  await eventually(async () => assert.equal(await history.count(), 4));
+  await eventually(async () => assert.match(await history.nth(0).innerText(), /Moved from Proposal to Negotiation[\s\S]*Me/));
+  await eventually(async () => assert.match(await history.nth(1).innerText(), /Moved from Qualified to Proposal/));
+  await eventually(async () => assert.match(await history.nth(2).innerText(), /Moved from Lead to Qualified/));
+  await eventually(async () => assert.match(await history.nth(3).innerText(), /Created in Lead/));
   await page.getByTestId('activity-panel').waitFor();
   await shot(page, 'deal-page-desktop');
 
   await page.goto(`${env.server.url}/deals?view=list&status=lost`);
   await page.getByRole('link', { name: 'Globex pilot' }).click();
   await page.getByRole('heading', { name: 'Globex pilot' }).waitFor();
-  assert.equal(await page.getByTestId('deal-reason').innerText(), 'Went with a cheaper vendor');
-  assert.match(await page.getByTestId('deal-stage').innerText(), /Lost/);
+  await eventually(async () => assert.equal(await page.getByTestId('deal-reason').innerText(), 'Went with a cheaper vendor'));
+  await eventually(async () => assert.match(await page.getByTestId('deal-stage').innerText(), /Lost/));
 
   // Phone width: the board scrolls column by column, the forecast stacks.
   await page.setViewportSize({ width: 390, height: 844 });

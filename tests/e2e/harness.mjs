@@ -71,7 +71,7 @@ export async function newPage(browserOrContext, viewport = { width: 1280, height
 }
 
 /** Polls `fn` until it returns without throwing (or the timeout). */
-export async function eventually(fn, timeoutMs = 5000) {
+export async function eventually(fn, timeoutMs = 10000) {
   const until = Date.now() + timeoutMs;
   let last;
   while (Date.now() < until) {

@@ -102,7 +102,7 @@ for (const [mount, viewport, label] of [['/', PHONE, 'at the root, on a phone'],
     await page.goto(server.url);
     await page.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
     assert.equal(new URL(page.url()).pathname, `${mount}contacts`, 'the router honours the public URL');
-    assert.equal(await offlineReady(page), server.url, 'the worker is scoped to the public URL');
+    await eventually(async () => assert.equal(await offlineReady(page), server.url, 'the worker is scoped to the public URL'));
 
     await page.getByRole('link', { name: /first contact|New contact/ }).first().click();
     await createContact(page, 'Olivia', 'Online', {
@@ -169,23 +169,23 @@ test('a deployed update is offered, and reloading waits until the form being typ
   await comeBackOnline(context);
   const banner = page.getByTestId('update-banner');
   await banner.waitFor({ timeout: 30000 });
-  assert.match(await banner.innerText(), /A new version of Rapport is available/);
-  assert.match(await banner.innerText(), /not saved yet/);
-  assert.equal(await banner.getByRole('button', { name: 'Reload', exact: true }).count(), 0, 'no reload is offered over unsaved input');
+  await eventually(async () => assert.match(await banner.innerText(), /A new version of Rapport is available/));
+  await eventually(async () => assert.match(await banner.innerText(), /not saved yet/));
+  await eventually(async () => assert.equal(await banner.getByRole('button', { name: 'Reload', exact: true }).count(), 0, 'no reload is offered over unsaved input'));
   await shot(page, 'phone-update-unsaved');
 
   await banner.getByRole('button', { name: 'Reload when saved' }).click();
   await banner.getByText('It will load as soon as your changes are saved').waitFor();
   await page.waitForTimeout(1500);
-  assert.equal(await runningBuild(page), 'first', 'still the old version: nothing was reloaded');
-  assert.equal(await page.getByLabel('Given name').inputValue(), 'Dana', 'the input is still there');
+  await eventually(async () => assert.equal(await runningBuild(page), 'first', 'still the old version: nothing was reloaded'));
+  await eventually(async () => assert.equal(await page.getByLabel('Given name').inputValue(), 'Dana', 'the input is still there'));
 
   // Saving the contact lets the update go ahead.
   await page.getByLabel('Family name').fill('Draft');
   await page.getByRole('button', { name: 'Create contact' }).click();
   await eventually(async () => assert.equal(await runningBuild(page), 'second'), 30000);
   await page.getByRole('heading', { name: 'Dana Draft' }).waitFor();
-  assert.equal(await banner.count(), 0);
+  await eventually(async () => assert.equal(await banner.count(), 0));
 
   // With nothing unsaved, "Reload" is offered straight away.
   deploy(dir, 'third');

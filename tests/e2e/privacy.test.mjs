@@ -50,11 +50,11 @@ test('restrict, export and erase a contact; erasure leaves no byte of them in In
   await page.getByRole('button', { name: 'Erase…' }).click();
   const preview = page.getByTestId('erase-preview');
   await preview.waitFor();
-  assert.match(await preview.innerText(), /1 email address/);
+  await eventually(async () => assert.match(await preview.innerText(), /1 email address/));
   await page.getByRole('button', { name: 'Erase permanently' }).click();
   await page.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
   await page.getByRole('listitem').filter({ hasText: 'Grace Hopper' }).waitFor();
-  assert.equal(await page.getByRole('listitem').filter({ hasText: 'Erin' }).count(), 0);
+  await eventually(async () => assert.equal(await page.getByRole('listitem').filter({ hasText: 'Erin' }).count(), 0));
 
   const after = await dumpIndexedDb(page);
   for (const secret of ['Erasable', 'erin.erasable@example.org', '442079460321', 'Erin']) {
@@ -65,7 +65,7 @@ test('restrict, export and erase a contact; erasure leaves no byte of them in In
   // Still gone after a reload.
   await page.reload();
   await page.getByRole('listitem').filter({ hasText: 'Grace Hopper' }).waitFor();
-  assert.equal(await page.getByRole('listitem').filter({ hasText: 'Erin' }).count(), 0);
+  await eventually(async () => assert.equal(await page.getByRole('listitem').filter({ hasText: 'Erin' }).count(), 0));
   assert.deepEqual(page.errors, []);
   await context.close();
 });

@@ -78,8 +78,8 @@ test('a retention policy lists old contacts; bulk erase and anonymise leave none
   const names = await candidates.locator('label').allInnerTexts();
   assert.deepEqual(names.map((n) => n.replace(/\s*Restricted$/, '').trim()).sort(), ['Erin Erasable', 'Olive Oldfield', 'Rhea Restricted']);
   const box = (name) => page.getByRole('checkbox', { name });
-  assert.ok(await box('Erin Erasable').isChecked(), 'candidates start selected');
-  assert.ok(await box('Olive Oldfield').isChecked());
+  await eventually(async () => assert.ok(await box('Erin Erasable').isChecked(), 'candidates start selected'));
+  await eventually(async () => assert.ok(await box('Olive Oldfield').isChecked()));
   assert.ok(!(await box(/Rhea Restricted/).isChecked()), 'restricted candidates start unselected');
   await candidates.filter({ hasText: 'Rhea' }).getByTestId('candidate-restricted').waitFor();
   await shot(page, 'desktop-retention-review');
@@ -96,7 +96,7 @@ test('a retention policy lists old contacts; bulk erase and anonymise leave none
   await dialog.getByRole('button', { name: 'Erase 1 contact permanently' }).click();
   await page.getByTestId('retention-done').getByText('Erased 1 contact.').waitFor();
   await eventually(async () => assert.equal(await candidates.count(), 2));
-  assert.equal(await candidates.filter({ hasText: 'Erin' }).count(), 0);
+  await eventually(async () => assert.equal(await candidates.filter({ hasText: 'Erin' }).count(), 0));
 
   // Anonymise Olive.
   await box('Olive Oldfield').check();
@@ -118,7 +118,7 @@ test('a retention policy lists old contacts; bulk erase and anonymise leave none
   }
   await page.getByRole('link', { name: 'Contacts', exact: true }).click();
   await page.getByRole('listitem').filter({ hasText: 'Anonymised contact' }).waitFor();
-  assert.equal(await page.getByRole('listitem').filter({ hasText: /Erin|Olive/ }).count(), 0);
+  await eventually(async () => assert.equal(await page.getByRole('listitem').filter({ hasText: /Erin|Olive/ }).count(), 0));
 
   // The audit log: every record's history, by member, exportable.
   await page.getByRole('link', { name: 'Privacy', exact: true }).click();

@@ -2,7 +2,7 @@
 // app; the damaged record is set aside with a clear message and the rest loads.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { newPage, shot, useAppAndBrowser } from './harness.mjs';
+import { eventually, newPage, shot, useAppAndBrowser } from './harness.mjs';
 
 const env = useAppAndBrowser();
 
@@ -51,10 +51,10 @@ test('a record with corrupted bytes is set aside with a clear message and the ot
   await page.getByRole('listitem').filter({ hasText: 'Broken Record' }).click();
   const error = page.getByTestId('contact-error');
   await error.waitFor();
-  assert.match(await error.innerText(), /could not be read and was set aside/i);
+  await eventually(async () => assert.match(await error.innerText(), /could not be read and was set aside/i));
   const banner = page.getByTestId('quarantine-banner');
   await banner.waitFor();
-  assert.match(await banner.innerText(), /1 record could not be read/);
+  await eventually(async () => assert.match(await banner.innerText(), /1 record could not be read/));
   await shot(page, 'desktop-quarantined-record');
 
   await page.getByRole('link', { name: 'Back to contacts' }).click();
@@ -67,7 +67,7 @@ test('a record with corrupted bytes is set aside with a clear message and the ot
   await page.getByRole('link', { name: 'See details' }).click();
   const list = page.getByTestId('quarantine-list');
   await list.waitFor();
-  assert.match(await list.innerText(), new RegExp(broken));
+  await eventually(async () => assert.match(await list.innerText(), new RegExp(broken)));
   await context.close();
 });
 

@@ -32,7 +32,7 @@ function relayDocuments(dataDir) {
 }
 
 const synced = (page) => eventually(async () => {
-  assert.equal(await page.getByTestId('sync-status').innerText(), 'Synced');
+  await eventually(async () => assert.equal(await page.getByTestId('sync-status').innerText(), 'Synced'));
 }, 15000);
 
 async function statusOf(page, purpose) {
@@ -128,8 +128,8 @@ test('two browsers share a workspace through the relay, edit offline and converg
   // The job title was set on both: the conflict is shown with both values.
   const conflicts = a.getByTestId('conflicts');
   await conflicts.waitFor();
-  assert.match(await conflicts.innerText(), /Countess/);
-  assert.match(await conflicts.innerText(), /Mathematician/);
+  await eventually(async () => assert.match(await conflicts.innerText(), /Countess/));
+  await eventually(async () => assert.match(await conflicts.innerText(), /Mathematician/));
   await shot(a, 'sync-conflict');
 
   // The relay holds ciphertext only.
@@ -146,7 +146,7 @@ test('two browsers share a workspace through the relay, edit offline and converg
   await eventually(async () => {
     await b.goto(`${server.url}/contacts`);
     await b.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
-    assert.equal(await b.getByRole('listitem').filter({ hasText: 'Ada' }).count(), 0, 'B erased its copy');
+    await eventually(async () => assert.equal(await b.getByRole('listitem').filter({ hasText: 'Ada' }).count(), 0, 'B erased its copy'));
   }, 20000);
   await synced(a);
   await synced(b);
@@ -165,7 +165,7 @@ test('two browsers share a workspace through the relay, edit offline and converg
   await b.goto(`${server.url}/settings`);
   await b.getByRole('button', { name: 'Open workspace My workspace' }).click();
   await b.getByText('No contacts yet').waitFor();
-  assert.equal(await b.getByTestId('sync-status').count(), 0, 'the local workspace is not shared');
+  await eventually(async () => assert.equal(await b.getByTestId('sync-status').count(), 0, 'the local workspace is not shared'));
 
   assert.deepEqual([...a.errors, ...b.errors].filter((e) => !/WebSocket|ERR_INTERNET_DISCONNECTED|Failed to load resource/.test(String(e))), []);
   await ctxA.close();

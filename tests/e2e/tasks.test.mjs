@@ -44,7 +44,7 @@ test('a follow-up from a contact page: under Today, completed, undone, done afte
   await createContact(page, 'Grace', 'Hopper');
   const followUps = page.getByRole('region', { name: 'Follow-ups' });
   await followUps.getByText('No open follow-ups').waitFor();
-  assert.equal(await followUps.getByLabel('Due date').inputValue(), await localDate(page), 'due today by default');
+  await eventually(async () => assert.equal(await followUps.getByLabel('Due date').inputValue(), await localDate(page), 'due today by default'));
 
   // An empty title is refused next to the field, with focus on it.
   await followUps.getByRole('button', { name: 'Add follow-up' }).click();
@@ -55,14 +55,14 @@ test('a follow-up from a contact page: under Today, completed, undone, done afte
   await followUps.getByLabel('Follow-up', { exact: true }).fill('Send the proposal');
   await followUps.getByRole('button', { name: 'Add follow-up' }).click();
   await followUps.getByRole('checkbox', { name: 'Send the proposal' }).waitFor();
-  assert.equal(await followUps.getByLabel('Follow-up', { exact: true }).inputValue(), '', 'the form is ready for the next one');
+  await eventually(async () => assert.equal(await followUps.getByLabel('Follow-up', { exact: true }).inputValue(), '', 'the form is ready for the next one'));
   await eventually(async () => assert.equal(await page.getByTestId('task-count').locator('[aria-hidden="true"]').innerText(), '1'));
   await page.getByRole('link', { name: /^Tasks.*1 due today or overdue$/ }).waitFor();
 
   // A task with details, linked through the picker, due tomorrow.
   await page.getByRole('link', { name: 'New task with details' }).click();
   await page.getByRole('heading', { name: 'New task' }).waitFor();
-  assert.match(await page.getByTestId('linked-record').innerText(), /Grace Hopper/, 'linked from ?link=');
+  await eventually(async () => assert.match(await page.getByTestId('linked-record').innerText(), /Grace Hopper/, 'linked from ?link='));
   await page.getByRole('button', { name: 'Remove link' }).click();
   await page.getByLabel('Linked record').fill('hopp');
   await page.getByRole('button', { name: /Grace Hopper/ }).click();
@@ -89,10 +89,10 @@ test('a follow-up from a contact page: under Today, completed, undone, done afte
   const today = page.getByTestId('tasks-today');
   const proposal = today.getByRole('checkbox', { name: 'Send the proposal' });
   await proposal.waitFor();
-  assert.match(await today.innerText(), /Grace Hopper/);
+  await eventually(async () => assert.match(await today.innerText(), /Grace Hopper/));
   await today.getByRole('link', { name: /Grace Hopper/ }).waitFor();
   await page.getByTestId('tasks-upcoming').getByRole('checkbox', { name: 'Prepare the demo' }).waitFor();
-  assert.match(await page.getByTestId('tasks-upcoming').innerText(), /Tomorrow, 10:30[\s\S]*High priority/);
+  await eventually(async () => assert.match(await page.getByTestId('tasks-upcoming').innerText(), /Tomorrow, 10:30[\s\S]*High priority/));
   await page.getByTestId('tasks-no-due-date').getByRole('checkbox', { name: 'Renew the domain' }).waitFor();
   await page.getByTestId('tasks-overdue').getByText('Nothing overdue.').waitFor();
   await shot(page, 'desktop-tasks');
@@ -123,7 +123,7 @@ test('a follow-up from a contact page: under Today, completed, undone, done afte
   await gotoTasks(page);
   const upcoming = page.getByTestId('tasks-upcoming');
   await upcoming.getByText('Grace Hopper (deleted)').waitFor();
-  assert.equal(await upcoming.getByRole('link', { name: /Grace Hopper/ }).count(), 0);
+  await eventually(async () => assert.equal(await upcoming.getByRole('link', { name: /Grace Hopper/ }).count(), 0));
   assert.deepEqual(page.errors, []);
   await context.close();
 });
@@ -154,7 +154,7 @@ test('a reminder when a task falls due, a desktop notification once allowed; tas
   await page.getByRole('heading', { name: 'Tasks', exact: true }).waitFor();
 
   // Nothing is asked until the user presses the button.
-  assert.equal(await page.evaluate(() => Notification.permission), 'default');
+  await eventually(async () => assert.equal(await page.evaluate(() => Notification.permission), 'default'));
   await page.getByRole('button', { name: 'Turn on desktop reminders' }).click();
   await page.getByText('Desktop reminders are on.').waitFor();
 
@@ -188,14 +188,14 @@ test('a reminder when a task falls due, a desktop notification once allowed; tas
   await today.getByRole('checkbox', { name: 'Call Ada back' }).waitFor();
   const late = today.getByRole('listitem').filter({ hasText: 'Check the contract' });
   await late.getByText('Late').waitFor();
-  assert.equal(await page.getByTestId('reminder').count(), 0);
+  await eventually(async () => assert.equal(await page.getByTestId('reminder').count(), 0));
 
   // 10:00:30: the reminder appears (once), with a desktop notification.
   await page.clock.fastForward('02:30');
   const reminder = page.getByRole('group', { name: 'Reminder: Call Ada back' });
   await eventually(() => reminder.waitFor({ timeout: 1000 }), 10000);
-  assert.match(await reminder.innerText(), /Due Today, 10:00/);
-  assert.equal(await page.getByTestId('reminder').count(), 1, 'the task already due is not announced');
+  await eventually(async () => assert.match(await reminder.innerText(), /Due Today, 10:00/));
+  await eventually(async () => assert.equal(await page.getByTestId('reminder').count(), 1, 'the task already due is not announced'));
   const notes = await page.evaluate(() => window.__notifications);
   assert.deepEqual(notes.map((n) => n.title), ['Due: Call Ada back']);
   await shot(page, 'desktop-reminder');
@@ -210,33 +210,33 @@ test('a reminder when a task falls due, a desktop notification once allowed; tas
   await page.getByRole('link', { name: 'Calendar' }).click();
   await page.getByRole('heading', { name: 'Calendar', exact: true }).waitFor();
   const week = page.getByTestId('cal-week');
-  assert.equal(await page.getByTestId('cal-range').innerText(), '23 – 29 Nov 2026');
+  await eventually(async () => assert.equal(await page.getByTestId('cal-range').innerText(), '23 – 29 Nov 2026'));
   const tuesday = week.locator('[data-date="2026-11-24"]');
   await tuesday.getByRole('link', { name: /Call Ada back/ }).waitFor();
   await tuesday.getByRole('link', { name: /Check the contract/ }).waitFor();
   const meeting = week.locator('[data-date="2026-11-25"]').getByRole('link', { name: /Quarterly review/ });
-  assert.match(await meeting.innerText(), /14:00–14:45/);
+  await eventually(async () => assert.match(await meeting.innerText(), /14:00–14:45/));
   await week.locator('[data-date="2026-11-26"]').getByRole('link', { name: /Send the minutes/ }).waitFor();
   await shot(page, 'desktop-calendar-week');
 
   // Next and previous week, then the month.
   await page.getByRole('button', { name: 'Next week' }).click();
-  assert.equal(await page.getByTestId('cal-range').innerText(), '30 Nov – 6 Dec 2026');
+  await eventually(async () => assert.equal(await page.getByTestId('cal-range').innerText(), '30 Nov – 6 Dec 2026'));
   await week.getByText('Quarterly review').waitFor({ state: 'detached' });
   await page.getByRole('button', { name: 'Today' }).click();
   await page.getByRole('button', { name: 'Month', exact: true }).click();
-  assert.equal(await page.getByRole('button', { name: 'Month', exact: true }).getAttribute('aria-pressed'), 'true');
+  await eventually(async () => assert.equal(await page.getByRole('button', { name: 'Month', exact: true }).getAttribute('aria-pressed'), 'true'));
   const month = page.getByTestId('cal-month');
-  assert.equal(await page.getByTestId('cal-range').innerText(), 'November 2026');
+  await eventually(async () => assert.equal(await page.getByTestId('cal-range').innerText(), 'November 2026'));
   await month.getByRole('group', { name: 'Wednesday 25 November' }).getByRole('link', { name: /Quarterly review/ }).waitFor();
   await month.getByRole('group', { name: 'Tuesday 24 November' }).getByRole('link', { name: /Call Ada back/ }).waitFor();
   await shot(page, 'desktop-calendar-month');
   await page.getByRole('button', { name: 'Show the week of Monday 30 November' }).click();
-  assert.equal(await page.getByTestId('cal-range').innerText(), '30 Nov – 6 Dec 2026');
+  await eventually(async () => assert.equal(await page.getByTestId('cal-range').innerText(), '30 Nov – 6 Dec 2026'));
   await page.getByRole('button', { name: 'Previous week' }).click();
   await page.getByRole('button', { name: 'Month', exact: true }).click();
   await page.getByRole('button', { name: 'Next month' }).click();
-  assert.equal(await page.getByTestId('cal-range').innerText(), 'December 2026');
+  await eventually(async () => assert.equal(await page.getByTestId('cal-range').innerText(), 'December 2026'));
   await page.getByRole('button', { name: 'Previous month' }).click();
 
   // Entries open their record: the meeting its contact, a task its edit page.
@@ -246,7 +246,7 @@ test('a reminder when a task falls due, a desktop notification once allowed; tas
   await page.getByRole('heading', { name: 'Calendar', exact: true }).waitFor();
   await page.getByTestId('cal-week').getByRole('link', { name: /Send the minutes/ }).click();
   await page.getByRole('heading', { name: 'Edit task: Send the minutes' }).waitFor();
-  assert.equal(await page.getByLabel('Due date').inputValue(), '2026-11-26');
+  await eventually(async () => assert.equal(await page.getByLabel('Due date').inputValue(), '2026-11-26'));
 
   await shot(page, 'desktop-task-form');
 
