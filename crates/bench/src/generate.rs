@@ -1,32 +1,44 @@
 //! A seeded, realistic workspace: the workspace document (five members, the
-//! standard consent purposes, two custom fields), companies, contacts with
-//! several emails and phones, tags, addresses, notes, custom values and
-//! consent histories, deals moving through a pipeline, and activities on
-//! contacts' timelines.
+//! standard consent purposes, the default sales pipeline, custom fields),
+//! companies, contacts with several emails and phones, tags, addresses,
+//! notes, custom values and consent histories, deals moving through the
+//! pipeline, and activities on contacts', companies' and deals' timelines.
 //!
-//! Contacts and the workspace are rapport-core's own types, written with
-//! `Record::write_doc` exactly as the app writes them, so the browser reads
-//! them like any record. Companies, deals and activities have no record type
-//! in rapport-core yet: they are written as documents of their kind with the
-//! same conventions (`kind`/`schema` at the root, scalar strings, maps keyed
-//! by id, notes as Text) and get rows of their kind, so they weigh on storage
-//! and start-up as they will once the app has those screens.
+//! Every record is rapport-core's own type (`Workspace`, `Contact`,
+//! `Company`, `Deal`, `Activity`), written with `Record::write_doc` into a
+//! document whose root is `init_root(kind, SCHEMA)` and whose row is
+//! `Record::row()`, exactly as the app writes them, so the browser reads
+//! them like any record. References hold: a contact's `company_id` is its
+//! company, a deal's contact and company exist, an activity names its
+//! contact, that contact's company and sometimes one of that contact's deals,
+//! and every deal stands in a stage of the workspace's own pipeline.
 //!
 //! Every document has a history, not one big change: it is created by one
 //! member, then edited by others over the following months (a phone added,
-//! a new job title, tags, consent granted and withdrawn, a deal moving
-//! stage), one Automerge change per edit with its author's actor and time.
+//! a new job title, tags, consent granted and withdrawn, a company's
+//! switchboard number, a deal moving stage with `Deal::move_to` and its
+//! value revised, a call's outcome filled in later), one Automerge change per
+//! edit with its author's session actor and its time (`audit::commit`, as
+//! the app stamps changes).
+//!
+//! Generation is a pure function of the seed and the sizes: record `i` of a
+//! kind comes from its own random stream, so records are generated in any
+//! order and on any number of threads with the same bytes.
 
-use std::collections::BTreeMap;
-
-use automerge::transaction::{CommitOptions, Transactable};
-use automerge::{AutoCommit, ObjType, ReadDoc, ROOT};
+use automerge::AutoCommit;
+use chrono::NaiveDate;
+use rapport_core::audit;
 use rapport_core::consent::{ConsentAction, ConsentSource, LawfulBasis, NewConsentEvent, PurposeId};
 use rapport_core::contact::{Address, Contact, Labeled};
 use rapport_core::doc;
 use rapport_core::ids::{EntryId, EventId, MemberId, RecordId};
 use rapport_core::record::{Record, RecordKind, Row};
 use rapport_core::repo::session_actor;
+use rapport_core::sales::activity::{Activity, ActivityKind};
+use rapport_core::sales::company::{self, Company, SIZES};
+use rapport_core::sales::deal::Deal;
+use rapport_core::sales::money;
+use rapport_core::sales::pipeline::Outcome;
 use rapport_core::search::fold;
 use rapport_core::validate::{self, CustomFieldKind};
 use rapport_core::workspace::{CustomFieldDef, Member, Workspace};
@@ -34,6 +46,14 @@ use rapport_core::Timestamp;
 
 use crate::pools::*;
 use crate::rng::Rng;
+
+/// The generator's own version, part of the data file's fingerprint
+/// (`Plan::fingerprint`). Bump it with any change to what is generated.
+pub const GENERATOR: u32 = 2;
+
+/// The workspace custom field that holds a company's phone number (a
+/// `Company` has no phone of its own; teams add one as a custom field).
+pub const COMPANY_PHONE_FIELD: &str = "switchboard";
 
 const DAY: i64 = 86_400_000;
 /// The generated workspace's "now": 2026-06-01T00:00:00Z. Every record is
@@ -83,6 +103,59 @@ pub struct Plan {
     pub workspace: Workspace,
     pub companies: usize,
     pub deals: usize,
+    spread: Spread,
+}
+
+/// How deals are spread over contacts: deal `d` is with contact
+/// `(a·d + b) mod n`, a seeded bijection, so a contact's deals are found
+/// without generating every deal (activities link to them).
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    n: u64,
+    a: u64,
+    a_inverse: u64,
+    b: u64,
+}
+
+impl Spread {
+    fn new(r: &mut Rng, contacts: usize) -> Self {
+        let n = contacts.max(1) as u64;
+        let mut a = r.below(n) | 1;
+        while gcd(a, n) != 1 {
+            a += 1;
+        }
+        let a_inverse = inverse(a % n, n);
+        Spread { n, a: a % n, a_inverse, b: r.below(n) }
+    }
+
+    fn contact(&self, deal: usize) -> usize {
+        ((u128::from(self.a) * u128::from(deal as u64 % self.n) + u128::from(self.b)) % u128::from(self.n)) as usize
+    }
+
+    /// The deals with `contact`, given `deals` in all.
+    fn deals(&self, contact: usize, deals: usize) -> impl Iterator<Item = usize> {
+        let shifted = (contact as u64 % self.n + self.n - self.b) % self.n;
+        let first = (u128::from(self.a_inverse) * u128::from(shifted) % u128::from(self.n)) as usize;
+        (first..deals).step_by(self.n as usize)
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// `a`'s inverse modulo `n` (`a` and `n` coprime).
+fn inverse(a: u64, n: u64) -> u64 {
+    let (mut t, mut next_t, mut r, mut next_r) = (0i128, 1i128, i128::from(n), i128::from(a));
+    while next_r != 0 {
+        let q = r / next_r;
+        (t, next_t) = (next_t, t - q * next_t);
+        (r, next_r) = (next_r, r - q * next_r);
+    }
+    t.rem_euclid(i128::from(n)) as u64
 }
 
 /// A company's identity (cheap: deals and contacts refer to it).
@@ -92,6 +165,16 @@ pub struct CompanyBasics {
     pub name: String,
     pub domain: String,
     pub place: usize,
+    pub created_at: i64,
+}
+
+/// A deal's identity (cheap: activities refer to it).
+#[derive(Debug, Clone)]
+pub struct DealBasics {
+    pub id: RecordId,
+    /// The contact index.
+    pub contact: usize,
+    pub owner: usize,
     pub created_at: i64,
 }
 
@@ -142,9 +225,18 @@ impl Plan {
                 applies_to: RecordKind::Contact,
             },
         );
+        workspace.custom_fields.insert(
+            COMPANY_PHONE_FIELD.into(),
+            CustomFieldDef {
+                label: "Switchboard".into(),
+                kind: CustomFieldKind::Text,
+                applies_to: RecordKind::Company,
+            },
+        );
         let companies = params.companies();
         let deals = params.deals();
-        Plan { params, members, workspace, companies, deals }
+        let spread = Spread::new(&mut Rng::stream(params.seed, "deal-spread", 0), params.contacts);
+        Plan { params, members, workspace, companies, deals, spread }
     }
 
     fn actor(&self, r: &mut Rng, member: usize) -> automerge::ActorId {
@@ -224,6 +316,7 @@ impl Plan {
         c.given_name = b.given.to_owned();
         c.family_name = b.family.to_owned();
         c.company_name = company.name.clone();
+        c.company_id = Some(company.id);
         let work_email = validate::email(&format!("{}.{}@{}", slug(b.given), slug(b.family), company.domain))
             .expect("generated emails are valid");
         let work_id = entry(&mut r, t0);
@@ -346,13 +439,7 @@ impl Plan {
         }
         steps.sort_by_key(|(t, _, _)| *t);
 
-        let mut doc = with_doc.then(|| {
-            let mut doc = AutoCommit::new().with_actor(self.actor(&mut r, creator));
-            doc::init_root(&mut doc, RecordKind::Contact.as_str(), Contact::SCHEMA).expect("init");
-            c.write_doc(&mut doc).expect("write");
-            doc.commit_with(CommitOptions::default().with_time(t0));
-            doc
-        });
+        let mut doc = with_doc.then(|| self.created(&mut r, &c, creator, t0));
         let mut changes = 1;
         for (t, by, step) in steps {
             match step {
@@ -368,9 +455,7 @@ impl Plan {
             }
             c.touch(Timestamp::from_millis(t), self.members[by]);
             if let Some(doc) = doc.as_mut() {
-                doc.set_actor(self.actor(&mut r, by));
-                c.write_doc(doc).expect("write");
-                if doc.commit_with(CommitOptions::default().with_time(t)).is_some() {
+                if self.edited(&mut r, doc, &c, by, t) {
                     changes += 1;
                 }
             }
@@ -383,249 +468,343 @@ impl Plan {
 
     pub fn workspace(&self) -> Generated {
         let mut r = Rng::stream(self.params.seed, "workspace-doc", 0);
-        let mut doc = AutoCommit::new().with_actor(self.actor(&mut r, 0));
-        doc::init_root(&mut doc, RecordKind::Workspace.as_str(), Workspace::SCHEMA).expect("init");
-        self.workspace.write_doc(&mut doc).expect("write");
-        doc.commit_with(CommitOptions::default().with_time(NOW - HISTORY));
-        Generated {
-            kind: RecordKind::Workspace,
-            id: self.workspace.id,
-            row: self.workspace.row(),
-            doc: doc.save(),
-            changes: 1,
-        }
+        let doc = self.created(&mut r, &self.workspace, 0, NOW - HISTORY);
+        generated(&self.workspace, doc, 1)
     }
 
-    pub fn company(&self, c: usize) -> Generated {
+    /// A new record's document as the app creates it (`Repo::create`): the
+    /// root's kind and schema, then the record, committed as one change by
+    /// a session of member `by` stamped with `at`.
+    fn created<R: Record>(&self, r: &mut Rng, record: &R, by: usize, at: i64) -> AutoCommit {
+        let mut doc = AutoCommit::new().with_actor(self.actor(r, by));
+        doc::init_root(&mut doc, R::KIND.as_str(), R::SCHEMA).expect("a new document takes its root");
+        record.write_doc(&mut doc).expect("a new document takes the record");
+        audit::commit(&mut doc, Timestamp::from_millis(at));
+        doc
+    }
+
+    /// Writes `record` into `doc` as the app saves an edit (`Repo::save`):
+    /// one change by a session of member `by` stamped with `at`. Whether it
+    /// changed anything.
+    fn edited<R: Record>(&self, r: &mut Rng, doc: &mut AutoCommit, record: &R, by: usize, at: i64) -> bool {
+        doc.set_actor(self.actor(r, by));
+        record.write_doc(doc).expect("the document takes the edit");
+        audit::commit(doc, Timestamp::from_millis(at)).is_some()
+    }
+
+    fn member(&self, r: &mut Rng) -> usize {
+        r.below(self.members.len() as u64) as usize
+    }
+
+    /// A company with its document history: created by one member, then
+    /// its switchboard number changed, its size band grown, its owner
+    /// reassigned or a tag added, each by someone, months later.
+    pub fn company(&self, c: usize) -> (Company, Generated) {
         let b = self.company_basics(c);
         let mut r = Rng::stream(self.params.seed, "company", c as u64);
-        let creator = r.below(self.members.len() as u64) as usize;
-        let owner = r.below(self.members.len() as u64) as usize;
+        let creator = self.member(&mut r);
+        let owner = self.member(&mut r);
         let (city, region, country, cc, _) = PLACES[b.place];
-        let industry = *r.pick(INDUSTRIES);
-        let mut fields = vec![
-            ("id", b.id.to_string()),
-            ("name", b.name.clone()),
-            ("domain", b.domain.clone()),
-            ("website", format!("https://www.{}", b.domain)),
-            ("industry", industry.to_owned()),
-            ("phone", format!("+{cc}20{:07}", r.below(9_999_999))),
-            ("owner", self.members[owner].to_string()),
-            ("created_by", self.members[creator].to_string()),
-            ("updated_by", self.members[creator].to_string()),
-        ];
-        let size = [10, 50, 200, 1000, 5000][r.below(5) as usize];
-        let address = [
-            ("street", format!("{} {}", r.range(1, 240), r.pick(STREETS))),
-            ("city", city.to_owned()),
-            ("region", region.to_owned()),
-            ("postal_code", format!("{:05}", r.below(99_999))),
-            ("country", country.to_owned()),
-        ];
-        let tags: Vec<&str> = (0..r.below(3))
-            .map(|_| *r.pick(&["customer", "prospect", "partner", "enterprise", "smb", "reseller"]))
-            .collect();
-        let notes = if r.chance(0.3) { (*r.pick(NOTES)).to_owned() } else { String::new() };
-
-        let mut doc = AutoCommit::new().with_actor(self.actor(&mut r, creator));
-        doc::init_root(&mut doc, RecordKind::Company.as_str(), 1).expect("init");
-        for (k, v) in &fields {
-            doc::put_str(&mut doc, &ROOT, k, Some(v)).expect("put");
-        }
-        doc::put_i64(&mut doc, &ROOT, "employees", Some(size)).expect("put");
-        let addr = doc::ensure_map(&mut doc, &ROOT, "address").expect("map");
-        for (k, v) in &address {
-            doc::put_str(&mut doc, &addr, k, Some(v)).expect("put");
-        }
-        let tag_map = doc::ensure_map(&mut doc, &ROOT, "tags").expect("map");
-        for t in &tags {
-            doc.put(&tag_map, *t, true).expect("put");
-        }
-        doc::put_text(&mut doc, &ROOT, "notes", &notes).expect("text");
-        doc::put_i64(&mut doc, &ROOT, "created_at", Some(b.created_at)).expect("put");
-        doc::put_i64(&mut doc, &ROOT, "updated_at", Some(b.created_at)).expect("put");
-        doc::put_bool(&mut doc, &ROOT, "deleted", false).expect("put");
-        doc.commit_with(CommitOptions::default().with_time(b.created_at));
-        let mut changes = 1;
-        let mut updated = b.created_at;
-        if r.chance(0.5) {
-            updated = (b.created_at + r.below(300 * DAY as u64) as i64).min(NOW - DAY);
-            let editor = r.below(self.members.len() as u64) as usize;
-            doc.set_actor(self.actor(&mut r, editor));
-            fields[5].1 = format!("+{cc}20{:07}", r.below(9_999_999));
-            doc::put_str(&mut doc, &ROOT, "phone", Some(&fields[5].1)).expect("put");
-            doc::put_str(&mut doc, &ROOT, "updated_by", Some(&self.members[editor].to_string())).expect("put");
-            doc::put_i64(&mut doc, &ROOT, "updated_at", Some(updated)).expect("put");
-            doc.commit_with(CommitOptions::default().with_time(updated));
-            changes += 1;
-        }
-        let mut columns = BTreeMap::new();
-        columns.insert("domain".to_owned(), b.domain.clone());
-        columns.insert("industry".to_owned(), industry.to_owned());
-        columns.insert("city".to_owned(), city.to_owned());
-        columns.insert("owner".to_owned(), self.members[owner].to_string());
-        columns.insert("phone".to_owned(), fields[5].1.clone());
-        let row = Row {
-            id: b.id,
-            kind: RecordKind::Company,
-            title: b.name.clone(),
-            subtitle: format!("{industry} · {city}"),
-            columns,
-            tags: tags.iter().map(|t| (*t).to_owned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect(),
-            updated_at: Timestamp::from_millis(updated),
-            deleted: false,
+        let t0 = b.created_at;
+        let switchboard = |r: &mut Rng| {
+            let digits: String = (0..7).map(|_| char::from(b'0' + r.below(10) as u8)).collect();
+            validate::phone(&format!("+{cc} 20 {digits}"), None).expect("generated phones are valid")
         };
-        Generated { kind: RecordKind::Company, id: b.id, row, doc: doc.save(), changes }
+
+        let mut co = Company::new(b.id, Timestamp::from_millis(t0), self.members[creator]);
+        co.name = b.name.clone();
+        co.domain = company::domain(&b.domain).expect("generated domains are valid");
+        co.industry = (*r.pick(INDUSTRIES)).to_owned();
+        let mut size = r.below(SIZES.len() as u64 - 1) as usize;
+        co.size = SIZES[size].to_owned();
+        co.owner = Some(self.members[owner]);
+        co.custom.insert(COMPANY_PHONE_FIELD.into(), switchboard(&mut r));
+        co.address = Address {
+            street: format!("{} {}", r.range(1, 240), r.pick(STREETS)),
+            city: city.into(),
+            region: region.into(),
+            postal_code: format!("{:05}", r.below(99_999)),
+            country: country.into(),
+        };
+        for _ in 0..r.below(3) {
+            co.tags.insert((*r.pick(COMPANY_TAGS)).to_owned());
+        }
+        if r.chance(0.3) {
+            co.notes = (*r.pick(NOTES)).to_owned();
+        }
+
+        enum Step {
+            Phone(String),
+            Grew,
+            Owner(usize),
+            Tag(String),
+        }
+        let later = |r: &mut Rng| (t0 + DAY + r.below(300 * DAY as u64) as i64).min(NOW - DAY);
+        let mut steps: Vec<(i64, usize, Step)> = Vec::new();
+        if r.chance(0.5) {
+            steps.push((later(&mut r), self.member(&mut r), Step::Phone(switchboard(&mut r))));
+        }
+        if r.chance(0.25) {
+            steps.push((later(&mut r), self.member(&mut r), Step::Grew));
+        }
+        if r.chance(0.2) {
+            steps.push((later(&mut r), self.member(&mut r), Step::Owner(self.member(&mut r))));
+        }
+        if r.chance(0.2) {
+            steps.push((later(&mut r), self.member(&mut r), Step::Tag((*r.pick(COMPANY_TAGS)).to_owned())));
+        }
+        steps.sort_by_key(|(t, _, _)| *t);
+
+        let mut doc = self.created(&mut r, &co, creator, t0);
+        let mut changes = 1;
+        for (t, by, step) in steps {
+            match step {
+                Step::Phone(phone) => {
+                    co.custom.insert(COMPANY_PHONE_FIELD.into(), phone);
+                }
+                Step::Grew => {
+                    size = (size + 1).min(SIZES.len() - 1);
+                    co.size = SIZES[size].to_owned();
+                }
+                Step::Owner(m) => co.owner = Some(self.members[m]),
+                Step::Tag(tag) => {
+                    co.tags.insert(tag);
+                }
+            }
+            co.touch(Timestamp::from_millis(t), self.members[by]);
+            if self.edited(&mut r, &mut doc, &co, by, t) {
+                changes += 1;
+            }
+        }
+        let g = generated(&co, doc, changes);
+        (co, g)
     }
 
-    /// The activities on contact `i`'s timeline (0 to 3, about one on average).
-    pub fn activities(&self, i: usize) -> Vec<Generated> {
+    /// The activities on contact `i`'s timeline (0 to 3, about one on
+    /// average), each about the contact, naming its company and, for some,
+    /// one of the contact's deals. A call or meeting's outcome is often
+    /// filled in later, as a second change.
+    pub fn activities(&self, i: usize) -> Vec<(Activity, Generated)> {
         if !self.params.activities {
             return Vec::new();
         }
         let b = self.contact_basics(i);
         let company = self.company_basics(b.company);
+        let deals: Vec<DealBasics> = self.spread.deals(i, self.deals).map(|d| self.deal_basics(d)).collect();
         let mut r = Rng::stream(self.params.seed, "activity", i as u64);
         let n = [0, 0, 0, 1, 1, 1, 1, 2, 2, 3][r.below(10) as usize];
         (0..n)
             .map(|_| {
                 let at = (b.created_at + r.below(500 * DAY as u64) as i64).min(NOW - DAY);
-                let by = r.below(self.members.len() as u64) as usize;
+                let by = self.member(&mut r);
                 let (kind, subject) = *r.pick(ACTIVITY_SUBJECTS);
+                let kind = ActivityKind::parse(kind).expect("the pool's activity kinds are the app's");
                 let id = RecordId::new(Timestamp::from_millis(at), r.bytes());
-                let body = (0..r.range(1, 3)).map(|_| *r.pick(NOTES)).collect::<Vec<_>>().join(" ");
-                let duration = if kind == "meeting" || kind == "call" { r.range(5, 90) } else { 0 };
-                let mut doc = AutoCommit::new().with_actor(self.actor(&mut r, by));
-                doc::init_root(&mut doc, RecordKind::Activity.as_str(), 1).expect("init");
-                for (k, v) in [
-                    ("id", id.to_string()),
-                    ("type", kind.to_owned()),
-                    ("subject", subject.to_owned()),
-                    ("contact", b.id.to_string()),
-                    ("company", company.id.to_string()),
-                    ("created_by", self.members[by].to_string()),
-                ] {
-                    doc::put_str(&mut doc, &ROOT, k, Some(&v)).expect("put");
+                let t = Timestamp::from_millis(at);
+                let mut a = Activity::new(id, kind, t, t, self.members[by]);
+                a.subject = subject.to_owned();
+                a.body = (0..r.range(1, 3)).map(|_| *r.pick(NOTES)).collect::<Vec<_>>().join(" ");
+                if matches!(kind, ActivityKind::Meeting | ActivityKind::Call) {
+                    a.duration_minutes = Some(r.range(5, 90) as u32);
                 }
-                doc::put_text(&mut doc, &ROOT, "body", &body).expect("text");
-                doc::put_i64(&mut doc, &ROOT, "at", Some(at)).expect("put");
-                doc::put_i64(&mut doc, &ROOT, "duration_min", Some(duration)).expect("put");
-                doc::put_i64(&mut doc, &ROOT, "created_at", Some(at)).expect("put");
-                doc::put_bool(&mut doc, &ROOT, "deleted", false).expect("put");
-                doc.commit_with(CommitOptions::default().with_time(at));
-                let mut columns = BTreeMap::new();
-                columns.insert("type".to_owned(), kind.to_owned());
-                columns.insert("contact".to_owned(), b.id.to_string());
-                columns.insert("company".to_owned(), company.id.to_string());
-                columns.insert("owner".to_owned(), self.members[by].to_string());
-                columns.insert("at".to_owned(), at.to_string());
-                let row = Row {
-                    id,
-                    kind: RecordKind::Activity,
-                    title: subject.to_owned(),
-                    subtitle: format!("{kind} with {} {}", b.given, b.family),
-                    columns,
-                    tags: Vec::new(),
-                    updated_at: Timestamp::from_millis(at),
-                    deleted: false,
-                };
-                Generated { kind: RecordKind::Activity, id, row, doc: doc.save(), changes: 1 }
+                a.contacts.insert(b.id);
+                a.company = Some(company.id);
+                if let Some(deal) = deals.iter().find(|d| d.created_at <= at) {
+                    if r.chance(0.6) {
+                        a.deal = Some(deal.id);
+                    }
+                }
+                if kind == ActivityKind::Meeting && r.chance(0.5) {
+                    a.participants.insert(self.members[self.member(&mut r)]);
+                }
+                let outcomes = kind.outcomes();
+                let mut later_outcome = None;
+                if !outcomes.is_empty() {
+                    if r.chance(0.5) {
+                        a.outcome = (*r.pick(outcomes)).to_owned();
+                    } else if r.chance(0.5) {
+                        let t = (at + r.below(3 * DAY as u64) as i64).min(NOW - DAY).max(at);
+                        later_outcome = Some((t, self.member(&mut r), *r.pick(outcomes)));
+                    }
+                }
+                let mut doc = self.created(&mut r, &a, by, at);
+                let mut changes = 1;
+                if let Some((t, editor, outcome)) = later_outcome {
+                    a.outcome = outcome.to_owned();
+                    a.touch(Timestamp::from_millis(t), self.members[editor]);
+                    if self.edited(&mut r, &mut doc, &a, editor, t) {
+                        changes += 1;
+                    }
+                }
+                let g = generated(&a, doc, changes);
+                (a, g)
             })
             .collect()
     }
 
-    pub fn deal(&self, d: usize) -> Generated {
-        let mut r = Rng::stream(self.params.seed, "deal", d as u64);
-        let contact = self.contact_basics(r.below(self.params.contacts.max(1) as u64) as usize);
+    pub fn deal_basics(&self, d: usize) -> DealBasics {
+        let mut r = Rng::stream(self.params.seed, "deal-basics", d as u64);
+        let contact = self.spread.contact(d);
+        let owner = self.member(&mut r);
+        let from = self.contact_basics(contact).created_at;
+        let created_at = (from + r.below(200 * DAY as u64) as i64).min(NOW - 2 * DAY);
+        let id = RecordId::new(Timestamp::from_millis(created_at), r.bytes());
+        DealBasics { id, contact, owner, created_at }
+    }
+
+    /// A deal with its document history: created by its owner in the first
+    /// open stage of the workspace's pipeline, then moved stage by stage
+    /// with `Deal::move_to` (mostly by its owner) and sometimes closed won
+    /// or lost, its value revised once at the proposal, each one change.
+    pub fn deal(&self, d: usize) -> (Deal, Generated) {
+        let b = self.deal_basics(d);
+        let contact = self.contact_basics(b.contact);
         let company = self.company_basics(contact.company);
-        let owner = r.below(self.members.len() as u64) as usize;
-        let created = (contact.created_at + r.below(200 * DAY as u64) as i64).min(NOW - 2 * DAY);
-        let id = RecordId::new(Timestamp::from_millis(created), r.bytes());
-        let title = format!("{} – {}", company.name, r.pick(DEAL_PRODUCTS));
-        let amount = r.range(10, 2_500) * 100;
-        let currency = *r.pick(&["EUR", "GBP", "USD"]);
-        let mut doc = AutoCommit::new().with_actor(self.actor(&mut r, owner));
-        doc::init_root(&mut doc, RecordKind::Deal.as_str(), 1).expect("init");
-        for (k, v) in [
-            ("id", id.to_string()),
-            ("title", title.clone()),
-            ("company", company.id.to_string()),
-            ("contact", contact.id.to_string()),
-            ("pipeline", "default".to_owned()),
-            ("stage", "lead".to_owned()),
-            ("currency", currency.to_owned()),
-            ("owner", self.members[owner].to_string()),
-            ("created_by", self.members[owner].to_string()),
-        ] {
-            doc::put_str(&mut doc, &ROOT, k, Some(&v)).expect("put");
+        let mut r = Rng::stream(self.params.seed, "deal", d as u64);
+        let ws = &self.workspace;
+        let (pipeline, first) = ws.default_stage().expect("the default pipeline has an open stage");
+        let stages = ws.pipelines[&pipeline].ordered_stages(false);
+        let open: Vec<&str> =
+            stages.iter().filter(|(_, s)| s.outcome == Outcome::Open).map(|(id, _)| id.as_str()).collect();
+        let closing = |outcome| {
+            stages.iter().find(|(_, s)| s.outcome == outcome).map(|(id, _)| id.as_str()).expect("won and lost stages")
+        };
+        let entry = |r: &mut Rng, t: i64| EntryId::new(Timestamp::from_millis(t), r.bytes());
+        let t0 = b.created_at;
+
+        let mut deal = Deal::new(
+            b.id,
+            pipeline.clone(),
+            first,
+            entry(&mut r, t0),
+            Timestamp::from_millis(t0),
+            self.members[b.owner],
+        );
+        deal.title = format!("{} – {}", company.name, r.pick(DEAL_PRODUCTS));
+        deal.currency = (*r.pick(&["EUR", "GBP", "USD"])).to_owned();
+        // 1,000 to 250,000 in whole hundreds, in minor units.
+        let unit = 10i64.pow(money::exponent(&deal.currency));
+        deal.value = r.range(10, 2_500) * 100 * unit;
+        deal.expected_close = Some(date(t0 + r.range(30, 120) * DAY));
+        deal.contacts.insert(contact.id);
+        deal.company = Some(company.id);
+        if r.chance(0.4) {
+            deal.tags.insert((*r.pick(DEAL_TAGS)).to_owned());
         }
-        doc::put_i64(&mut doc, &ROOT, "amount", Some(amount)).expect("put");
-        doc::put_i64(&mut doc, &ROOT, "created_at", Some(created)).expect("put");
-        doc::put_i64(&mut doc, &ROOT, "updated_at", Some(created)).expect("put");
-        doc::put_bool(&mut doc, &ROOT, "deleted", false).expect("put");
-        let history = doc.put_object(&ROOT, "stage_history", ObjType::List).expect("list");
-        doc.insert(&history, 0, format!("lead@{created}")).expect("insert");
-        doc.commit_with(CommitOptions::default().with_time(created));
-        // The deal moves through the pipeline, one change per move.
-        let steps = r.below(5) as usize;
-        let mut stage = "lead";
-        let mut t = created;
+        if r.chance(0.3) {
+            deal.notes = (*r.pick(NOTES)).to_owned();
+        }
+        let mut doc = self.created(&mut r, &deal, b.owner, t0);
         let mut changes = 1;
+
         // lead → qualified → proposal → negotiation → won or lost
-        for (s, next) in DEAL_STAGES.iter().enumerate().take(steps + 1).skip(1) {
-            stage = match s {
-                4 if r.chance(0.6) => "won",
-                4 => "lost",
-                _ => next,
+        let moves = r.below(open.len() as u64 + 1) as usize;
+        let mut t = t0;
+        for step in 1..=moves {
+            let (stage, reason) = match open.get(step) {
+                Some(stage) => (*stage, ""),
+                None if r.chance(0.6) => (closing(Outcome::Won), if r.chance(0.5) { *r.pick(WON_REASONS) } else { "" }),
+                None => (closing(Outcome::Lost), *r.pick(LOST_REASONS)),
             };
             t = (t + DAY + r.below(40 * DAY as u64) as i64).min(NOW - DAY);
-            let by = if r.chance(0.8) { owner } else { r.below(self.members.len() as u64) as usize };
-            doc.set_actor(self.actor(&mut r, by));
-            doc::put_str(&mut doc, &ROOT, "stage", Some(stage)).expect("put");
-            doc::put_i64(&mut doc, &ROOT, "updated_at", Some(t)).expect("put");
-            let len = doc.length(&history);
-            doc.insert(&history, len, format!("{stage}@{t}")).expect("insert");
-            doc.commit_with(CommitOptions::default().with_time(t));
-            changes += 1;
+            let by = if r.chance(0.8) { b.owner } else { self.member(&mut r) };
+            let now = Timestamp::from_millis(t);
+            deal.move_to(ws, &pipeline, stage, reason, entry(&mut r, t), now, date(t), self.members[by])
+                .expect("the stages are the workspace's own");
+            if self.edited(&mut r, &mut doc, &deal, by, t) {
+                changes += 1;
+            }
+            if step == 2 && r.chance(0.4) {
+                // The proposal's price, negotiated up or down.
+                let t = (t + r.below(DAY as u64) as i64).min(NOW - DAY).max(t);
+                deal.value = deal.value / 100 / unit * r.range(80, 120) * unit;
+                deal.touch(Timestamp::from_millis(t), self.members[b.owner]);
+                if self.edited(&mut r, &mut doc, &deal, b.owner, t) {
+                    changes += 1;
+                }
+            }
         }
-        let close = Timestamp::from_millis(t + 30 * DAY).to_rfc3339()[..10].to_owned();
-        doc::put_str(&mut doc, &ROOT, "expected_close", Some(&close)).expect("put");
-        doc.commit_with(CommitOptions::default().with_time(t));
-        let mut columns = BTreeMap::new();
-        columns.insert("stage".to_owned(), stage.to_owned());
-        columns.insert("amount".to_owned(), amount.to_string());
-        columns.insert("currency".to_owned(), currency.to_owned());
-        columns.insert("company".to_owned(), company.name.clone());
-        columns.insert("contact".to_owned(), contact.id.to_string());
-        columns.insert("owner".to_owned(), self.members[owner].to_string());
-        columns.insert("expected_close".to_owned(), close);
-        let row = Row {
-            id,
-            kind: RecordKind::Deal,
-            title,
-            subtitle: format!("{} {} · {stage}", contact.given, contact.family),
-            columns,
-            tags: Vec::new(),
-            updated_at: Timestamp::from_millis(t),
-            deleted: false,
-        };
-        Generated { kind: RecordKind::Deal, id, row, doc: doc.save(), changes: changes + 1 }
+        let g = generated(&deal, doc, changes);
+        (deal, g)
     }
+
+    /// The records whose bytes and rows decide the data file's
+    /// fingerprint: the workspace and the first few of every kind, enough
+    /// that each kind, each kind of edit and each link is among them.
+    pub fn fingerprint_samples(&self) -> Vec<Generated> {
+        let contacts = self.params.contacts.min(16);
+        let mut out = vec![self.workspace()];
+        out.extend((0..self.companies.min(4)).map(|c| self.company(c).1));
+        for i in 0..contacts {
+            out.push(self.contact(i).1);
+            out.extend(self.activities(i).into_iter().map(|(_, g)| g));
+        }
+        out.extend((0..self.deals.min(8)).map(|d| self.deal(d).1));
+        out
+    }
+
+    /// What decides the data file's content: the format and generator
+    /// versions, the parameters and a hash (FNV-1a) of the sample records'
+    /// bytes and rows, so that a change to the generator or to how
+    /// rapport-core writes records makes `rapport-bench-gen --if-changed`
+    /// generate again.
+    pub fn fingerprint(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut feed = |bytes: &[u8]| {
+            for b in bytes {
+                h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+            }
+        };
+        for g in self.fingerprint_samples() {
+            feed(&g.doc);
+            feed(rapport_core::storage::encode_row(&g.row).as_bytes());
+        }
+        let p = &self.params;
+        format!(
+            "v{}-g{GENERATOR}-seed{}-n{}-c{}-d{}-a{}-{h:016x}",
+            crate::format::VERSION,
+            p.seed,
+            p.contacts,
+            p.companies_per_contact,
+            p.deals_per_contact,
+            p.activities
+        )
+    }
+}
+
+fn generated<R: Record>(record: &R, mut doc: AutoCommit, changes: usize) -> Generated {
+    Generated { kind: R::KIND, id: record.id(), row: record.row(), doc: doc.save(), changes }
+}
+
+/// The UTC calendar day of `ms`.
+fn date(ms: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp_millis(ms).expect("generated times are in range").date_naive()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
     use rapport_core::repo::{hydrate, materialise};
 
+    fn plan_of(seed: u64, contacts: usize) -> Plan {
+        Plan::new(Params { seed, contacts, companies_per_contact: 0.1, deals_per_contact: 0.2, activities: true })
+    }
+
     fn plan() -> Plan {
-        Plan::new(Params {
-            seed: 42,
-            contacts: 200,
-            companies_per_contact: 0.1,
-            deals_per_contact: 0.2,
-            activities: true,
-        })
+        plan_of(42, 200)
+    }
+
+    /// Reads `g`'s bytes back as the app does and checks they are `record`
+    /// with `record`'s row, and that the row stored next to them is that row.
+    fn reads_back<R: Record + PartialEq + std::fmt::Debug>(record: &R, g: &Generated) {
+        let doc = hydrate(Some(&g.doc), &[]).expect("the document loads");
+        let read = R::from_doc(&doc).unwrap_or_else(|e| panic!("{} {} does not decode: {e}", R::KIND, g.id));
+        assert_eq!(&read, record, "{} {}", R::KIND, g.id);
+        assert_eq!(read.row(), g.row, "{} {}: row", R::KIND, g.id);
+        assert_eq!(materialise(&doc).expect("a row"), g.row, "{} {}: materialised row", R::KIND, g.id);
+        assert_eq!((g.kind, g.id), (R::KIND, read.id()));
     }
 
     #[test]
@@ -633,13 +812,95 @@ mod tests {
         let p = plan();
         for i in [0, 1, 17, 199] {
             let (contact, g) = p.contact(i);
-            let doc = hydrate(Some(&g.doc), &[]).expect("loads");
-            assert_eq!(Contact::from_doc(&doc).expect("reads"), contact);
-            assert_eq!(materialise(&doc).expect("row"), g.row);
+            reads_back(&contact, &g);
         }
         let ws = p.workspace();
         let doc = hydrate(Some(&ws.doc), &[]).expect("loads");
         assert_eq!(Workspace::from_doc(&doc).expect("reads"), p.workspace);
+    }
+
+    #[test]
+    fn every_company_deal_and_activity_reads_back_as_its_core_type_with_its_row() {
+        let p = plan();
+        for c in 0..p.companies {
+            let (company, g) = p.company(c);
+            reads_back(&company, &g);
+        }
+        for d in 0..p.deals {
+            let (deal, g) = p.deal(d);
+            reads_back(&deal, &g);
+        }
+        for i in 0..p.params.contacts {
+            for (activity, g) in p.activities(i) {
+                reads_back(&activity, &g);
+            }
+        }
+    }
+
+    #[test]
+    fn deals_stand_in_stages_of_the_generated_workspace_and_every_reference_resolves() {
+        let p = plan();
+        let ws_doc = hydrate(Some(&p.workspace().doc), &[]).expect("loads");
+        let ws = Workspace::from_doc(&ws_doc).expect("reads");
+        let companies: BTreeSet<RecordId> = (0..p.companies).map(|c| p.company(c).0.id).collect();
+        let contacts: Vec<Contact> = (0..p.params.contacts).map(|i| p.contact(i).0).collect();
+        let contact_ids: BTreeSet<RecordId> = contacts.iter().map(|c| c.id).collect();
+        assert!(contacts.iter().all(|c| c.company_id.is_some_and(|id| companies.contains(&id))));
+
+        let deals: Vec<Deal> = (0..p.deals).map(|d| p.deal(d).0).collect();
+        assert_eq!((companies.len(), deals.len()), (20, 40));
+        let mut outcomes = BTreeSet::new();
+        for deal in &deals {
+            let s = &deal.standing;
+            let stage = ws.stage(&s.pipeline, &s.stage).unwrap_or_else(|| panic!("{}: no stage {s:?}", deal.id));
+            assert_eq!(stage.outcome, s.status, "{}", deal.id);
+            assert!(s.status != Outcome::Lost || !s.reason.is_empty(), "a lost deal says why");
+            assert!(deal.history.values().all(|h| ws.stage(&h.to.0, &h.to.1).is_some()));
+            assert_eq!(deal.history.len(), deal.history_in_order().len());
+            assert!(deal.value > 0 && deal.value % 100 == 0, "whole amounts in minor units: {}", deal.value);
+            assert!(deal.company.is_some_and(|c| companies.contains(&c)));
+            assert!(!deal.contacts.is_empty() && deal.contacts.is_subset(&contact_ids));
+            outcomes.insert(s.status);
+        }
+        assert_eq!(outcomes.len(), 3, "open, won and lost deals: {outcomes:?}");
+
+        let deal_ids: BTreeSet<RecordId> = deals.iter().map(|d| d.id).collect();
+        let activities: Vec<Activity> = (0..p.params.contacts).flat_map(|i| p.activities(i)).map(|(a, _)| a).collect();
+        assert!((150..=300).contains(&activities.len()), "{} activities for 200 contacts", activities.len());
+        for a in &activities {
+            assert!(!a.contacts.is_empty() && a.contacts.is_subset(&contact_ids));
+            assert!(a.company.is_some_and(|c| companies.contains(&c)));
+            assert!(a.deal.is_none_or(|d| deal_ids.contains(&d)), "{}: unknown deal", a.id);
+        }
+        assert!(activities.iter().filter(|a| a.deal.is_some()).count() >= 5, "some activities are on a deal");
+    }
+
+    #[test]
+    fn histories_are_several_changes_by_members_at_their_times() {
+        let p = plan();
+        let mut docs: Vec<Generated> = (0..p.companies).map(|c| p.company(c).1).collect();
+        docs.extend((0..p.deals).map(|d| p.deal(d).1));
+        docs.extend((0..p.params.contacts).flat_map(|i| p.activities(i)).map(|(_, g)| g));
+        docs.extend((0..20).map(|i| p.contact(i).1));
+        for kind in [RecordKind::Company, RecordKind::Deal, RecordKind::Activity, RecordKind::Contact] {
+            assert!(docs.iter().any(|g| g.kind == kind && g.changes > 1), "a {kind} with a history");
+        }
+        for g in &docs {
+            let mut doc = hydrate(Some(&g.doc), &[]).expect("loads");
+            let trail = audit::history(&mut doc);
+            assert_eq!(trail.len(), g.changes, "{} {}", g.kind, g.id);
+            for entry in trail {
+                let at = entry.at.as_millis();
+                assert!(
+                    (NOW - HISTORY - DAY..=NOW).contains(&at),
+                    "{} {}: change at {}",
+                    g.kind,
+                    g.id,
+                    entry.at.to_rfc3339()
+                );
+                assert!(entry.member.is_some_and(|m| p.members.contains(&m)), "{} {}: author", g.kind, g.id);
+            }
+        }
     }
 
     #[test]
@@ -651,12 +912,59 @@ mod tests {
     }
 
     #[test]
-    fn the_same_seed_gives_the_same_records() {
+    fn the_same_seed_gives_the_same_records_and_fingerprint() {
         let (a, b) = (plan(), plan());
         assert_eq!(a.contact(5).1.doc, b.contact(5).1.doc);
-        assert_eq!(a.deal(3).doc, b.deal(3).doc);
-        assert_eq!(a.company(2).doc, b.company(2).doc);
-        assert_eq!(a.activities(9).len(), b.activities(9).len());
+        for d in 0..a.deals {
+            assert_eq!(a.deal(d).1.doc, b.deal(d).1.doc);
+        }
+        for c in 0..a.companies {
+            assert_eq!(a.company(c).1.doc, b.company(c).1.doc);
+        }
+        for i in 0..a.params.contacts {
+            let docs = |p: &Plan| p.activities(i).into_iter().map(|(_, g)| (g.doc, g.row)).collect::<Vec<_>>();
+            assert_eq!(docs(&a), docs(&b));
+        }
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), plan_of(43, 200).fingerprint());
+    }
+
+    #[test]
+    fn the_fingerprint_samples_every_kind_and_closed_deals() {
+        for contacts in [200, 1_000] {
+            let p = plan_of(20_261_123, contacts);
+            let samples = p.fingerprint_samples();
+            for kind in [
+                RecordKind::Workspace,
+                RecordKind::Company,
+                RecordKind::Contact,
+                RecordKind::Deal,
+                RecordKind::Activity,
+            ] {
+                assert!(samples.iter().any(|g| g.kind == kind), "{contacts}: no {kind} sampled");
+            }
+            let closed = (0..p.deals.min(8)).filter(|d| p.deal(*d).0.standing.status != Outcome::Open).count();
+            assert!(closed > 0, "{contacts}: no closed deal sampled");
+        }
+    }
+
+    #[test]
+    fn a_contacts_deals_are_the_deals_spread_to_it() {
+        for (contacts, deals) in [(200, 40), (7, 20), (1, 3), (1_000, 200)] {
+            let p = Plan::new(Params {
+                seed: 9,
+                contacts,
+                companies_per_contact: 0.1,
+                deals_per_contact: deals as f64 / contacts as f64,
+                activities: true,
+            });
+            assert_eq!(p.deals, deals);
+            for i in 0..contacts {
+                let found: Vec<usize> = p.spread.deals(i, deals).collect();
+                let expected: Vec<usize> = (0..deals).filter(|d| p.spread.contact(*d) == i).collect();
+                assert_eq!(found, expected, "contact {i} of {contacts}");
+            }
+        }
     }
 
     #[test]

@@ -606,7 +606,21 @@ pub const ACTIVITY_SUBJECTS: &[(&str, &str)] = &[
 pub const DEAL_PRODUCTS: &[&str] =
     &["Enterprise licence", "Team plan", "Onboarding package", "Support renewal", "Expansion", "Pilot"];
 
-pub const DEAL_STAGES: &[&str] = &["lead", "qualified", "proposal", "negotiation", "won", "lost"];
+pub const DEAL_TAGS: &[&str] = &["new business", "renewal", "upsell", "partner-led", "strategic"];
+
+pub const COMPANY_TAGS: &[&str] = &["customer", "prospect", "partner", "enterprise", "smb", "reseller"];
+
+/// Why a deal was lost (the app requires one).
+pub const LOST_REASONS: &[&str] = &[
+    "Went with a competitor",
+    "No budget this year",
+    "Project cancelled",
+    "No response after the proposal",
+    "Price too high",
+];
+
+/// Why a deal was won (optional in the app).
+pub const WON_REASONS: &[&str] = &["Best fit for their workflow", "Existing relationship", "Price", "Support quality"];
 
 pub const MEMBER_NAMES: &[&str] = &["Alex Morgan", "Sam Rivera", "Jordan Lee", "Taylor Brooks", "Casey Kim"];
 

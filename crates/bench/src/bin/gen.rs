@@ -7,9 +7,11 @@
 //!     [--no-activities] [--threads N] [--if-changed]
 //! ```
 //!
-//! With `--if-changed`, an existing file made with the same parameters by a
-//! generator whose output is the same (a fingerprint of a few generated
-//! records, so a change to how rapport-core writes records counts) is kept.
+//! With `--if-changed`, an existing file is kept when its sidecar's
+//! fingerprint is this generator's (`Plan::fingerprint`: the format and
+//! generator versions, the parameters and a hash of the first records of
+//! every kind, so a change to the generator or to how rapport-core writes
+//! records counts).
 //!
 //! Writes the data file (see `rapport_bench::format`) and, next to it,
 //! `<out>.json`: counts and byte totals per record kind, the search queries
@@ -90,37 +92,11 @@ enum Unit {
     Deal(usize),
 }
 
-/// What decides the file's content: the parameters and a hash of a few
-/// generated records (FNV-1a over their bytes and rows).
-fn fingerprint(plan: &Plan) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-        }
-    };
-    let samples = [plan.workspace(), plan.contact(0).1, plan.company(0), plan.deal(0)];
-    for g in samples.iter().chain(plan.activities(0).iter()) {
-        feed(&g.doc);
-        feed(rapport_core::storage::encode_row(&g.row).as_bytes());
-    }
-    let p = &plan.params;
-    format!(
-        "v{}-seed{}-n{}-c{}-d{}-a{}-{h:016x}",
-        rapport_bench::format::VERSION,
-        p.seed,
-        p.contacts,
-        p.companies_per_contact,
-        p.deals_per_contact,
-        p.activities
-    )
-}
-
 fn main() {
     let Args { params, out, threads, if_changed } = args();
     let started = Instant::now();
     let plan = Plan::new(params.clone());
-    let print = fingerprint(&plan);
+    let print = plan.fingerprint();
     let mut side = out.clone().into_os_string();
     side.push(".json");
     if if_changed && out.is_file() {
@@ -162,16 +138,16 @@ fn main() {
                 for unit in &units[c * CHUNK..((c + 1) * CHUNK).min(units.len())] {
                     match unit {
                         Unit::Workspace => emit(plan.workspace(), &mut bytes),
-                        Unit::Company(i) => emit(plan.company(*i), &mut bytes),
+                        Unit::Company(i) => emit(plan.company(*i).1, &mut bytes),
                         Unit::Contact(i) => {
                             let (contact, g) = plan.contact(*i);
                             consent_events += contact.consent.len();
                             emit(g, &mut bytes);
-                            for a in plan.activities(*i) {
+                            for (_, a) in plan.activities(*i) {
                                 emit(a, &mut bytes);
                             }
                         }
-                        Unit::Deal(i) => emit(plan.deal(*i), &mut bytes),
+                        Unit::Deal(i) => emit(plan.deal(*i).1, &mut bytes),
                     }
                 }
                 results.lock().expect("no panics")[c] = Some((bytes, tally, consent_events));
