@@ -305,9 +305,12 @@ ${misses.length ? `**Budgets missed in this run:** ${misses.join('; ')}. See [Wh
   custom fields and consent histories (${(browser.sizes.at(-1).data.consent_events / browser.sizes.at(-1).data.contacts).toFixed(1)} events per contact on average:
   granted, withdrawn, granted again, each by a member). Each document has a history: created
   by one member, then edited by others (one Automerge change per edit, about
-  ${(browser.sizes.at(-1).data.kinds.contact.changes / browser.sizes.at(-1).data.kinds.contact.count).toFixed(1)} per contact). Companies, deals and activities have no record type in
-  rapport-core yet; they are documents of their kind with rows, so they weigh on storage and
-  on start-up as they will.
+  ${(browser.sizes.at(-1).data.kinds.contact.changes / browser.sizes.at(-1).data.kinds.contact.count).toFixed(1)} per contact). Companies, deals and activities are rapport-core's own
+  \`Company\`, \`Deal\` and \`Activity\` records, written and linked as the app writes them (a
+  contact's company, a deal's contact and company and its stage in the workspace's Sales
+  pipeline, an activity's contact, company and sometimes deal), each with its history: deals
+  move stage by stage with \`Deal::move_to\` until won or lost, companies and activities are
+  edited later by other members.
 - **Loading:** \`tests/bench/loader.mjs\` writes each record's Automerge bytes as its snapshot and
   its row into the app's IndexedDB (schema version 3), plus the device's member and workspace
   ids, from a blank page of the app's origin. Nothing of this is in the app.
