@@ -37,6 +37,8 @@
 //! deterministically (the smaller genesis hash) is also the sync layer's.
 //! A copy on a replica that never syncs again keeps its old epoch.
 
+pub mod receive;
+
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, AutoCommit, AutomergeError, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 

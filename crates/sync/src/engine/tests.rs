@@ -32,7 +32,7 @@ fn entry(seq: u64, record: RecordId, body: &[u8]) -> LogEntry {
 }
 
 fn outbox_entry(seq: u64, record: RecordId, body: &[u8]) -> OutboxEntry {
-    OutboxEntry { seq, id: record, bytes: body.to_vec() }
+    OutboxEntry::changes(seq, record, body.to_vec())
 }
 
 fn frame(msg: &ServerMessage) -> Vec<u8> {
