@@ -20,8 +20,11 @@ impl Engine {
     /// leave this device's storage together with their history
     /// ([`rapport_core::repo::Repo::replace_epoch`]). Returns the new row.
     ///
-    /// Only for workspaces that do not sync: sync cannot carry a new epoch
-    /// to other devices yet.
+    /// In a shared workspace the same write queues the new document as a
+    /// snapshot outbox entry: sync sends it as `ReplaceWithSnapshot`, the
+    /// relay drops the old envelopes, and every other device adopts the new
+    /// epoch when it next syncs (dropping its own unsent edits of the old
+    /// one). The caller tells the sync driver (`SyncService::local_changes`).
     ///
     /// # Errors
     /// A plain-language reason; the contact is then unchanged.

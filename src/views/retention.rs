@@ -146,14 +146,16 @@ fn done_word(action: RetentionAction) -> &'static str {
 
 /// Anonymises one contact and brings its new row into the list.
 async fn anonymise_one(app: AppState, id: RecordId) -> Result<(), String> {
-    if app.sharing.with_untracked(Option::is_some) {
-        return Err("anonymising is not available in a shared workspace yet.".into());
-    }
     let ws = app.workspace.get_untracked();
     let row = app.engine().anonymise(id, &ws).await?;
     app.index.update(|i| i.upsert(row));
+    // Other tabs reload it; the tab holding the relay connection sends the
+    // new epoch (queued as a snapshot with the replacement).
     if let Some(tabs) = app.tabs.get_value() {
         tabs.announce(&[id]);
+    }
+    if let Some(sync) = app.sync.get_value() {
+        sync.local_changes();
     }
     Ok(())
 }
@@ -205,7 +207,6 @@ pub fn RetentionReview() -> impl IntoView {
     let outcome = RwSignal::new(None::<(bool, String)>);
     let dialog_open = RwSignal::new(false);
     let pending = RwSignal::new(RetentionAction::Anonymise);
-    let shared = move || app.sharing.with(Option::is_some);
     let running = move || progress.with(Option::is_some);
     let chosen = move || -> Vec<RetentionCandidate> {
         review.with(|(c, _)| selected.with(|s| c.iter().filter(|c| s.contains(&c.id)).cloned().collect()))
@@ -325,9 +326,6 @@ pub fn RetentionReview() -> impl IntoView {
                             plural(review.with(|r| r.1), "linked record", "linked records"))}
                     </div>
                 })}
-                {move || shared().then(|| view! {
-                    <p class="banner info">"This workspace is shared. Anonymising is not available yet in shared workspaces (other devices would keep the old details); erasing reaches every device."</p>
-                })}
                 {move || {
                     let (n, restricted) = review.with(|(c, _)| (c.len(), c.iter().filter(|c| c.restricted).count()));
                     if policy.with(Option::is_none) {
@@ -357,7 +355,7 @@ pub fn RetentionReview() -> impl IntoView {
                 }}
                 <div class="bulk-bar">
                     <button class="btn" class:primary=move || policy.with(|p| p.as_ref().map(|p| p.action)) == Some(RetentionAction::Anonymise)
-                        disabled=move || n_selected() == 0 || running() || shared()
+                        disabled=move || n_selected() == 0 || running()
                         on:click=move |_| ask(RetentionAction::Anonymise)>
                         {move || format!("Anonymise selected ({})…", n_selected())}
                     </button>

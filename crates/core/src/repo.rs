@@ -11,6 +11,7 @@ use automerge::{ActorId, AutoCommit, ChangeHash};
 
 use crate::doc::{DecodeError, EncodeError};
 use crate::ids::{MemberId, RecordId};
+use crate::privacy::epoch::receive::{receive, Receive};
 use crate::record::{Record, Row};
 use crate::storage::{Append, Quarantined, Storage, StorageError};
 use crate::Timestamp;
@@ -199,13 +200,13 @@ impl<S: Storage> Repo<S> {
     /// Replaces the record's document with `fresh`, a rewrite without
     /// history of the next epoch ([`crate::privacy::epoch`], e.g. from
     /// [`crate::privacy::retention::anonymise_document`]), and its row with
-    /// `row`. The new snapshot replaces the old snapshot and every chunk in
-    /// one write, and the record's unsent changes leave the outbox, so no
-    /// byte of the old history stays in this device's storage.
-    ///
-    /// Sync does not carry a new epoch to other replicas yet (see
-    /// [`crate::privacy::epoch`], "Limits"): use this for records that are
-    /// not synced (the outbox is off).
+    /// `row`. In one storage write ([`Append::replace`]): the new document
+    /// replaces the old snapshot and every chunk, the record's unsent
+    /// changes leave the outbox, and, while sync is on, the new document is
+    /// queued whole as an [`OutboxKind::Snapshot`](crate::storage::OutboxKind)
+    /// entry, which sync sends as `ReplaceWithSnapshot` so the relay drops
+    /// the old envelopes and every replica adopts the new epoch. No byte of
+    /// the old history stays in this device's storage.
     ///
     /// # Errors
     /// [`SaveError::Storage`]: the old document stays stored and the handle
@@ -218,15 +219,12 @@ impl<S: Storage> Repo<S> {
     ) -> Result<(), SaveError> {
         self.stamp(&mut fresh);
         let snapshot = fresh.save();
-        self.storage.compact(handle.id, &snapshot, row, None).await?;
+        let append =
+            Append { id: handle.id, chunk: snapshot, row: Some(row.clone()), outbox: self.outbox.get(), replace: true };
+        self.storage.append(&[append]).await?;
         handle.persisted = fresh.get_heads();
         handle.doc = fresh;
         handle.chunks = 0;
-        let stale: Vec<u64> =
-            self.storage.outbox(usize::MAX).await?.into_iter().filter(|e| e.id == handle.id).map(|e| e.seq).collect();
-        if !stale.is_empty() {
-            self.storage.ack_outbox(&stale).await?;
-        }
         Ok(())
     }
 
@@ -246,7 +244,7 @@ impl<S: Storage> Repo<S> {
             handle.chunks = 0;
         } else {
             let chunk = handle.doc.save_after(&handle.persisted);
-            self.storage.append(&[Append { id: handle.id, chunk, row: Some(row), outbox }]).await?;
+            self.storage.append(&[Append { outbox, ..Append::chunk(handle.id, chunk, Some(row)) }]).await?;
             handle.chunks += 1;
         }
         handle.persisted = heads;
@@ -265,10 +263,8 @@ impl<S: Storage> Repo<S> {
             record.write_doc(&mut doc)?;
             self.stamp(&mut doc);
             appends.push(Append {
-                id: record.id(),
-                chunk: doc.save(),
-                row: Some(record.row()),
                 outbox: self.outbox.get(),
+                ..Append::chunk(record.id(), doc.save(), Some(record.row()))
             });
         }
         self.storage.append(&appends).await?;
@@ -276,13 +272,16 @@ impl<S: Storage> Repo<S> {
     }
 
     /// Merges changes received from another replica into the record's
-    /// document and stores them with the record's new row. Applying the same
-    /// changes twice is harmless (Automerge ignores changes it has).
-    /// `handle` is the hydrated document when the caller holds one.
+    /// document and stores them with the record's new row: a page of one,
+    /// see [`Repo::apply_remote_many`] (which also decides what to do with
+    /// a new epoch). Applying the same changes twice is harmless (Automerge
+    /// ignores changes it has). `handle` is the hydrated document when the
+    /// caller holds one.
     ///
     /// # Errors
     /// [`ApplyError::Undecodable`] when the bytes are not Automerge changes
-    /// (nothing is stored); storage errors otherwise.
+    /// (nothing is stored); [`ApplyError::Corrupt`] when the stored copy is
+    /// unreadable; storage errors otherwise.
     pub async fn apply_remote(
         &self,
         id: RecordId,
@@ -290,40 +289,21 @@ impl<S: Storage> Repo<S> {
         bytes: &[u8],
         now: Timestamp,
     ) -> Result<Option<Row>, ApplyError> {
-        // Check first: the incremental load would skip bad bytes.
-        crate::chunks::check(bytes).map_err(|e| ApplyError::Undecodable(e.to_string()))?;
-        let mut loaded;
-        let handle = match handle {
-            Some(h) => h,
-            None => {
-                loaded = match self.open_doc(id, now).await {
-                    Ok(h) => h,
-                    Err(OpenError::NotFound(_)) => DocHandle {
-                        id,
-                        doc: AutoCommit::new().with_actor(self.actor.clone()),
-                        persisted: Vec::new(),
-                        chunks: 0,
-                    },
-                    Err(OpenError::Storage(e)) => return Err(ApplyError::Storage(e)),
-                    Err(e @ OpenError::Corrupt { .. }) => return Err(ApplyError::Corrupt(e.to_string())),
-                };
-                &mut loaded
-            }
-        };
-        let before = handle.doc.get_heads();
-        handle.doc.load_incremental(bytes).map_err(|e| ApplyError::Undecodable(e.to_string()))?;
-        let after = handle.doc.get_heads();
-        if before == after {
-            return Ok(None);
+        let mut hydrated = std::collections::HashMap::new();
+        let placeholder = || DocHandle { id, doc: AutoCommit::new(), persisted: Vec::new(), chunks: 0 };
+        let mut handle = handle;
+        if let Some(h) = handle.as_deref_mut() {
+            hydrated.insert(id, std::mem::replace(h, placeholder()));
         }
-        // Changes whose dependencies have not arrived yet leave the document
-        // unreadable as a record for now; the bytes are stored all the same.
-        let row = materialise(&handle.doc).ok();
-        let chunk = handle.doc.save_after(&handle.persisted);
-        self.storage.append(&[Append { id, chunk, row: row.clone(), outbox: false }]).await?;
-        handle.persisted = after;
-        handle.chunks += 1;
-        Ok(row)
+        let applied = self.apply_remote_many(&[(id, bytes)], &mut hydrated, now).await;
+        if let (Some(h), Some(held)) = (handle, hydrated.remove(&id)) {
+            *h = held;
+        }
+        let mut applied = applied?;
+        match applied.refused {
+            Some((_, error)) => Err(error),
+            None => Ok(applied.rows.pop()),
+        }
     }
 
     /// Merges a page of changes received from other replicas, in one
@@ -349,13 +329,23 @@ impl<S: Storage> Repo<S> {
     /// - A hydrated document holding a local edit whose write failed: the
     ///   stored chunk carries that edit too, so it is also queued in the
     ///   outbox (while sync is on) instead of being stored unsent.
+    /// - **Epochs** ([`crate::privacy::epoch::receive`]): each change is
+    ///   first classified against the document. A rewrite of a newer epoch
+    ///   (or the winner of two rewrites of the same epoch) is *adopted*: it
+    ///   replaces the document, and in the same write its stored snapshot,
+    ///   chunks and unsent outbox entries ([`Append::replace`]), and the row
+    ///   is materialised from it. Changes of an older epoch, and a losing
+    ///   rewrite, are dropped: they count as applied and nothing of them is
+    ///   stored, so an offline replica's edits cannot bring back values a
+    ///   rewrite removed.
     ///
     /// Nothing is durable before this returns `Ok`.
     ///
     /// # Errors
     /// [`ApplyError::Storage`] when reading or writing failed: nothing of the
     /// batch was stored. Hydrated documents keep what was merged into them
-    /// (like an edit whose write failed, the next save writes it).
+    /// (like an edit whose write failed, the next save writes it), except
+    /// that a document a new epoch replaced gets its old history back.
     pub async fn apply_remote_many(
         &self,
         changes: &[(RecordId, &[u8])],
@@ -387,8 +377,13 @@ impl<S: Storage> Repo<S> {
         };
         let mut appends = Vec::new();
         let mut rows = Vec::new();
-        // New heads of the hydrated documents, recorded once the write is durable.
-        let mut written: Vec<(RecordId, Vec<ChangeHash>)> = Vec::new();
+        // New heads of the hydrated documents, recorded once the write is
+        // durable, and whether their history was replaced.
+        let mut written: Vec<(RecordId, Vec<ChangeHash>, bool)> = Vec::new();
+        // Hydrated documents replaced by a new epoch, as they were before:
+        // put back if the write fails, so memory never holds a history that
+        // storage does not.
+        let mut replaced_hydrated: Vec<(RecordId, AutoCommit)> = Vec::new();
         for id in &order {
             let indexes = &by_record[id];
             let mut loaded;
@@ -431,15 +426,10 @@ impl<S: Storage> Repo<S> {
                 // damage) take the careful path below, which decides.
                 if let Some(mut doc) = strict_load(changes[*index].1, &self.actor) {
                     let row = materialise(&doc).ok();
-                    appends.push(Append {
-                        id: *id,
-                        chunk: changes[*index].1.to_vec(),
-                        row: row.clone(),
-                        outbox: false,
-                    });
+                    appends.push(Append::chunk(*id, changes[*index].1.to_vec(), row.clone()));
                     rows.extend(row);
                     if let Some(held) = hydrated.get_mut(id) {
-                        written.push((*id, doc.get_heads()));
+                        written.push((*id, doc.get_heads(), false));
                         held.doc = doc;
                     }
                     continue;
@@ -449,35 +439,67 @@ impl<S: Storage> Repo<S> {
             // A local edit whose write failed is still only in memory: the
             // chunk below carries it too, so it must also reach the outbox.
             let unsaved_local = before != handle.persisted;
+            let mut replaced = None;
             for &index in indexes {
                 let bytes = changes[index].1;
-                // Check first: the incremental load would skip bad bytes.
-                let merged = crate::chunks::check(bytes)
-                    .map_err(|e| e.to_string())
-                    .and_then(|()| handle.doc.load_incremental(bytes).map(|_| ()).map_err(|e| e.to_string()));
+                // The epoch rule first (`privacy::epoch::receive`), which also
+                // checks the bytes: the incremental load would skip bad ones.
+                let merged = match receive(&mut handle.doc, bytes) {
+                    Err(e) => Err(e.to_string()),
+                    Ok(Receive::Merge) => handle.doc.load_incremental(bytes).map(|_| ()).map_err(|e| e.to_string()),
+                    Ok(Receive::Adopt(doc)) => {
+                        let mut doc = *doc;
+                        doc.set_actor(self.actor.clone());
+                        let old = std::mem::replace(&mut handle.doc, doc);
+                        replaced.get_or_insert(old);
+                        Ok(())
+                    }
+                    // Old-epoch or losing bytes: applied as far as the cursor
+                    // goes, and nothing of them is kept.
+                    Ok(Receive::Drop(_)) => Ok(()),
+                };
                 if let Err(reason) = merged {
                     refuse(index, ApplyError::Undecodable(reason));
                 }
             }
             let after = handle.doc.get_heads();
-            if before == after {
+            if replaced.is_none() && before == after {
                 continue;
             }
             // Changes whose dependencies have not arrived yet leave the
             // document unreadable as a record for now; stored all the same.
             let row = materialise(&handle.doc).ok();
-            let chunk = handle.doc.save_after(&handle.persisted);
-            appends.push(Append { id: *id, chunk, row: row.clone(), outbox: unsaved_local && self.outbox.get() });
-            rows.extend(row);
-            if hydrated.contains_key(id) {
-                written.push((*id, after));
+            if let Some(old) = replaced {
+                // A new epoch replaces the stored history, and drops this
+                // replica's unsent changes of the old one (see
+                // `privacy::epoch`): `save()` holds only the new history.
+                appends.push(Append { replace: true, ..Append::chunk(*id, handle.doc.save(), row.clone()) });
+                if hydrated.contains_key(id) {
+                    written.push((*id, after, true));
+                    replaced_hydrated.push((*id, old));
+                }
+            } else {
+                let chunk = handle.doc.save_after(&handle.persisted);
+                let outbox = unsaved_local && self.outbox.get();
+                appends.push(Append { outbox, ..Append::chunk(*id, chunk, row.clone()) });
+                if hydrated.contains_key(id) {
+                    written.push((*id, after, false));
+                }
             }
+            rows.extend(row);
         }
-        self.storage.append(&appends).await?;
-        for (id, heads) in written {
+        if let Err(e) = self.storage.append(&appends).await {
+            for (id, old) in replaced_hydrated {
+                if let Some(handle) = hydrated.get_mut(&id) {
+                    handle.doc = old;
+                }
+            }
+            return Err(e.into());
+        }
+        for (id, heads, replaced) in written {
             if let Some(handle) = hydrated.get_mut(&id) {
                 handle.persisted = heads;
-                handle.chunks += 1;
+                handle.chunks = if replaced { 0 } else { handle.chunks + 1 };
             }
         }
         Ok(AppliedMany { rows, refused })
@@ -568,6 +590,9 @@ pub enum ApplyError {
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
+
+#[cfg(test)]
+mod epoch_tests;
 
 #[cfg(test)]
 mod tests {

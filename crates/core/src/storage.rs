@@ -13,6 +13,13 @@
 //! acknowledged by the relay. An outbox entry is written in the same
 //! transaction as the edit it carries, so an edit is never durable locally
 //! yet forgotten by sync; it is deleted only when the relay acknowledged it.
+//!
+//! A record rewritten without history (a new epoch,
+//! [`crate::privacy::epoch`]) is written with [`Append::replace`]: its whole
+//! new document replaces the snapshot, every chunk and every outbox entry of
+//! the record in the same transaction, and is queued, when sync is on, as
+//! one [`OutboxKind::Snapshot`] entry (sent as the relay's
+//! `ReplaceWithSnapshot`, so the relay drops the old envelopes too).
 
 pub mod conformance;
 pub mod memory;
@@ -40,11 +47,39 @@ pub struct Append {
     pub id: RecordId,
     pub chunk: Vec<u8>,
     /// The record's new row; `None` leaves the row as it is (changes
-    /// received before the record is readable).
+    /// received before the record is readable), except with
+    /// [`Append::replace`], where it removes the row (it describes the
+    /// history being replaced).
     pub row: Option<Row>,
     /// Also queue the chunk in the outbox for sync (local edits while sync
-    /// is on; never for changes received from sync).
+    /// is on; never for changes received from sync). With
+    /// [`Append::replace`] it is queued as an [`OutboxKind::Snapshot`].
     pub outbox: bool,
+    /// `chunk` is the record's whole document in a new history (an epoch,
+    /// [`crate::privacy::epoch`]): it becomes the record's snapshot, and
+    /// every chunk and every outbox entry of the record is deleted, in the
+    /// same transaction, so no byte of the old history stays.
+    pub replace: bool,
+}
+
+impl Append {
+    /// A change chunk of `id` with its row (not replacing, not queued).
+    pub fn chunk(id: RecordId, chunk: Vec<u8>, row: Option<Row>) -> Self {
+        Self { id, chunk, row, outbox: false, replace: false }
+    }
+}
+
+/// What an outbox entry carries, which decides how it is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OutboxKind {
+    /// Change chunks (or a whole document) to add to the record's history:
+    /// pushed as envelopes.
+    #[default]
+    Changes,
+    /// The record's whole document in a new epoch, replacing its history:
+    /// sent as `ReplaceWithSnapshot`, so the relay deletes the envelopes it
+    /// covers.
+    Snapshot,
 }
 
 /// A local change waiting to be acknowledged by the relay.
@@ -54,6 +89,14 @@ pub struct OutboxEntry {
     pub seq: u64,
     pub id: RecordId,
     pub bytes: Vec<u8>,
+    pub kind: OutboxKind,
+}
+
+impl OutboxEntry {
+    /// An entry of change chunks.
+    pub fn changes(seq: u64, id: RecordId, bytes: Vec<u8>) -> Self {
+        Self { seq, id, bytes, kind: OutboxKind::Changes }
+    }
 }
 
 /// A record set aside because its stored bytes could not be read.
@@ -122,6 +165,9 @@ pub trait Storage {
 
     /// Appends each chunk and replaces each row, all in one transaction:
     /// either every append is durable when this returns `Ok`, or none is.
+    /// An append with [`Append::replace`] instead replaces the record's
+    /// snapshot, chunks and outbox entries (see there); later appends of
+    /// the same record in the batch follow it.
     ///
     /// # Errors
     /// [`StorageError::QuotaExceeded`] or [`StorageError::WriteFailed`];

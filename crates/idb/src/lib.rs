@@ -73,7 +73,7 @@ use indexed_db_futures::typed_array::{Uint8Array, Uint8ArraySlice};
 use rapport_core::ids::RecordId;
 use rapport_core::record::Row;
 use rapport_core::storage::{
-    decode_row, encode_row, Append, OutboxEntry, Quarantined, RowsLoad, Storage, StorageError, StoredDoc,
+    decode_row, encode_row, Append, OutboxEntry, OutboxKind, Quarantined, RowsLoad, Storage, StorageError, StoredDoc,
 };
 use rapport_core::Timestamp;
 use wasm_bindgen::closure::Closure;
@@ -82,7 +82,9 @@ use wasm_bindgen_futures::spawn_local;
 
 use crate::blocked::{unless_blocked, BlockedSignal};
 use crate::error::{map_err, map_open, Op};
-use crate::schema::{encode_entry, entry_bytes, BY_RECORD, CHUNKS, META, OUTBOX, QUARANTINE, ROWS, SNAPSHOTS};
+use crate::schema::{
+    encode_entry, encode_outbox, entry_bytes, BY_RECORD, CHUNKS, META, OUTBOX, QUARANTINE, ROWS, SNAPSHOTS,
+};
 
 /// A workspace's IndexedDB database, open. Dropping it closes the
 /// connection.
@@ -498,24 +500,51 @@ impl Storage for IdbStorage {
         if appends.is_empty() {
             return Ok(());
         }
-        // The outbox joins the transaction only when something is queued, so
-        // applying received changes does not wait for the sync engine's reads.
-        let queues = appends.iter().any(|a| a.outbox);
-        let stores: &[&str] = if queues { &[CHUNKS, ROWS, OUTBOX] } else { &[CHUNKS, ROWS] };
+        // The outbox joins the transaction only when something is queued or
+        // a history replaced, so applying received changes does not wait for
+        // the sync engine's reads.
+        let replaces = appends.iter().any(|a| a.replace);
+        let queues = replaces || appends.iter().any(|a| a.outbox);
+        let stores: &[&str] = match (replaces, queues) {
+            (true, _) => &[SNAPSHOTS, CHUNKS, ROWS, OUTBOX],
+            (false, true) => &[CHUNKS, ROWS, OUTBOX],
+            (false, false) => &[CHUNKS, ROWS],
+        };
         let (tx, ctx) = self.write_tx(stores)?;
         let chunks = ctx.check(tx.object_store(CHUNKS))?;
         let rows = ctx.check(tx.object_store(ROWS))?;
         let outbox = if queues { Some(ctx.check(tx.object_store(OUTBOX))?) } else { None };
+        let snapshots = if replaces { Some(ctx.check(tx.object_store(SNAPSHOTS))?) } else { None };
         // Write-only: every request goes out at once (keys come from the key
-        // generator), and the commit waits for all of them.
+        // generator), and the commit waits for all of them. Only replacing a
+        // history reads (the keys of the chunks and outbox entries it
+        // deletes); requests run in the order they are made, so appends after
+        // it in the batch follow it.
         for append in appends {
-            add_entry(&ctx, &chunks, append.id, &append.chunk)?;
+            let key = append.id.to_string();
+            let kind = match (&snapshots, &outbox, append.replace) {
+                (Some(snapshots), Some(outbox), true) => {
+                    let put = snapshots.put(Uint8ArraySlice::new(&append.chunk)).with_key(key.as_str());
+                    ctx.check(put.without_key_type().primitive())?;
+                    delete_entries(&ctx, &chunks, append.id).await?;
+                    delete_entries(&ctx, outbox, append.id).await?;
+                    if append.row.is_none() {
+                        ctx.check(rows.delete(key.as_str()).primitive())?;
+                    }
+                    OutboxKind::Snapshot
+                }
+                _ => {
+                    add_entry(&ctx, &chunks, append.id, &append.chunk)?;
+                    OutboxKind::Changes
+                }
+            };
             if let Some(row) = &append.row {
-                let row = rows.put(encode_row(row)).with_key(append.id.to_string());
+                let row = rows.put(encode_row(row)).with_key(key.as_str());
                 ctx.check(row.without_key_type().primitive())?;
             }
             if let (true, Some(outbox)) = (append.outbox, &outbox) {
-                add_entry(&ctx, outbox, append.id, &append.chunk)?;
+                let value = encode_outbox(append.id, &append.chunk, kind).map_err(StorageError::WriteFailed)?;
+                ctx.check(outbox.add(value).primitive())?;
             }
         }
         ctx.commit(tx).await

@@ -8,7 +8,7 @@
 //! | [`ROWS`] | record id | string: the materialised row as JSON ([`encode_row`](rapport_core::storage::encode_row)) |
 //! | [`QUARANTINE`] | record id, or the raw key when even that was unreadable | string: JSON of [`Quarantined`](rapport_core::storage::Quarantined) |
 //! | [`META`] | any string | `Uint8Array` |
-//! | [`OUTBOX`] | generated (`autoIncrement`) | object `{ id: string, bytes: Uint8Array }`: the record id and one local change waiting for the relay's acknowledgement |
+//! | [`OUTBOX`] | generated (`autoIncrement`) | object `{ id: string, bytes: Uint8Array, kind?: "snapshot" }`: the record id and one local change waiting for the relay's acknowledgement; with `kind: "snapshot"` ([`KIND_FIELD`], [`SNAPSHOT_KIND`]) the bytes are the record's whole document in a new epoch, sent as a snapshot that replaces its history on the relay |
 //!
 //! [`CHUNKS`] and [`OUTBOX`] each have one index, [`BY_RECORD`] (key path
 //! [`RECORD_FIELD`], not unique): a document's chunks are read, and a
@@ -37,6 +37,12 @@
 //!   keep their order), a few hundred per request; the old stores and the
 //!   counter are then deleted. A chunk that was not binary data is copied
 //!   as it is (loading that record then reports it, as before the upgrade).
+//! - from 3: nothing is rewritten. Version 4 adds snapshot entries to the
+//!   outbox (`kind: "snapshot"`); a value without `kind`, as every
+//!   version-3 value is, holds changes. The version moves only so that a tab
+//!   still running an older app closes its connection (`versionchange`)
+//!   instead of reading a snapshot entry as changes and pushing it so (the
+//!   relay would then keep the old history's envelopes).
 //!
 //! A database opened by a newer app version fails to open with a
 //! `VersionError`, reported as
@@ -44,13 +50,13 @@
 
 use js_sys::{Object, Reflect, Uint8Array};
 use rapport_core::ids::RecordId;
-use rapport_core::storage::OutboxEntry;
+use rapport_core::storage::{OutboxEntry, OutboxKind};
 use wasm_bindgen::{JsCast, JsValue};
 
 use crate::error::js_message;
 
 /// The `version` passed to `indexedDB.open`.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 pub const SNAPSHOTS: &str = "snapshots";
 pub const CHUNKS: &str = "chunks";
@@ -65,6 +71,11 @@ pub const BY_RECORD: &str = "by_record";
 pub const RECORD_FIELD: &str = "id";
 /// The field of a [`CHUNKS`] or [`OUTBOX`] value holding the bytes (a `Uint8Array`).
 pub const BYTES_FIELD: &str = "bytes";
+/// The field of an [`OUTBOX`] value saying what it holds; absent for changes.
+pub const KIND_FIELD: &str = "kind";
+/// [`KIND_FIELD`] of a snapshot entry
+/// ([`OutboxKind::Snapshot`](rapport_core::storage::OutboxKind::Snapshot)).
+pub const SNAPSHOT_KIND: &str = "snapshot";
 
 /// Every object store of [`SCHEMA_VERSION`].
 pub const STORES: [&str; 6] = [SNAPSHOTS, CHUNKS, ROWS, QUARANTINE, META, OUTBOX];
@@ -101,6 +112,20 @@ pub(crate) fn record_value(id: &JsValue, bytes: &JsValue) -> Result<JsValue, Str
 /// As [`record_value`].
 pub(crate) fn encode_entry(id: RecordId, bytes: &[u8]) -> Result<JsValue, String> {
     record_value(&JsValue::from_str(&id.to_string()), &Uint8Array::from(bytes).into())
+}
+
+/// The stored value of an outbox entry: [`encode_entry`], plus
+/// [`KIND_FIELD`] for a snapshot (changes stay as version 3 wrote them).
+///
+/// # Errors
+/// As [`record_value`].
+pub(crate) fn encode_outbox(id: RecordId, bytes: &[u8], kind: OutboxKind) -> Result<JsValue, String> {
+    let value = encode_entry(id, bytes)?;
+    if kind == OutboxKind::Snapshot {
+        Reflect::set(&value, &JsValue::from_str(KIND_FIELD), &JsValue::from_str(SNAPSHOT_KIND))
+            .map_err(|e| format!("a stored value could not be built: {}", js_message(&e)))?;
+    }
+    Ok(value)
 }
 
 /// The bytes of a stored chunk or outbox entry.
@@ -142,7 +167,14 @@ pub(crate) fn decode_outbox(key: &JsValue, value: &JsValue) -> Result<OutboxEntr
         .parse::<RecordId>()
         .map_err(|e| format!("the outbox entry {seq} has a bad record id: {e}"))?;
     let bytes = entry_bytes(value).map_err(|e| format!("the outbox entry {seq} is damaged: {e}"))?;
-    Ok(OutboxEntry { seq, id, bytes })
+    let kind = match Reflect::get(value, &JsValue::from_str(KIND_FIELD)).ok().filter(|k| !k.is_undefined()) {
+        None => OutboxKind::Changes,
+        Some(k) if k.as_string().as_deref() == Some(SNAPSHOT_KIND) => OutboxKind::Snapshot,
+        // Never guessed: pushing a snapshot as changes would leave the old
+        // history on the relay.
+        Some(k) => return Err(format!("the outbox entry {seq} is of an unknown kind {k:?}")),
+    };
+    Ok(OutboxEntry { seq, id, bytes, kind })
 }
 
 #[cfg(test)]
@@ -177,7 +209,14 @@ mod tests {
         let id = RecordId::from_bytes([7; 16]);
         let value = encode_entry(id, b"change").expect("encode");
         let entry = decode_outbox(&JsValue::from_f64(42.0), &value).expect("decode");
-        assert_eq!(entry, OutboxEntry { seq: 42, id, bytes: b"change".to_vec() });
+        assert_eq!(entry, OutboxEntry::changes(42, id, b"change".to_vec()));
+        let snapshot = encode_outbox(id, b"doc", OutboxKind::Snapshot).expect("encode");
+        let entry = decode_outbox(&JsValue::from_f64(43.0), &snapshot).expect("decode");
+        assert_eq!(entry, OutboxEntry { seq: 43, id, bytes: b"doc".to_vec(), kind: OutboxKind::Snapshot });
+        let changes = encode_outbox(id, b"c", OutboxKind::Changes).expect("encode");
+        assert_eq!(Reflect::get(&changes, &JsValue::from_str(KIND_FIELD)).expect("get"), JsValue::UNDEFINED);
+        Reflect::set(&snapshot, &JsValue::from_str(KIND_FIELD), &JsValue::from_str("future")).expect("set");
+        assert!(decode_outbox(&JsValue::from_f64(43.0), &snapshot).is_err(), "an unknown kind is reported");
         assert!(decode_outbox(&JsValue::from_str("42"), &value).is_err(), "a text key");
         assert!(decode_outbox(&JsValue::from_f64(1.0), &JsValue::from_str("text")).is_err());
         let no_bytes = encode_entry(id, b"").expect("encode");

@@ -10,9 +10,9 @@ use indexed_db_futures::transaction::TransactionMode;
 use indexed_db_futures::typed_array::Uint8ArraySlice;
 use rapport_core::contact::{Contact, Labeled};
 use rapport_core::ids::{EntryId, MemberId, RecordId};
-use rapport_core::record::{RecordKind, Row};
+use rapport_core::record::{Record, RecordKind, Row};
 use rapport_core::repo::{session_actor, OpenError, Repo, COMPACT_AFTER_CHUNKS};
-use rapport_core::storage::{encode_row, Append, Quarantined, Storage, StorageError};
+use rapport_core::storage::{encode_row, Append, OutboxKind, Quarantined, Storage, StorageError};
 use rapport_core::Timestamp;
 use rapport_idb::schema::{BY_RECORD, CHUNKS, OUTBOX, SCHEMA_VERSION, V2_NEXT_CHUNK_SEQ};
 use rapport_idb::IdbStorage;
@@ -222,6 +222,7 @@ async fn a_thousand_row_batch_lands_in_one_transaction_and_rows_returns_them_all
             chunk: n.to_be_bytes().to_vec(),
             row: Some(row(batch_id(n, 1), format!("A{n}"))),
             outbox: n % 2 == 0,
+            replace: false,
         })
         .collect();
     storage.append(&first).await.expect("first batch");
@@ -259,6 +260,7 @@ async fn a_thousand_row_batch_lands_in_one_transaction_and_rows_returns_them_all
             chunk: vec![2],
             row: Some(row(batch_id(n, 2), format!("B{n}"))),
             outbox: true,
+            replace: false,
         })
         .collect();
     second.push(Append {
@@ -266,6 +268,7 @@ async fn a_thousand_row_batch_lands_in_one_transaction_and_rows_returns_them_all
         chunk: vec![3],
         row: Some(row(batch_id(0, 1), "A0 again".into())),
         outbox: true,
+        replace: false,
     });
     let err = storage.append(&second).await.expect_err("a batch whose chunks get no key fails");
     assert!(matches!(&err, StorageError::WriteFailed(m) if m.contains("ConstraintError")), "{err:?}");
@@ -569,6 +572,98 @@ async fn a_version_2_database_keeps_every_chunk_outbox_entry_row_and_setting_on_
     IdbStorage::delete_database(&name).await.expect("delete");
 }
 
+/// Version 3 to 4 rewrites nothing: outbox values written by version 3
+/// (`{ id, bytes }`, no `kind`) come back as changes, in order, and a new
+/// epoch queued afterwards is a snapshot entry that replaces them.
+#[wasm_bindgen_test]
+async fn a_version_3_database_keeps_its_outbox_as_changes_and_takes_snapshot_entries_on_upgrade() {
+    let (ada, ada_chunks, ada_row) =
+        stored_bytes_of(contact(1, "Ada", "Lovelace", "ada@example.org"), "Countess").await;
+    let grace = RecordId::from_bytes([2; 16]);
+    let name = fresh_name();
+    let v3 = Database::open(name.as_str())
+        .with_version(3u32)
+        .with_on_upgrade_needed(|_event, db| {
+            for store in ["snapshots", "rows", "quarantine", "meta"] {
+                db.create_object_store(store).build()?;
+            }
+            for store in [CHUNKS, OUTBOX] {
+                db.create_object_store(store)
+                    .with_auto_increment(true)
+                    .build()?
+                    .create_index(BY_RECORD, "id".into())
+                    .build()?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("create a version-3 database");
+    {
+        let tx =
+            v3.transaction(["chunks", "rows", "outbox"]).with_mode(TransactionMode::Readwrite).build().expect("tx");
+        let value = |id: RecordId, bytes: &[u8]| {
+            let value = js_sys::Object::new();
+            js_sys::Reflect::set(&value, &"id".into(), &id.to_string().into()).expect("id");
+            js_sys::Reflect::set(&value, &"bytes".into(), &js_sys::Uint8Array::from(bytes)).expect("bytes");
+            wasm_bindgen::JsValue::from(value)
+        };
+        let chunks = tx.object_store(CHUNKS).expect("chunks");
+        for chunk in &ada_chunks {
+            drop(chunks.add(value(ada.id, chunk)).primitive().expect("chunk"));
+        }
+        raw_put(&tx, "rows", &ada.id.to_string(), ada_row.as_str());
+        let outbox = tx.object_store(OUTBOX).expect("outbox");
+        for (id, bytes) in [(ada.id, &b"a-1"[..]), (grace, b"g-1"), (ada.id, b"a-2")] {
+            drop(outbox.add(value(id, bytes)).primitive().expect("outbox entry"));
+        }
+        tx.commit().await.expect("write version-3 data");
+    }
+    v3.close();
+
+    let repo = repo(open(&name).await);
+    let storage = repo.storage();
+    let (mut handle, loaded) = repo.open::<Contact>(ada.id, NOW).await.expect("Ada opens after the upgrade");
+    assert_eq!(loaded, ada);
+    let queued = storage.outbox(10).await.expect("outbox");
+    let got: Vec<(RecordId, &[u8], OutboxKind)> = queued.iter().map(|e| (e.id, e.bytes.as_slice(), e.kind)).collect();
+    assert_eq!(
+        got,
+        [
+            (ada.id, &b"a-1"[..], OutboxKind::Changes),
+            (grace, b"g-1", OutboxKind::Changes),
+            (ada.id, b"a-2", OutboxKind::Changes)
+        ],
+        "version-3 entries are changes, in order"
+    );
+
+    repo.set_outbox(true);
+    let ws = rapport_core::workspace::Workspace::new(RecordId::from_bytes([9; 16]), "Acme", me(), "Sam", NOW);
+    let actor = session_actor(me(), [0xee; 8]);
+    let (fresh, anonymised) =
+        rapport_core::privacy::retention::anonymise_document(handle.doc_mut(), &ws, NOW, me(), actor)
+            .expect("anonymise");
+    repo.replace_epoch(&mut handle, fresh, &anonymised.row()).await.expect("a new epoch");
+    let queued = storage.outbox(10).await.expect("outbox");
+    let got: Vec<(RecordId, OutboxKind)> = queued.iter().map(|e| (e.id, e.kind)).collect();
+    assert_eq!(
+        got,
+        [(grace, OutboxKind::Changes), (ada.id, OutboxKind::Snapshot)],
+        "Ada's changes gave way to one snapshot"
+    );
+    let stored = storage.load(ada.id).await.expect("load").expect("stored");
+    assert!(stored.chunks.is_empty() && stored.snapshot.is_some());
+    let dump = storage.raw_dump().await.expect("dump");
+    for gone in ["Lovelace", "ada@example.org", "Countess"] {
+        assert!(!contains(&dump, gone), "{gone:?} is still stored after the new epoch");
+    }
+    drop(repo);
+
+    let raw = Database::open(name.as_str()).await.expect("open at the current version");
+    assert_eq!(raw.version(), f64::from(SCHEMA_VERSION));
+    raw.close();
+    IdbStorage::delete_database(&name).await.expect("delete");
+}
+
 #[wasm_bindgen_test]
 async fn an_outbox_store_without_its_index_is_reported_unavailable() {
     let name = fresh_name();
@@ -605,8 +700,7 @@ async fn thousands_of_rows_with_any_text_come_back_unchanged() {
             r
         })
         .collect();
-    let appends: Vec<Append> =
-        rows.iter().map(|r| Append { id: r.id, chunk: vec![1], row: Some(r.clone()), outbox: false }).collect();
+    let appends: Vec<Append> = rows.iter().map(|r| Append::chunk(r.id, vec![1], Some(r.clone()))).collect();
     storage.append(&appends).await.expect("append");
     let mut loaded = storage.rows().await.expect("rows");
     assert!(loaded.unreadable.is_empty());
@@ -632,8 +726,7 @@ async fn rows_read_in_several_chunks_come_back_complete() {
     let storage = open(&name).await;
     let rows: Vec<Row> = (0..35_000u32).map(|n| row(batch_id(n, 4), format!("r{n}"))).collect();
     for chunk in rows.chunks(5000) {
-        let appends: Vec<Append> =
-            chunk.iter().map(|r| Append { id: r.id, chunk: vec![1], row: Some(r.clone()), outbox: false }).collect();
+        let appends: Vec<Append> = chunk.iter().map(|r| Append::chunk(r.id, vec![1], Some(r.clone()))).collect();
         storage.append(&appends).await.expect("append");
     }
     let mut loaded = storage.rows().await.expect("rows");

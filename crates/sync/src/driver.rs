@@ -9,7 +9,7 @@
 //! | `Connect`, `Send`, `Close` | [`Transport`] |
 //! | `Apply` | [`Applier`] (then `Applied`/`ApplyFailed` is fed back) |
 //! | `SaveCursor` | `Storage::put_meta("sync/cursor")` |
-//! | `ReadOutbox`, `AckOutbox` | `Storage::outbox`, `Storage::ack_outbox` |
+//! | `ReadOutbox`, `AckOutbox` | `Storage::outbox` (a snapshot entry's bytes replaced by the record's document as stored now), `Storage::ack_outbox` |
 //! | `Reupload` | [`enqueue_existing`] |
 //! | `RelayErased` | `Storage::put_meta("privacy/relay-erased")` ([`save_relay_erased`]) |
 //! | `Status`, `Problem`, `WakeAfter`, `ReconnectAfter` | [`Host`] |
@@ -48,8 +48,8 @@ use std::rc::Rc;
 use rapport_core::ids::RecordId;
 use rapport_core::privacy::{relay_deletions, Tombstones};
 use rapport_core::record::Row;
-use rapport_core::repo::{AppliedMany, ApplyError, DocHandle, Repo};
-use rapport_core::storage::{OutboxEntry, Storage};
+use rapport_core::repo::{hydrate, AppliedMany, ApplyError, DocHandle, Repo};
+use rapport_core::storage::{OutboxEntry, OutboxKind, Storage, StorageError};
 use rapport_core::Timestamp;
 use rapport_protocol::Seq;
 
@@ -536,8 +536,12 @@ where
                 }
             };
             let full = entries.len() >= limit;
-            let (erased, keep): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
+            let (erased, mut keep): (Vec<OutboxEntry>, Vec<OutboxEntry>) =
                 entries.into_iter().partition(|e| self.host.is_erased(e.id));
+            if let Err(e) = current_snapshots(storage, &mut keep).await {
+                follow.extend(self.step(Input::StorageFailed(e)));
+                return follow;
+            }
             if erased.is_empty() {
                 follow.extend(self.step(Input::Outbox(keep)));
                 return follow;
@@ -559,6 +563,28 @@ where
             // for the next edit.
         }
     }
+}
+
+/// Replaces the bytes of each snapshot entry with the record's document as
+/// stored now. The engine sends a snapshot as covering everything applied
+/// when it goes out (`covers_through` = the cursor), and the relay deletes
+/// the record's envelopes up to there: changes of the new epoch applied
+/// since the entry was queued (from replicas that adopted it, after an
+/// unacknowledged send) must be in it. The stored document holds all of
+/// them, since a page is stored before the cursor passes it. A record with
+/// nothing stored, or unreadable, keeps the bytes it was queued with.
+///
+/// # Errors
+/// [`StorageError`] when reading failed.
+async fn current_snapshots<S: Storage>(storage: &S, entries: &mut [OutboxEntry]) -> Result<(), StorageError> {
+    for entry in entries.iter_mut().filter(|e| e.kind == OutboxKind::Snapshot) {
+        if let Some(stored) = storage.load(entry.id).await? {
+            if let Ok(mut doc) = hydrate(stored.snapshot.as_deref(), &stored.chunks) {
+                entry.bytes = doc.save();
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An [`Applier`] over a [`Repo`]: each page goes through [`apply_page`]

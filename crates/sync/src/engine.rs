@@ -20,6 +20,9 @@
 //! Applied{through}-> SaveCursor(through), Send(Pull) while `more`
 //! Outbox(entries) -> Send(Push{envelopes})                    (sealed with fresh random nonces)
 //! Frame(Pushed)   -> AckOutbox(outbox seqs), ReadOutbox{limit}
+//! Outbox([Snapshot entry, ..])
+//!                 -> Send(ReplaceWithSnapshot{snapshot, covers_through: cursor})  (a new epoch, alone)
+//! Frame(SnapshotStored) -> AckOutbox([its seq]), ReadOutbox{limit}
 //! Frame(Live)     -> Apply{...}                               (in order: advances; a gap: pull)
 //! EraseOnRelay(ids)-> Send(DeleteDocument{doc_tag}) per record  (now if ready, else after the next Welcome)
 //! Frame(DocumentDeleted) -> RelayErased(ids)                  (the app records them as confirmed)
@@ -35,8 +38,18 @@
 //!   app answers `Input::Applied { through }`. One apply is outstanding at a
 //!   time, and applies complete in log order.
 //! - **An outbox entry is acknowledged only after the relay committed it**:
-//!   `Output::AckOutbox` follows `Pushed`, never a send. A push lost to a
-//!   disconnect is simply pushed again (Automerge ignores duplicates).
+//!   `Output::AckOutbox` follows `Pushed` (or `SnapshotStored`), never a
+//!   send. A push lost to a disconnect is simply pushed again (Automerge
+//!   ignores duplicates).
+//! - **A new epoch goes as a snapshot, in outbox order.** An
+//!   [`OutboxKind::Snapshot`] entry (a record rewritten without history,
+//!   `rapport_core::privacy::epoch`) is sent alone as `ReplaceWithSnapshot`
+//!   with `covers_through` = the cursor: the relay deletes the record's
+//!   envelopes up to there, which this replica has applied (so the snapshot,
+//!   read from storage just before, holds or supersedes them). Changes
+//!   queued before it are pushed first, changes after it wait for
+//!   `SnapshotStored`; it shares the one push slot, so timeouts, rate limits
+//!   and resending after a reconnect work as for pushes.
 //! - **Pull before push after a reconnect.** After `Welcome`, the outbox is
 //!   read only once the log up to the announced head is applied (or an
 //!   unreadable entry stopped pulling). A replica that was offline thus
@@ -70,7 +83,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rapport_core::ids::RecordId;
-use rapport_core::storage::{OutboxEntry, StorageError};
+use rapport_core::storage::{OutboxEntry, OutboxKind, StorageError};
 use rapport_protocol::{
     ClientMessage, ErrorCode, Keys, LogEntry, RequestId, Seq, ServerLimits, ServerMessage, WireError,
     ENVELOPE_NONCE_LEN,
@@ -313,6 +326,8 @@ struct PushInFlight {
     id: RequestId,
     sent_at: u64,
     outbox: Vec<u64>,
+    /// A `ReplaceWithSnapshot` (answered by `SnapshotStored`), not a `Push`.
+    snapshot: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -764,6 +779,9 @@ impl SyncEngine {
                 self.batch(now, rng, request, entries, cursor, more, out)
             }
             (Conn::Ready, ServerMessage::Pushed { request, seqs }) => self.pushed(now, rng, request, seqs, out),
+            (Conn::Ready, ServerMessage::SnapshotStored { request, seq, .. }) => {
+                self.snapshot_stored(now, rng, request, seq, out)
+            }
             (Conn::Ready, ServerMessage::Live { entries }) => self.live(now, rng, entries, out),
             (Conn::Ready, ServerMessage::Behind { head }) => {
                 self.head = self.head.max(head);
@@ -976,7 +994,7 @@ impl SyncEngine {
     }
 
     fn pushed(&mut self, now: u64, rng: &mut dyn Random, request: RequestId, seqs: Vec<Seq>, out: &mut Vec<Output>) {
-        let Some(push) = self.push.take_if(|p| p.id == request) else {
+        let Some(push) = self.push.take_if(|p| p.id == request && !p.snapshot) else {
             return self.protocol_error(now, rng, format!("an acknowledgement of push {request}, never sent"), out);
         };
         if seqs.len() != push.outbox.len() || !consecutive(seqs.iter().copied()) {
@@ -1001,6 +1019,48 @@ impl SyncEngine {
         }
     }
 
+    /// The relay replaced the record's envelopes up to `covers_through`
+    /// with our snapshot, stored at `seq`.
+    fn snapshot_stored(&mut self, now: u64, rng: &mut dyn Random, request: RequestId, seq: Seq, out: &mut Vec<Output>) {
+        let Some(push) = self.push.take_if(|p| p.id == request && p.snapshot) else {
+            return self.protocol_error(now, rng, format!("a stored snapshot for request {request}, never sent"), out);
+        };
+        out.push(Output::AckOutbox(push.outbox));
+        self.outbox_wanted = true;
+        self.head = self.head.max(seq);
+        // As for our own pushes: the snapshot is our stored document, so the
+        // cursor may pass it when it directly follows.
+        if self.blocked.is_none() && seq == next_seq(self.expected) {
+            self.expected = seq;
+            self.queue.push_back(Pending { entries: Vec::new(), through: seq, advance: Some(seq) });
+        }
+    }
+
+    /// Sends a snapshot entry alone as `ReplaceWithSnapshot`, covering what
+    /// is applied. `false` when it is too large for a frame (reported and
+    /// left queued, as a change would be).
+    fn send_snapshot(&mut self, now: u64, rng: &mut dyn Random, entry: &OutboxEntry, out: &mut Vec<Output>) -> bool {
+        let Some(limits) = self.limits else { return false };
+        let mut nonce = [0u8; ENVELOPE_NONCE_LEN];
+        rng.fill(&mut nonce);
+        let request = self.next_request.wrapping_add(1);
+        let message = seal_change(&self.keys, entry.id, &entry.bytes, nonce)
+            .ok()
+            .map(|snapshot| ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through: self.cursor });
+        let frame = message.as_ref().and_then(|m| m.encode().ok());
+        let size = frame.as_ref().map_or(entry.bytes.len(), Vec::len);
+        let Some(frame) = frame.filter(|f| f.len() <= limits.max_frame_bytes as usize) else {
+            let problem = SyncProblem::ChangeTooLarge { record: entry.id, bytes: size, limit: limits.max_frame_bytes };
+            out.push(Output::Problem(problem.clone()));
+            self.too_large.insert(entry.seq, problem);
+            return false;
+        };
+        let request = self.request_id();
+        out.push(Output::Send(frame));
+        self.push = Some(PushInFlight { id: request, sent_at: now, outbox: vec![entry.seq], snapshot: true });
+        true
+    }
+
     fn outbox(&mut self, now: u64, rng: &mut dyn Random, entries: Vec<OutboxEntry>, out: &mut Vec<Output>) {
         self.outbox_reading = false;
         let Some(limits) = self.limits.filter(|_| self.conn == Conn::Ready) else { return };
@@ -1022,6 +1082,17 @@ impl SyncEngine {
                 break;
             }
             if self.too_large.contains_key(&entry.seq) {
+                continue;
+            }
+            if entry.kind == OutboxKind::Snapshot {
+                // In outbox order: the changes before it go first, and it
+                // goes alone.
+                if !envelopes.is_empty() {
+                    break;
+                }
+                if self.send_snapshot(now, rng, &entry, out) {
+                    return;
+                }
                 continue;
             }
             let mut nonce = [0u8; ENVELOPE_NONCE_LEN];
@@ -1059,7 +1130,7 @@ impl SyncEngine {
         }
         let request = self.request_id();
         self.send(&ClientMessage::Push { request, envelopes }, out);
-        self.push = Some(PushInFlight { id: request, sent_at: now, outbox: seqs });
+        self.push = Some(PushInFlight { id: request, sent_at: now, outbox: seqs, snapshot: false });
     }
 
     fn applied(

@@ -13,8 +13,8 @@ use rapport_protocol::{ClientMessage, Seq, WorkspaceSecret};
 use rapport_sync::{SyncConfig, SyncProblem, SyncStatus};
 use support::ws::{converge, Client, TestRelay};
 use support::{
-    consent, create_contact, create_workspace, edit_contact, labeled, marketing, new_repo, outbox_len, read_contact,
-    row_count, T0,
+    anonymise_contact, consent, create_contact, create_workspace, edit_contact, labeled, marketing, new_repo,
+    outbox_len, read_contact, row_count, T0,
 };
 
 const ADA: RecordId = RecordId::from_bytes([0xad; 16]);
@@ -171,6 +171,108 @@ fn edits_pushed_before_their_author_learned_of_the_erasure_are_refused_and_delet
             .count();
         assert_eq!(deletes, 2, "the erasure's delete, and one for the edit that came back");
         assert_ada_is_gone_and_grace_intact(relay, dir.path(), &a, &b).await;
+    });
+}
+
+/// Every entry the relay holds for the workspace, decrypted with its key:
+/// the record and its Automerge bytes inflated (`save_nocompress`), so a
+/// search sees every value they hold.
+async fn relay_plaintexts(dir: &std::path::Path, config: &SyncConfig) -> Vec<(RecordId, Vec<u8>)> {
+    use rapport_relay::store::Store;
+    let store = rapport_relay::store::sqlite::SqliteStore::open(dir).expect("open the relay's store");
+    let keys = config.keys();
+    let page = store.pull(keys.workspace(), Seq::ZERO, 100_000, usize::MAX).await.expect("pull everything");
+    assert!(!page.more);
+    page.entries
+        .iter()
+        .map(|entry| {
+            let (record, bytes) = rapport_sync::plaintext::open_envelope(&keys, &entry.envelope).expect("decrypt");
+            let mut doc = rapport_core::repo::hydrate(None, &[bytes]).expect("automerge bytes");
+            (record, doc.save_nocompress())
+        })
+        .collect()
+}
+
+#[test]
+fn an_anonymised_contact_replaces_its_history_on_every_device_and_the_relay_and_an_offline_edit_of_it_is_dropped() {
+    run(async {
+        let dir = relay_dir();
+        let relay = TestRelay::start(dir.path().to_path_buf()).await;
+        let (mut a, mut b) = two_devices_with_ada_and_grace(&relay, 23).await;
+        // The ciphertext of Ada's old envelopes, as the relay stored them.
+        let ada_tag = a.config.keys().doc_tag(&ADA.to_string());
+        let old_ciphertexts: Vec<Vec<u8>> = a
+            .driver
+            .transport()
+            .sent
+            .borrow()
+            .iter()
+            .flat_map(|m| match m {
+                ClientMessage::Push { envelopes, .. } => envelopes.clone(),
+                _ => Vec::new(),
+            })
+            .filter(|e| e.doc_tag == ada_tag)
+            .map(|e| e.ciphertext)
+            .collect();
+        assert!(!old_ciphertexts.is_empty());
+
+        // B works offline on Ada.
+        b.go_offline().await;
+        edit_contact(&b.repo, ADA, |x| {
+            x.title = "Countess".into();
+            x.notes = "Met Zebulon offline".into();
+        })
+        .await;
+        b.edited().await;
+        assert_eq!(outbox_len(&b.repo).await, 1);
+
+        // A anonymises Ada and syncs: one snapshot replaces her envelopes.
+        let anonymised = anonymise_contact(&a.repo, WORKSPACE, ADA, 1).await;
+        a.edited().await;
+        a.run_until("the snapshot is sent", |c| {
+            c.driver.transport().sent.borrow().iter().any(|m| matches!(m, ClientMessage::ReplaceWithSnapshot { .. }))
+        })
+        .await;
+        a.run_until("A is up to date", |c| c.status() == SyncStatus::UpToDate).await;
+        assert_eq!(outbox_len(&a.repo).await, 0, "acknowledged once stored");
+
+        // B comes back: it pulls the new epoch first, adopts it and drops
+        // its offline edit of the old one, which never leaves.
+        b.sync().await;
+        converge(&mut [&mut a, &mut b]).await;
+        assert!(!b.pushed_records().contains(&ADA), "B pushed its old-epoch edit: {:?}", b.pushed_records());
+        let mut c = Client::new("C", 3, SyncConfig { created_here: false, ..a.config.clone() }).await;
+        c.sync().await;
+        for client in [&a, &b, &c] {
+            let ada = read_contact(&client.repo, ADA).await;
+            assert_eq!(ada, anonymised, "{} holds the anonymised contact", client.name);
+            assert_ne!(ada.title, "Countess", "{} got B's offline edit back", client.name);
+            let mut handle = client.repo.open_doc(ADA, T0).await.expect("open");
+            let text = handle.doc_mut().save_nocompress();
+            let stored = client.repo.storage().raw_bytes();
+            for secret in ADA_SECRETS.iter().chain(&["Countess"]) {
+                assert!(!contains(&text, secret), "{}'s document holds {secret:?}", client.name);
+                assert!(!contains(&stored, secret), "{}'s storage holds {secret:?}", client.name);
+            }
+            assert_eq!(read_contact(&client.repo, GRACE).await.family_name, "Hopper", "{} keeps Grace", client.name);
+            assert_eq!(outbox_len(&client.repo).await, 0);
+        }
+
+        relay.shutdown().await;
+        let held = relay_plaintexts(dir.path(), &a.config).await;
+        assert!(
+            held.iter().any(|(r, bytes)| *r == GRACE && contains(bytes, "grace.hopper@example.test")),
+            "the control"
+        );
+        let of_ada: Vec<&Vec<u8>> = held.iter().filter(|(r, _)| *r == ADA).map(|(_, b)| b).collect();
+        assert_eq!(of_ada.len(), 1, "one snapshot is all the relay keeps of Ada");
+        for secret in ADA_SECRETS.iter().chain(&["Countess"]) {
+            assert!(!contains(of_ada[0], secret), "the relay's copy of Ada holds {secret:?}");
+        }
+        let files = relay_bytes(dir.path());
+        for old in &old_ciphertexts {
+            assert!(!contains_bytes(&files, old), "an old envelope of Ada is still in the relay's files");
+        }
     });
 }
 

@@ -18,24 +18,41 @@
 //! - Write it with a **new actor** (a fresh session suffix of the member,
 //!   [`crate::repo::session_actor`]): the old epoch may hold changes of the
 //!   current actor with the same sequence numbers.
-//! - Store it in place of the old bytes (`Storage::compact`, which replaces
-//!   the snapshot and every chunk in one transaction) and drop the record's
-//!   old outbox entries; push it whole as the document's snapshot
-//!   (`ReplaceWithSnapshot` covering everything pulled so far), so the relay
-//!   deletes the old envelopes.
-//! - Before merging received bytes into a local document, ask [`classify`]:
-//!   merging a document of another epoch would bring the old history back
-//!   (two unrelated histories merge as concurrent edits, old values and all).
+//! - Store it with [`crate::repo::Repo::replace_epoch`]: one storage write
+//!   ([`crate::storage::Append::replace`]) replaces the snapshot and every
+//!   chunk, drops the record's outbox entries and, while sync is on, queues
+//!   the new document as one [`crate::storage::OutboxKind::Snapshot`] entry.
+//!   Sync sends it as `ReplaceWithSnapshot` covering everything pulled so
+//!   far (its cursor), so the relay deletes the old envelopes; the bytes
+//!   sent are the record's document as stored at that moment.
+//! - Before merging received bytes into a local document, ask [`classify`]
+//!   (through [`receive::receive`], which `Repo::apply_remote_many` does for
+//!   every received change): merging a document of another epoch would bring
+//!   the old history back (two unrelated histories merge as concurrent
+//!   edits, old values and all). A newer epoch is adopted (the local
+//!   document, its stored bytes and its unsent outbox entries replaced in
+//!   one write), changes of an older epoch are dropped, and of two rewrites
+//!   with the same number the one with the smaller genesis hash wins on
+//!   every replica.
 //!
-//! # Limits (left to the sync layer)
+//! # Limits
 //!
-//! Edits a replica made offline on the old epoch are not replayed onto the
-//! new one yet: a replica that adopts a newer epoch drops its unpushed
-//! changes to that record (the user's last offline edits to it are lost,
-//! never the erasure). Two replicas that rewrite the same record
-//! concurrently produce two epochs with the same number; choosing one
-//! deterministically (the smaller genesis hash) is also the sync layer's.
-//! A copy on a replica that never syncs again keeps its old epoch.
+//! - Edits a replica made offline on the old epoch are not replayed onto
+//!   the new one: a replica that adopts a newer epoch drops its unpushed
+//!   changes to that record (the user's last offline edits to it are lost,
+//!   never the rewrite).
+//! - A change of the old epoch that a replica pushed *while online*, after
+//!   the rewriting replica's cursor but before the snapshot was stored, is
+//!   kept by the relay (`ReplaceWithSnapshot` keeps entries after
+//!   `covers_through`). Every replica drops it on receipt, so it never comes
+//!   back into a document, but its ciphertext stays on the relay until the
+//!   record's next snapshot or erasure.
+//! - A form left open on the old epoch can write its values into the new
+//!   one when saved (as it could before sync carried epochs, from another
+//!   tab): the app does not yet refuse a save across an epoch.
+//! - A copy on a replica that never syncs again keeps its old epoch.
+
+pub mod receive;
 
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, AutoCommit, AutomergeError, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};

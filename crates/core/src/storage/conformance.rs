@@ -7,7 +7,7 @@
 
 use std::future::Future;
 
-use super::{Append, OutboxEntry, Quarantined, Storage};
+use super::{Append, OutboxEntry, OutboxKind, Quarantined, Storage};
 use crate::ids::RecordId;
 use crate::record::{RecordKind, Row};
 use crate::Timestamp;
@@ -30,7 +30,7 @@ fn row(n: u8, title: &str) -> Row {
 }
 
 fn append(n: u8, chunk: &[u8], title: &str) -> Append {
-    Append { id: id(n), chunk: chunk.to_vec(), row: Some(row(n, title)), outbox: false }
+    Append::chunk(id(n), chunk.to_vec(), Some(row(n, title)))
 }
 
 /// Runs every check, each on a fresh store.
@@ -49,6 +49,7 @@ where
     quarantine_entries_are_kept(fresh().await).await;
     metadata_round_trips_and_overwrites(fresh().await).await;
     outbox_entries_are_written_with_their_edit_and_kept_until_acknowledged(fresh().await).await;
+    a_new_history_replaces_every_byte_of_the_old_one_and_queues_one_snapshot(fresh().await).await;
 }
 
 pub async fn a_new_store_is_empty<S: Storage>(s: S) {
@@ -179,4 +180,41 @@ pub async fn outbox_entries_are_written_with_their_edit_and_kept_until_acknowled
         vec![id(1)],
         "removal clears the record's outbox entries"
     );
+}
+
+pub async fn a_new_history_replaces_every_byte_of_the_old_one_and_queues_one_snapshot<S: Storage>(s: S) {
+    let queued = |n: u8, chunk: &[u8]| Append { outbox: true, ..append(n, chunk, "Ada") };
+    s.append(&[queued(1, b"old-1"), queued(2, b"other")]).await.expect("append");
+    s.compact(id(1), b"old-snap", &row(1, "Ada"), Some(b"old-2")).await.expect("compact");
+    s.append(&[queued(1, b"old-3")]).await.expect("append");
+    let epoch = Append { replace: true, ..queued(1, b"epoch-1") };
+    let epoch = Append { row: Some(row(1, "Anonymised")), ..epoch };
+    s.append(&[epoch, Append { row: None, ..queued(1, b"after") }]).await.expect("replace");
+    let doc = s.load(id(1)).await.expect("load").expect("stored");
+    assert_eq!(doc.snapshot.as_deref(), Some(&b"epoch-1"[..]), "the new history is the snapshot");
+    assert_eq!(doc.chunks, vec![b"after".to_vec()], "no old chunk survives; a later append of the batch follows");
+    let mut titles: Vec<_> = s.rows().await.expect("rows").rows.into_iter().map(|r| r.title).collect();
+    titles.sort();
+    assert_eq!(titles, ["Ada", "Anonymised"], "the row is replaced, other records keep theirs");
+    let entries = s.outbox(10).await.expect("outbox");
+    let got: Vec<_> = entries.iter().map(|e| (e.id, e.bytes.clone(), e.kind)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (id(2), b"other".to_vec(), OutboxKind::Changes),
+            (id(1), b"epoch-1".to_vec(), OutboxKind::Snapshot),
+            (id(1), b"after".to_vec(), OutboxKind::Changes),
+        ],
+        "the old history's entries leave the outbox, the new one is queued as a snapshot"
+    );
+
+    // Received from another replica: not queued, and a `None` row removes
+    // the row of the history it replaces.
+    let adopted = Append { replace: true, ..Append::chunk(id(2), b"theirs".to_vec(), None) };
+    s.append(&[adopted]).await.expect("adopt");
+    let doc = s.load(id(2)).await.expect("load").expect("stored");
+    assert_eq!((doc.snapshot.as_deref(), doc.chunks.len()), (Some(&b"theirs"[..]), 0));
+    assert!(s.rows().await.expect("rows").rows.iter().all(|r| r.id != id(2)), "the old row is gone");
+    let left: Vec<_> = s.outbox(10).await.expect("outbox").into_iter().map(|e| e.id).collect();
+    assert_eq!(left, vec![id(1), id(1)], "its unsent changes are dropped, nothing is queued");
 }

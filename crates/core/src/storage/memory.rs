@@ -5,7 +5,9 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use super::{decode_row, encode_row, Append, OutboxEntry, Quarantined, RowsLoad, Storage, StorageError, StoredDoc};
+use super::{
+    decode_row, encode_row, Append, OutboxEntry, OutboxKind, Quarantined, RowsLoad, Storage, StorageError, StoredDoc,
+};
 use crate::ids::RecordId;
 use crate::record::Row;
 
@@ -16,7 +18,7 @@ struct Inner {
     next_seq: u64,
     rows: BTreeMap<String, String>,
     quarantine: BTreeMap<String, Quarantined>,
-    outbox: BTreeMap<u64, (RecordId, Vec<u8>)>,
+    outbox: BTreeMap<u64, (RecordId, Vec<u8>, OutboxKind)>,
     meta: BTreeMap<String, Vec<u8>>,
     /// When set, every write fails with this error (simulates a full disk).
     fail_writes: Option<StorageError>,
@@ -73,7 +75,7 @@ impl MemoryStorage {
         inner.snapshots.values().for_each(|v| out.extend_from_slice(v));
         inner.chunks.values().for_each(|v| out.extend_from_slice(v));
         inner.rows.values().for_each(|v| out.extend_from_slice(v.as_bytes()));
-        inner.outbox.values().for_each(|(_, v)| out.extend_from_slice(v));
+        inner.outbox.values().for_each(|(_, v, _)| out.extend_from_slice(v));
         out
     }
 
@@ -113,12 +115,23 @@ impl Storage for MemoryStorage {
         for a in appends {
             let seq = inner.next_seq;
             inner.next_seq += 1;
-            inner.chunks.insert((a.id, seq), a.chunk.clone());
+            let kind = if a.replace {
+                inner.remove_chunks(a.id);
+                inner.outbox.retain(|_, (doc, _, _)| *doc != a.id);
+                inner.snapshots.insert(a.id, a.chunk.clone());
+                if a.row.is_none() {
+                    inner.rows.remove(&a.id.to_string());
+                }
+                OutboxKind::Snapshot
+            } else {
+                inner.chunks.insert((a.id, seq), a.chunk.clone());
+                OutboxKind::Changes
+            };
             if let Some(row) = &a.row {
                 inner.rows.insert(a.id.to_string(), encode_row(row));
             }
             if a.outbox {
-                inner.outbox.insert(seq, (a.id, a.chunk.clone()));
+                inner.outbox.insert(seq, (a.id, a.chunk.clone(), kind));
             }
         }
         Ok(())
@@ -136,7 +149,7 @@ impl Storage for MemoryStorage {
         if let Some(bytes) = outbox {
             let seq = inner.next_seq;
             inner.next_seq += 1;
-            inner.outbox.insert(seq, (id, bytes.to_vec()));
+            inner.outbox.insert(seq, (id, bytes.to_vec(), OutboxKind::Changes));
         }
         inner.remove_chunks(id);
         inner.snapshots.insert(id, snapshot.to_vec());
@@ -149,7 +162,7 @@ impl Storage for MemoryStorage {
         let mut inner = self.inner.borrow_mut();
         inner.remove_chunks(id);
         inner.snapshots.remove(&id);
-        inner.outbox.retain(|_, (doc, _)| *doc != id);
+        inner.outbox.retain(|_, (doc, _, _)| *doc != id);
         inner.rows.remove(&id.to_string());
         inner.quarantine.remove(&id.to_string());
         Ok(())
@@ -161,7 +174,7 @@ impl Storage for MemoryStorage {
         for (id, bytes) in entries {
             let seq = inner.next_seq;
             inner.next_seq += 1;
-            inner.outbox.insert(seq, (*id, bytes.clone()));
+            inner.outbox.insert(seq, (*id, bytes.clone(), OutboxKind::Changes));
         }
         Ok(())
     }
@@ -172,7 +185,7 @@ impl Storage for MemoryStorage {
             .outbox
             .iter()
             .take(limit)
-            .map(|(seq, (id, bytes))| OutboxEntry { seq: *seq, id: *id, bytes: bytes.clone() })
+            .map(|(seq, (id, bytes, kind))| OutboxEntry { seq: *seq, id: *id, bytes: bytes.clone(), kind: *kind })
             .collect())
     }
 

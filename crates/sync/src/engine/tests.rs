@@ -32,7 +32,7 @@ fn entry(seq: u64, record: RecordId, body: &[u8]) -> LogEntry {
 }
 
 fn outbox_entry(seq: u64, record: RecordId, body: &[u8]) -> OutboxEntry {
-    OutboxEntry { seq, id: record, bytes: body.to_vec() }
+    OutboxEntry::changes(seq, record, body.to_vec())
 }
 
 fn frame(msg: &ServerMessage) -> Vec<u8> {
@@ -1031,4 +1031,138 @@ proptest! {
         }
         prop_assert_eq!(h.engine.cursor(), Seq(3));
     }
+}
+
+fn snapshot_entry(seq: u64, record: RecordId, body: &[u8]) -> OutboxEntry {
+    OutboxEntry { kind: OutboxKind::Snapshot, ..outbox_entry(seq, record, body) }
+}
+
+fn the_snapshot(out: &[Output]) -> (RequestId, Envelope, Seq) {
+    let found: Vec<_> = sent(out)
+        .into_iter()
+        .filter_map(|m| match m {
+            ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through } => {
+                Some((request, snapshot, covers_through))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "expected one snapshot in {out:?}");
+    found.into_iter().next().expect("one snapshot")
+}
+
+#[test]
+fn a_snapshot_entry_is_sent_alone_covering_the_cursor_and_acknowledged_only_when_stored() {
+    let mut h = up_to_date(7);
+    h.input(Input::LocalChanges);
+    let out = h.input(Input::Outbox(vec![snapshot_entry(20, RECORD, b"epoch 1"), outbox_entry(21, OTHER, b"later")]));
+    let (request, snapshot, covers) = the_snapshot(&out);
+    assert_eq!(covers, Seq(7), "covers everything applied");
+    assert_eq!(open_envelope(&keys(), &snapshot), Ok((RECORD, b"epoch 1".to_vec())));
+    assert!(!out.iter().any(|o| matches!(o, Output::AckOutbox(_))), "no ack before the relay stores it");
+    assert!(matches!(h.status(), SyncStatus::Syncing { .. }));
+    let out = h.recv(ServerMessage::SnapshotStored { request, seq: Seq(8), removed: 3 });
+    assert_eq!(out.first(), Some(&Output::AckOutbox(vec![20])));
+    assert_eq!(saved(&out), [Seq(8)], "its own entry directly follows the cursor");
+    assert!(out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })), "then the changes after it: {out:?}");
+    let out = h.input(Input::Outbox(vec![outbox_entry(21, OTHER, b"later")]));
+    let (request, envelopes) = the_push(&out);
+    assert_eq!(envelopes.len(), 1);
+    h.recv(ServerMessage::Pushed { request, seqs: vec![Seq(9)] });
+    h.empty_outbox();
+    assert_eq!(h.status(), SyncStatus::UpToDate);
+}
+
+#[test]
+fn changes_queued_before_a_snapshot_are_pushed_first() {
+    let mut h = up_to_date(2);
+    h.input(Input::LocalChanges);
+    let entries =
+        vec![outbox_entry(1, OTHER, b"before"), snapshot_entry(2, RECORD, b"epoch"), outbox_entry(3, OTHER, b"after")];
+    let out = h.input(Input::Outbox(entries.clone()));
+    let (request, envelopes) = the_push(&out);
+    assert_eq!(envelopes.len(), 1, "only what comes before the snapshot");
+    let out = h.recv(ServerMessage::Pushed { request, seqs: vec![Seq(3)] });
+    assert_eq!(out.first(), Some(&Output::AckOutbox(vec![1])));
+    let out = h.input(Input::Outbox(entries[1..].to_vec()));
+    let (_, _, covers) = the_snapshot(&out);
+    assert_eq!(covers, Seq(3), "its own push is applied too");
+}
+
+#[test]
+fn a_snapshot_lost_to_a_disconnect_is_sent_again_after_the_pull_covering_the_new_cursor() {
+    let mut h = up_to_date(4);
+    h.input(Input::LocalChanges);
+    let out = h.input(Input::Outbox(vec![snapshot_entry(1, RECORD, b"epoch")]));
+    the_snapshot(&out);
+    let out = h.input(Input::Disconnected);
+    assert!(!out.iter().any(|o| matches!(o, Output::AckOutbox(_))));
+    let delay = reconnect_delay(&out).expect("reconnects");
+    h.advance(delay);
+    h.input(Input::Connected);
+    h.recv(ServerMessage::Challenge { nonce: CHALLENGE });
+    // The first send was stored (at 5) and someone edited after it (6).
+    let out = h.recv(ServerMessage::Welcome { head: Seq(6), limits: limits() });
+    let (request, _) = the_pull(&out);
+    let page = vec![entry(5, RECORD, b"our snapshot"), entry(6, RECORD, b"their edit")];
+    h.recv(ServerMessage::Batch { request, entries: page, cursor: Seq(6), more: false });
+    let out = h.input(Input::Applied { through: Seq(6) });
+    assert!(out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })), "{out:?}");
+    let out = h.input(Input::Outbox(vec![snapshot_entry(1, RECORD, b"epoch + their edit")]));
+    let (request, snapshot, covers) = the_snapshot(&out);
+    assert_eq!(covers, Seq(6));
+    assert_eq!(open_envelope(&keys(), &snapshot), Ok((RECORD, b"epoch + their edit".to_vec())));
+    let out = h.recv(ServerMessage::SnapshotStored { request, seq: Seq(7), removed: 2 });
+    assert_eq!(out.first(), Some(&Output::AckOutbox(vec![1])));
+}
+
+#[test]
+fn a_rate_limited_snapshot_is_sent_again_and_one_that_times_out_reconnects() {
+    let mut h = up_to_date(0);
+    h.input(Input::LocalChanges);
+    let out = h.input(Input::Outbox(vec![snapshot_entry(1, RECORD, b"epoch")]));
+    let (request, _, _) = the_snapshot(&out);
+    let out = h.recv(wire_error(ErrorCode::RateLimited, false, Some(request), Some(250)));
+    assert!(!out.contains(&Output::Close));
+    let out = h.advance(250);
+    assert!(out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })), "{out:?}");
+    let out = h.input(Input::Outbox(vec![snapshot_entry(1, RECORD, b"epoch")]));
+    the_snapshot(&out);
+    let out = h.advance(timing().request_timeout_ms);
+    assert!(out.contains(&Output::Close), "{out:?}");
+    assert_eq!(h.status(), SyncStatus::Error(SyncProblem::RelayUnreachable));
+}
+
+#[test]
+fn a_snapshot_too_large_is_reported_kept_and_the_changes_after_it_still_go() {
+    let small = ServerLimits { max_frame_bytes: 300, max_envelopes_per_push: 10, max_pull_entries: 100 };
+    let mut h = Harness::new(false, Seq::ZERO);
+    h.open();
+    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits: small });
+    let out = h.input(Input::Outbox(vec![snapshot_entry(1, RECORD, &[7; 400]), outbox_entry(2, OTHER, b"small")]));
+    assert!(matches!(problems(&out).as_slice(), [SyncProblem::ChangeTooLarge { record: RECORD, .. }]), "{out:?}");
+    let (_, envelopes) = the_push(&out);
+    assert_eq!(envelopes.len(), 1);
+}
+
+#[test]
+fn a_stored_snapshot_never_asked_for_is_a_protocol_error() {
+    let mut h = up_to_date(0);
+    let out = h.recv(ServerMessage::SnapshotStored { request: 99, seq: Seq(1), removed: 0 });
+    assert!(out.contains(&Output::Close), "{out:?}");
+    // Nor does a push's id answer as a snapshot.
+    let mut h = up_to_date(0);
+    h.input(Input::LocalChanges);
+    let out = h.input(Input::Outbox(vec![outbox_entry(1, RECORD, b"x")]));
+    let (request, _) = the_push(&out);
+    let out = h.recv(ServerMessage::SnapshotStored { request, seq: Seq(1), removed: 0 });
+    assert!(out.contains(&Output::Close), "{out:?}");
+    // Nor does `Pushed` answer a snapshot.
+    let mut h = up_to_date(0);
+    h.input(Input::LocalChanges);
+    let out = h.input(Input::Outbox(vec![snapshot_entry(1, RECORD, b"epoch")]));
+    let (request, _, _) = the_snapshot(&out);
+    let out = h.recv(ServerMessage::Pushed { request, seqs: vec![Seq(1)] });
+    assert!(out.contains(&Output::Close), "{out:?}");
+    assert!(!out.iter().any(|o| matches!(o, Output::AckOutbox(_))));
 }

@@ -14,8 +14,9 @@ use std::rc::Rc;
 use rapport_core::consent::{ConsentAction, ConsentSource, LawfulBasis, NewConsentEvent, PurposeId};
 use rapport_core::contact::{Contact, Labeled};
 use rapport_core::ids::{EntryId, EventId, MemberId, RecordId};
+use rapport_core::privacy::retention::anonymise_document;
 use rapport_core::privacy::{apply_tombstones, relay_deletions, Tombstone, Tombstones};
-use rapport_core::record::{RecordKind, Row};
+use rapport_core::record::{Record, RecordKind, Row};
 use rapport_core::repo::{session_actor, Repo};
 use rapport_core::storage::memory::MemoryStorage;
 use rapport_core::storage::Storage;
@@ -138,6 +139,19 @@ pub async fn outbox_len(repo: &TestRepo) -> usize {
 
 pub async fn row_count(repo: &TestRepo) -> usize {
     repo.storage().rows().await.expect("rows").rows.len()
+}
+
+/// Anonymises a contact as the app does (`src/engine/privacy.rs`): a new
+/// epoch written by a new session actor of member `who`, stored with
+/// `Repo::replace_epoch` (which queues it as a snapshot while sync is on).
+pub async fn anonymise_contact(repo: &TestRepo, workspace: RecordId, id: RecordId, who: u8) -> Contact {
+    let (_, ws) = repo.open::<Workspace>(workspace, T0).await.expect("open the workspace");
+    let mut handle = repo.open_doc(id, T0).await.expect("open to anonymise");
+    let actor = session_actor(member(who), [who, 0xe0, 0, 0, 0, 0, 0, 1]);
+    let (fresh, anonymised) =
+        anonymise_document(handle.doc_mut(), &ws, T0, member(who), actor).expect("anonymise the document");
+    repo.replace_epoch(&mut handle, fresh, &anonymised.row()).await.expect("store the new epoch");
+    anonymised
 }
 
 /// Creates the workspace document in `repo`.

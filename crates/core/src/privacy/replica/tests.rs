@@ -94,7 +94,7 @@ impl Replica {
     fn queue(&mut self, id: RecordId, bytes: Vec<u8>) {
         if !bytes.is_empty() {
             self.next_seq += 1;
-            self.outbox.push(OutboxEntry { seq: self.next_seq, id, bytes });
+            self.outbox.push(OutboxEntry::changes(self.next_seq, id, bytes));
         }
     }
 
@@ -361,9 +361,9 @@ fn apply_tombstones_lists_held_records_and_outbox_entries_of_erased_records_only
     .into_iter()
     .collect();
     let outbox = [
-        OutboxEntry { seq: 1, id: ADA, bytes: vec![1] },
-        OutboxEntry { seq: 2, id: GRACE, bytes: vec![2] },
-        OutboxEntry { seq: 3, id: ADA, bytes: vec![3] },
+        OutboxEntry::changes(1, ADA, vec![1]),
+        OutboxEntry::changes(2, GRACE, vec![2]),
+        OutboxEntry::changes(3, ADA, vec![3]),
     ];
     let purge = apply_tombstones([GRACE, ADA, WS], &outbox, &tombstones);
     assert_eq!(purge, Purge { remove: vec![ADA], drop_outbox: vec![1, 3] });
