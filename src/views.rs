@@ -27,3 +27,23 @@ pub mod tasks;
 pub mod timeline;
 pub mod update;
 pub mod widgets;
+
+use rapport_core::ids::RecordId;
+use rapport_core::record::RecordKind;
+
+/// The app path of a record's page (before [`crate::browser::href`] adds the
+/// base path), for the kinds that have one: activities live on timelines.
+pub fn record_path(kind: RecordKind, id: RecordId) -> Option<String> {
+    match kind {
+        RecordKind::Contact => Some(format!("/contacts/{id}")),
+        RecordKind::Company => Some(format!("/companies/{id}")),
+        RecordKind::Deal => Some(format!("/deals/{id}")),
+        RecordKind::Task => Some(format!("/tasks/{id}/edit")),
+        _ => None,
+    }
+}
+
+/// The `href` of a record's page, for the kinds that have one.
+pub fn record_href(kind: RecordKind, id: RecordId) -> Option<String> {
+    record_path(kind, id).map(|path| crate::browser::href(&path))
+}

@@ -218,10 +218,10 @@ pub fn AuditLog() -> impl IntoView {
         let record = match (e.kind, e.entry.action) {
             (_, AuditAction::Erased) => view! { <span class="muted">"an erased record"</span> }.into_any(),
             (RecordKind::Workspace, _) => view! { <span>{e.title.clone()}</span> }.into_any(),
-            (RecordKind::Contact, _) => {
-                view! { <a href=browser::href(&format!("/contacts/{}", e.record))>{e.title.clone()}</a> }.into_any()
-            }
-            _ => view! { <span>{e.title.clone()}</span> }.into_any(),
+            (kind, _) => match super::record_href(kind, e.record) {
+                Some(href) => view! { <a href=href>{e.title.clone()}</a> }.into_any(),
+                None => view! { <span>{e.title.clone()}</span> }.into_any(),
+            },
         };
         let kind = match e.kind {
             RecordKind::Workspace => "Settings",

@@ -12,7 +12,8 @@ use leptos::prelude::*;
 use rapport_core::ids::{MemberId, RecordId};
 use rapport_core::sales::calendar::{self, EntryKind};
 
-use super::tasks::{filter_member, live_target, record_href, use_clock, MemberFilter};
+use super::record_path;
+use super::tasks::{filter_member, live_target, use_clock, MemberFilter};
 use crate::browser;
 use crate::state::use_app;
 
@@ -77,11 +78,11 @@ pub fn CalendarPage() -> impl IntoView {
                         list.into_iter()
                             .map(|e| {
                                 let href = match e.kind {
-                                    EntryKind::Task { .. } => record_href(rapport_core::record::RecordKind::Task, e.id),
+                                    EntryKind::Task { .. } => record_path(rapport_core::record::RecordKind::Task, e.id),
                                     EntryKind::Meeting => i
                                         .get(e.id)
                                         .and_then(|row| live_target(i, row))
-                                        .and_then(|(kind, id)| record_href(kind, id)),
+                                        .and_then(|(kind, id)| record_path(kind, id)),
                                 };
                                 let end =
                                     e.time.zip(e.duration_minutes).filter(|(_, m)| *m > 0).map(|(t, m)| {

@@ -28,7 +28,8 @@ use rapport_core::sales::task::{self, due_label};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
-use super::tasks::{record_href, set_done, task_facts};
+use super::record_path;
+use super::tasks::{set_done, task_facts};
 use crate::browser;
 use crate::state::{use_app, AppState};
 
@@ -63,7 +64,7 @@ pub fn Reminders() -> impl IntoView {
             .and_then(|l| {
                 app.index.with_untracked(|i| i.get(l).filter(|row| !row.deleted).map(|row| (row.kind, row.id)))
             })
-            .and_then(|(kind, id)| record_href(kind, id))
+            .and_then(|(kind, id)| record_path(kind, id))
             .unwrap_or_else(|| format!("/tasks/{}/edit", r.id))
     };
     view! {

@@ -17,7 +17,8 @@ use rapport_core::record::RecordKind;
 use rapport_core::sales::task::{Priority, Task, TaskForm};
 use rapport_core::search::{Query, Sort};
 
-use super::tasks::{kind_label, record_href};
+use super::tasks::kind_label;
+use super::{record_href, record_path};
 use super::widgets::{FieldError, TextField};
 use crate::browser;
 use crate::state::{use_app, AppState};
@@ -121,7 +122,7 @@ fn TaskEditor(existing: Option<Task>) -> impl IntoView {
 
     // Where to go after saving: the record a new linked task came from,
     // else the task list.
-    let back = came_from.and_then(|(id, kind)| record_href(kind, id)).unwrap_or_else(|| "/tasks".into());
+    let back = came_from.and_then(|(id, kind)| record_path(kind, id)).unwrap_or_else(|| "/tasks".into());
 
     let submit = {
         let navigate = navigate.clone();
@@ -359,7 +360,7 @@ fn RecordPicker(
                             <div class="picked" aria-labelledby="link-label" data-testid="linked-record">
                                 <span class="kind-chip">{kind_label(kind)}</span>
                                 {match record_href(kind, id).filter(|_| live) {
-                                    Some(path) => view! { <a href=browser::href(&path)>{text.clone()}</a> }.into_any(),
+                                    Some(href) => view! { <a href=href>{text.clone()}</a> }.into_any(),
                                     None => view! { <span class="gone">{text.clone()}</span> }.into_any(),
                                 }}
                                 <button type="button" class="btn small ghost" on:click=move |_| {

@@ -15,21 +15,10 @@ use rapport_core::record::{RecordKind, Row};
 use rapport_core::sales::task::{self, due_label, Bucket, Task, TaskFacts};
 use rapport_core::search::{Query, Sort};
 
+use super::record_href;
 use super::reminders::NotificationToggle;
 use crate::browser;
 use crate::state::{use_app, AppState};
-
-/// Where a record's page is, for the kinds that have one.
-pub fn record_href(kind: RecordKind, id: RecordId) -> Option<String> {
-    let path = match kind {
-        RecordKind::Contact => format!("/contacts/{id}"),
-        RecordKind::Company => format!("/companies/{id}"),
-        RecordKind::Deal => format!("/deals/{id}"),
-        RecordKind::Task => format!("/tasks/{id}/edit"),
-        _ => return None,
-    };
-    Some(path)
-}
 
 /// "Contact", "Company", "Deal".
 pub fn kind_label(kind: RecordKind) -> &'static str {
@@ -138,8 +127,8 @@ pub fn LinkedRecord(id: RecordId) -> impl IntoView {
     move || {
         app.index.with(|i| match i.get(id) {
             Some(row) if !row.deleted => match record_href(row.kind, row.id) {
-                Some(path) => view! {
-                    <a class="linked" href=browser::href(&path)>
+                Some(href) => view! {
+                    <a class="linked" href=href>
                         <span class="visually-hidden">{format!("{}: ", kind_label(row.kind))}</span>
                         {row.title.clone()}
                     </a>

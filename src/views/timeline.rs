@@ -47,23 +47,13 @@ use rapport_core::validate::FieldError as CoreFieldError;
 use rapport_core::Timestamp;
 use wasm_bindgen::JsCast;
 
+use super::record_href;
 use super::widgets::{Dialog, FieldError};
 use crate::browser;
 use crate::state::{use_app, AppState};
 
 /// How many timeline entries show before "Show more".
 const PAGE: usize = 20;
-
-/// The page of a record that a link can open, if it has one.
-pub fn record_href(kind: RecordKind, id: RecordId) -> Option<String> {
-    let base = match kind {
-        RecordKind::Contact => "contacts",
-        RecordKind::Company => "companies",
-        RecordKind::Deal => "deals",
-        _ => return None,
-    };
-    Some(browser::href(&format!("/{base}/{id}")))
-}
 
 /// "45 min", "1 h", "1 h 30 min".
 pub fn duration_text(minutes: u32) -> String {
