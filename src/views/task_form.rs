@@ -18,8 +18,8 @@ use rapport_core::sales::task::{Priority, Task, TaskForm};
 use rapport_core::search::{Query, Sort};
 
 use super::tasks::kind_label;
-use super::{record_href, record_path};
 use super::widgets::{FieldError, TextField};
+use super::{record_href, record_path};
 use crate::browser;
 use crate::state::{use_app, AppState};
 

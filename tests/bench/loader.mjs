@@ -1,7 +1,7 @@
 // The data loader: runs inside a blank page of the app's origin (never in
 // the app) and writes a generated workspace (crates/bench, `format.rs`)
 // straight into the app's IndexedDB, in the layout of crates/idb/src/schema.rs
-// (database "rapport", version 3): every record's Automerge bytes as its
+// (database "rapport", version 4): every record's Automerge bytes as its
 // snapshot, its row JSON in `rows`, and the app's `member_id`/`workspace_id`
 // keys in `meta`, so that the app boots into the generated workspace as
 // that member. The file is streamed and written in batches of `batch`
@@ -19,10 +19,10 @@ export async function loadWorkspace({ url, batch }) {
   });
 
   // Chunks and outbox entries get their keys from the key generator and are
-  // found by record through an index (version 3).
+  // found by record through an index (versions 3 and 4).
   const GENERATED = ['chunks', 'outbox'];
   await req(indexedDB.deleteDatabase('rapport'));
-  const open = indexedDB.open('rapport', 3);
+  const open = indexedDB.open('rapport', 4);
   open.onupgradeneeded = () => {
     const db = open.result;
     for (const name of STORES) {

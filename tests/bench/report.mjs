@@ -312,7 +312,7 @@ ${misses.length ? `**Budgets missed in this run:** ${misses.join('; ')}. See [Wh
   move stage by stage with \`Deal::move_to\` until won or lost, companies and activities are
   edited later by other members.
 - **Loading:** \`tests/bench/loader.mjs\` writes each record's Automerge bytes as its snapshot and
-  its row into the app's IndexedDB (schema version 3), plus the device's member and workspace
+  its row into the app's IndexedDB (schema version 4), plus the device's member and workspace
   ids, from a blank page of the app's origin. Nothing of this is in the app.
 - **Cold start:** a new tab opens \`/contacts\` in a browser process started after the data was
   written; the time is from navigation start until the frame after the app's
