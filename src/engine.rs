@@ -305,6 +305,36 @@ impl Engine {
     /// [`SaveError::Storage`]: the edit is kept in memory and listed by
     /// [`Engine::unsaved`] until [`Engine::retry_unsaved`] succeeds.
     pub async fn save<R: Record>(&self, record: &R) -> Result<Row, SaveError> {
+        self.save_based_on(record, None).await
+    }
+
+    /// Loads a record for an edit form, with the epoch its document is in
+    /// (read together, under one lock): [`Engine::save_in_epoch`] takes the
+    /// epoch back when the edit is saved.
+    ///
+    /// # Errors
+    /// As [`Engine::open`].
+    pub async fn open_for_edit<R: Record>(&self, id: RecordId) -> Result<(R, u64), OpenError> {
+        let mut handles = self.handles.lock().await;
+        let handle = match handles.entry(id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(slot) => slot.insert(self.repo.open_doc(id, browser::now()).await?),
+        };
+        let record = R::from_doc(handle.doc()).map_err(|e| OpenError::Corrupt { id, reason: e.to_string() })?;
+        Ok((record, handle.epoch()))
+    }
+
+    /// [`Engine::save`] for an edit of the record as it was in epoch
+    /// `base`: [`SaveError::Rewritten`] (nothing written, nothing kept) when
+    /// it has been anonymised since.
+    ///
+    /// # Errors
+    /// As [`Engine::save`], plus [`SaveError::Rewritten`].
+    pub async fn save_in_epoch<R: Record>(&self, record: &R, base: u64) -> Result<Row, SaveError> {
+        self.save_based_on(record, Some(base)).await
+    }
+
+    async fn save_based_on<R: Record>(&self, record: &R, base: Option<u64>) -> Result<Row, SaveError> {
         let id = record.id();
         let mut handles = self.handles.lock().await;
         let handle = match handles.entry(id) {
@@ -315,11 +345,16 @@ impl Engine {
             })?),
         };
         let row = record.row();
-        match self.repo.save(handle, record).await {
+        let saved = match base {
+            Some(base) => self.repo.save_in_epoch(handle, record, base).await,
+            None => self.repo.save(handle, record).await,
+        };
+        match saved {
             Ok(()) => {
                 self.unsaved.borrow_mut().remove(&id);
                 Ok(row)
             }
+            Err(e @ SaveError::Rewritten) => Err(e),
             Err(e) => {
                 self.unsaved.borrow_mut().insert(id, row);
                 Err(e)

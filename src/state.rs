@@ -189,6 +189,16 @@ impl AppState {
     /// Saves a record (creating it when `is_new`), updates the list row and
     /// the save indicator. Returns the error in words for the caller to show.
     pub async fn persist<R: Record>(self, record: R, is_new: bool) -> Result<Row, String> {
+        self.persist_as(record, is_new, None).await
+    }
+
+    /// [`AppState::persist`] for an edit of a record read in epoch `base`
+    /// ([`Engine::open_for_edit`]): refused if it was anonymised since.
+    pub async fn persist_edit_in_epoch<R: Record>(self, record: R, base: u64) -> Result<Row, String> {
+        self.persist_as(record, false, Some(base)).await
+    }
+
+    async fn persist_as<R: Record>(self, record: R, is_new: bool, base: Option<u64>) -> Result<Row, String> {
         let engine = self.engine();
         // A form left open while the record was erased (here, in another
         // tab or on another device) must not write it back.
@@ -196,7 +206,11 @@ impl AppState {
             return Err("Not saved: this record was erased from the workspace.".into());
         }
         self.save.set(SaveState::Saving);
-        let result = if is_new { engine.create(&record).await } else { engine.save(&record).await };
+        let result = match (is_new, base) {
+            (true, _) => engine.create(&record).await,
+            (false, Some(base)) => engine.save_in_epoch(&record, base).await,
+            (false, None) => engine.save(&record).await,
+        };
         match result {
             Ok(row) => {
                 mark("rapport:save-durable");
@@ -209,6 +223,11 @@ impl AppState {
                 }
                 self.save.set(if engine.unsaved() == 0 { SaveState::Saved } else { self.save.get_untracked() });
                 Ok(row)
+            }
+            Err(e @ SaveError::Rewritten) => {
+                // Nothing was written or kept: the list keeps the record as stored.
+                self.save.set(if engine.unsaved() == 0 { SaveState::Saved } else { self.save.get_untracked() });
+                Err(format!("Not saved: {e}. Open it again to see what it holds now."))
             }
             Err(e) => {
                 let message = save_error_message(&e, is_new);

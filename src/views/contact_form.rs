@@ -64,13 +64,13 @@ pub fn EditContact() -> impl IntoView {
         let id = params.with(|p| p.get("id").unwrap_or_default());
         async move {
             let id: RecordId = id.parse().map_err(|e: rapport_core::ids::BadId| e.to_string())?;
-            app.engine().open::<Contact>(id).await.map(|(c, _)| c).map_err(|e| e.to_string())
+            app.engine().open_for_edit::<Contact>(id).await.map_err(|e| e.to_string())
         }
     });
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || loaded.get().map(|r| match r {
-                Ok(c) => view! { <ContactEditor existing=Some(c)/> }.into_any(),
+                Ok((c, epoch)) => view! { <ContactEditor existing=Some(c) epoch=epoch/> }.into_any(),
                 Err(e) => view! { <div class="banner error" role="alert">{e}</div> }.into_any(),
             })}
         </Suspense>
@@ -92,7 +92,14 @@ fn lines(entries: Vec<EntryForm>, default_label: &str) -> Vec<Line> {
 }
 
 #[component]
-fn ContactEditor(existing: Option<Contact>, #[prop(default = None)] company: Option<String>) -> impl IntoView {
+fn ContactEditor(
+    existing: Option<Contact>,
+    /// The epoch `existing` was read in: saving is refused once the contact
+    /// has been anonymised (rewritten into a later epoch) meanwhile.
+    #[prop(default = 0)]
+    epoch: u64,
+    #[prop(default = None)] company: Option<String>,
+) -> impl IntoView {
     let app = use_app();
     let navigate = use_navigate();
     let is_new = existing.is_none();
@@ -210,7 +217,12 @@ fn ContactEditor(existing: Option<Contact>, #[prop(default = None)] company: Opt
                 spawn_local(async move {
                     let id = contact.id;
                     let name = contact.display_name();
-                    match app.persist(contact, is_new).await {
+                    let saved = if is_new {
+                        app.persist(contact, true).await
+                    } else {
+                        app.persist_edit_in_epoch(contact, epoch).await
+                    };
+                    match saved {
                         Ok(_) => {
                             app.notify(if is_new { format!("Created {name}") } else { format!("Saved {name}") }, None);
                             navigate(&format!("/contacts/{id}"), Default::default());

@@ -98,6 +98,14 @@ test('a retention policy lists old contacts; bulk erase and anonymise leave none
   await eventually(async () => assert.equal(await candidates.count(), 2));
   await eventually(async () => assert.equal(await candidates.filter({ hasText: 'Erin' }).count(), 0));
 
+  // A second tab has Olive's edit form open while she is anonymised.
+  const tab = await newPage(context);
+  await tab.goto(`${env.server.url}/contacts`);
+  await tab.getByRole('listitem').filter({ hasText: 'Olive Oldfield' }).click();
+  await tab.getByRole('heading', { name: 'Olive Oldfield' }).waitFor();
+  await tab.getByRole('link', { name: 'Edit' }).click();
+  await tab.getByLabel('Job title', { exact: true }).waitFor();
+
   // Anonymise Olive.
   await box('Olive Oldfield').check();
   await page.getByRole('button', { name: 'Anonymise selected (1)…' }).click();
@@ -105,12 +113,18 @@ test('a retention policy lists old contacts; bulk erase and anonymise leave none
   await dialog.getByRole('button', { name: 'Anonymise 1 contact' }).click();
   await page.getByTestId('retention-done').getByText('Anonymised 1 contact.').waitFor();
   await eventually(async () => assert.equal(await candidates.count(), 1, 'an anonymised contact no longer comes up'));
+  // The stale form cannot write her old details back.
+  await tab.getByLabel('Job title', { exact: true }).fill('Head gardener');
+  await tab.getByRole('button', { name: 'Save changes' }).click();
+  await tab.getByText(/anonymised after it was opened/).waitFor();
+  await shot(tab, 'desktop-stale-form-refused');
+  await tab.close();
   assert.ok(!(await box(/Rhea Restricted/).isChecked()));
 
   // Raw storage: neither person's identifying data is left anywhere.
   const dump = await dumpIndexedDb(page);
   for (const secret of ['Erasable', 'erin.erasable@example.org', '442079460321', 'Erin',
-    'Oldfield', 'olive.oldfield@example.org', '442079460654', 'Olive', 'Quincefield', 'pear grafting']) {
+    'Oldfield', 'olive.oldfield@example.org', '442079460654', 'Olive', 'Quincefield', 'pear grafting', 'Head gardener']) {
     assert.ok(!dump.includes(secret), `${secret} must not remain in IndexedDB`);
   }
   for (const kept of ['Restricted', 'rhea.restricted@example.org', 'Recent', 'Kept', 'Anonymised contact', 'newsletter']) {

@@ -171,3 +171,86 @@ test('two browsers share a workspace through the relay, edit offline and converg
   await ctxA.close();
   await ctxB.close();
 });
+
+/** The relay's snapshots and how many envelopes each one's document still has (Python's sqlite3). */
+function relaySnapshots(dataDir) {
+  const script = 'import sqlite3,sys,json; c=sqlite3.connect(sys.argv[1]); '
+    + 'print(json.dumps([r[0] for r in c.execute("select (select count(*) from envelopes e where e.doc_tag = s.doc_tag) from snapshots s")]))';
+  return JSON.parse(execFileSync('python3', ['-c', script, join(dataDir, 'relay.sqlite3')]).toString());
+}
+
+test('anonymising in a shared workspace replaces the contact on every browser and on the relay; an offline edit of the old details does not bring them back', async () => {
+  const DAY = 86_400_000;
+  const realNow = Date.now();
+  const ctxA = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const ctxB = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  // A made the contact three years ago (the app takes every time from the
+  // page's clock), so a retention policy puts it up for review today.
+  await ctxA.clock.install({ time: realNow - 3 * 365 * DAY });
+  const a = await newPage(ctxA);
+  const b = await newPage(ctxB);
+  await a.goto(`${server.url}/contacts/new`);
+  await a.getByLabel('Given name').fill('Olga');
+  await a.getByLabel('Family name').fill('Oldname');
+  await a.getByLabel('Email 1', { exact: true }).fill('olga.oldname@example.org');
+  await a.getByLabel('Phone 1', { exact: true }).fill('+44 20 7946 0412');
+  await a.getByRole('button', { name: 'Create contact' }).click();
+  await a.getByRole('heading', { name: 'Olga Oldname' }).waitFor();
+  await a.clock.setSystemTime(realNow);
+
+  // A shares the workspace; B joins and receives Olga.
+  await a.goto(`${server.url}/settings`);
+  await a.getByLabel('Sync server address').fill(relay.url);
+  await a.getByRole('button', { name: 'Share this workspace' }).click();
+  const invite = await a.getByTestId('invite-link').inputValue();
+  await synced(a);
+  await b.goto(`${server.url}/contacts`);
+  await b.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
+  await b.goto(invite);
+  await b.getByRole('listitem').filter({ hasText: 'Olga Oldname' }).waitFor({ timeout: 30000 });
+  await synced(b);
+
+  // B goes offline and edits Olga; meanwhile A anonymises her.
+  await openContact(b, 'Olga Oldname');
+  await ctxB.setOffline(true);
+  await eventually(async () => assert.notEqual(await b.getByTestId('sync-status').innerText(), 'Synced'), 15000);
+  await edit(b, { 'Job title': 'Offline secret title' });
+
+  await a.getByRole('link', { name: 'Settings', exact: true }).click();
+  const policy = a.getByTestId('retention-settings');
+  await policy.getByLabel('Review contacts inactive for (months)').fill('12');
+  await policy.getByRole('button', { name: 'Save policy' }).click();
+  await policy.getByTestId('retention-current').getByText(/12 months/).waitFor();
+  await a.getByRole('link', { name: 'Privacy', exact: true }).click();
+  await a.getByRole('heading', { name: 'Retention review' }).waitFor();
+  await eventually(async () => assert.ok(await a.getByRole('checkbox', { name: 'Olga Oldname' }).isChecked()));
+  await a.getByRole('button', { name: 'Anonymise selected (1)…' }).click();
+  await a.getByRole('dialog').getByRole('button', { name: 'Anonymise 1 contact' }).click();
+  await a.getByTestId('retention-done').getByText('Anonymised 1 contact.').waitFor();
+  await synced(a);
+  // The relay replaced every envelope of her old history with one snapshot.
+  await eventually(() => assert.deepEqual(relaySnapshots(relay.dataDir), [0]), 15000);
+
+  // B comes back: it adopts the new version and drops its offline edit.
+  await ctxB.setOffline(false);
+  await synced(b);
+  await eventually(async () => {
+    await b.goto(`${server.url}/contacts`);
+    await b.getByRole('listitem').filter({ hasText: 'Anonymised contact' }).waitFor({ timeout: 2000 });
+    assert.equal(await b.getByRole('listitem').filter({ hasText: 'Olga' }).count(), 0);
+  }, 20000);
+  await synced(b);
+  await shot(b, 'sync-anonymised');
+  for (const [who, page] of [['A', a], ['B', b]]) {
+    const dump = await dumpIndexedDb(page);
+    for (const secret of ['Olga', 'Oldname', 'olga.oldname@example.org', '442079460412', 'Offline secret title']) {
+      assert.ok(!dump.includes(secret), `${secret} must not remain in ${who}'s IndexedDB`);
+    }
+    assert.ok(dump.includes('Anonymised contact'), `${who} keeps the anonymised contact`);
+  }
+  assert.deepEqual(relaySnapshots(relay.dataDir), [0], 'B pushed nothing of the old version');
+
+  assert.deepEqual([...a.errors, ...b.errors].filter((e) => !/WebSocket|ERR_INTERNET_DISCONNECTED|Failed to load resource/.test(String(e))), []);
+  await ctxA.close();
+  await ctxB.close();
+});

@@ -48,6 +48,12 @@ impl DocHandle {
     pub fn chunk_count(&self) -> usize {
         self.chunks
     }
+
+    /// The document's epoch ([`crate::privacy::epoch`]); 0 when never
+    /// rewritten or when the field is unreadable.
+    pub fn epoch(&self) -> u64 {
+        crate::privacy::epoch::epoch(&self.doc).unwrap_or(0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +73,11 @@ pub enum SaveError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// The edit was made on the record as it was before a rewrite without
+    /// history (an anonymisation, here or synced from elsewhere): writing it
+    /// would bring back the values the rewrite removed. Nothing was written.
+    #[error("it was anonymised after it was opened, so this edit of its old details was not written")]
+    Rewritten,
 }
 
 /// The Automerge actor of this device session: the member id followed by a
@@ -187,6 +198,25 @@ impl<S: Storage> Repo<S> {
     pub async fn save<R: Record>(&self, handle: &mut DocHandle, record: &R) -> Result<(), SaveError> {
         record.write_doc(&mut handle.doc)?;
         self.persist(handle, record.row()).await
+    }
+
+    /// [`Repo::save`] for an edit of the record as read in epoch `base`:
+    /// refused with [`SaveError::Rewritten`] when the document has moved to
+    /// another epoch since (a form left open while the contact was
+    /// anonymised must not write the old name into the new history).
+    ///
+    /// # Errors
+    /// [`SaveError::Rewritten`], or as [`Repo::save`].
+    pub async fn save_in_epoch<R: Record>(
+        &self,
+        handle: &mut DocHandle,
+        record: &R,
+        base: u64,
+    ) -> Result<(), SaveError> {
+        if handle.epoch() != base {
+            return Err(SaveError::Rewritten);
+        }
+        self.save(handle, record).await
     }
 
     /// Writes whatever the handle holds that storage does not.

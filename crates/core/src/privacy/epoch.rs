@@ -47,9 +47,9 @@
 //!   `covers_through`). Every replica drops it on receipt, so it never comes
 //!   back into a document, but its ciphertext stays on the relay until the
 //!   record's next snapshot or erasure.
-//! - A form left open on the old epoch can write its values into the new
-//!   one when saved (as it could before sync carried epochs, from another
-//!   tab): the app does not yet refuse a save across an epoch.
+//! - A form left open on the old epoch would write its values into the new
+//!   one: edit forms save with [`crate::repo::Repo::save_in_epoch`], which
+//!   refuses an edit read in another epoch.
 //! - A copy on a replica that never syncs again keeps its old epoch.
 
 pub mod receive;

@@ -220,3 +220,31 @@ fn a_failed_write_of_an_adoption_leaves_the_open_document_on_its_old_history() {
         assert_eq!(Contact::from_doc(hydrated[&ada().id].doc()).unwrap().given_name, ANONYMISED_NAME);
     });
 }
+
+#[test]
+fn an_edit_of_the_old_epoch_is_refused_after_an_anonymisation() {
+    block_on(async {
+        let a = replica(1);
+        let mut c = ada();
+        a.create(&c).await.unwrap();
+        // A form opens Ada (epoch 0), then she is anonymised.
+        let (mut h, opened) = a.open::<Contact>(c.id, NOW).await.unwrap();
+        let base = h.epoch();
+        assert_eq!(base, 0);
+        let (fresh, anon) =
+            anonymise_document(h.doc_mut(), &workspace(), NOW, member(1), session_actor(member(1), [7; 8])).unwrap();
+        a.replace_epoch(&mut h, fresh, &anon.row()).await.unwrap();
+        assert_eq!(h.epoch(), 1);
+
+        c = Contact { title: "Countess".into(), ..opened };
+        assert_eq!(a.save_in_epoch(&mut h, &c, base).await, Err(SaveError::Rewritten));
+        let (_, now) = a.open::<Contact>(c.id, NOW).await.unwrap();
+        assert_eq!(now.given_name, ANONYMISED_NAME);
+        assert!(!holds(a.storage(), "Lovelace") && !holds(a.storage(), "Countess"));
+
+        // An edit of the new epoch is written.
+        let edited = Contact { title: "Reviewed".into(), ..now };
+        a.save_in_epoch(&mut h, &edited, 1).await.unwrap();
+        assert_eq!(a.open::<Contact>(c.id, NOW).await.unwrap().1.title, "Reviewed");
+    });
+}
