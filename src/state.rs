@@ -214,13 +214,16 @@ impl AppState {
         match result {
             Ok(row) => {
                 mark("rapport:save-durable");
-                self.index.update(|i| i.upsert(row.clone()));
-                if let Some(tabs) = self.tabs.get_value() {
-                    tabs.announce(&[row.id]);
-                }
+                // Sync first: its task is queued ahead of the list's
+                // re-render that the index update sets off, so the push
+                // does not wait for a frame of UI work (edit propagation).
                 if let Some(sync) = self.sync.get_value() {
                     sync.local_changes();
                 }
+                if let Some(tabs) = self.tabs.get_value() {
+                    tabs.announce(&[row.id]);
+                }
+                self.index.update(|i| i.upsert(row.clone()));
                 self.save.set(if engine.unsaved() == 0 { SaveState::Saved } else { self.save.get_untracked() });
                 Ok(row)
             }
