@@ -162,7 +162,6 @@ fn CompanyEditor(existing: Option<Company>) -> impl IntoView {
                 {move || (!errors.with(BTreeMap::is_empty)).then(|| view! {
                     <div class="banner error" role="alert">"Some fields need attention. They are marked below."</div>
                 })}
-                {move || failure.get().map(|f| view! { <div class="banner error" role="alert">{f}</div> })}
                 <fieldset>
                     <legend>"Company"</legend>
                     <div class="grid2">
@@ -237,6 +236,7 @@ fn CompanyEditor(existing: Option<Company>) -> impl IntoView {
                         <FieldError id="notes-error".into() error=err("notes")/>
                     </div>
                 </fieldset>
+                {move || failure.get().map(|f| view! { <div class="banner error" role="alert">{f}</div> })}
                 <div class="form-actions">
                     <button type="submit" class="btn primary" disabled=move || busy.get()>
                         {move || if busy.get() { "Saving…" } else if is_new { "Create company" } else { "Save changes" }}

@@ -259,7 +259,6 @@ fn ContactEditor(
                 {move || (!errors.with(BTreeMap::is_empty)).then(|| view! {
                     <div class="banner error" role="alert">"Some fields need attention. They are marked below."</div>
                 })}
-                {move || failure.get().map(|f| view! { <div class="banner error" role="alert">{f}</div> })}
                 <fieldset>
                     <legend>"Name and role"</legend>
                     <div class="grid2">
@@ -341,6 +340,7 @@ fn ContactEditor(
                         <FieldError id="notes-error".into() error=err("notes")/>
                     </div>
                 </fieldset>
+                {move || failure.get().map(|f| view! { <div class="banner error" role="alert">{f}</div> })}
                 <div class="form-actions">
                     <button type="submit" class="btn primary" disabled=move || busy.get()>
                         {move || if busy.get() { "Saving…" } else if is_new { "Create contact" } else { "Save changes" }}

@@ -246,7 +246,6 @@ fn DealEditor(existing: Option<Deal>) -> impl IntoView {
                 {move || (!errors.with(BTreeMap::is_empty)).then(|| view! {
                     <div class="banner error" role="alert">"Some fields need attention. They are marked below."</div>
                 })}
-                {move || failure.get().map(|f| view! { <div class="banner error" role="alert">{f}</div> })}
                 <fieldset>
                     <legend>"Deal"</legend>
                     <div class="grid2">
@@ -355,6 +354,7 @@ fn DealEditor(existing: Option<Deal>) -> impl IntoView {
                         <FieldError id="notes-error".into() error=err("notes")/>
                     </div>
                 </fieldset>
+                {move || failure.get().map(|f| view! { <div class="banner error" role="alert">{f}</div> })}
                 <div class="form-actions">
                     <button type="submit" class="btn primary" disabled=move || busy.get()>
                         {move || if busy.get() { "Saving…" } else if is_new { "Create deal" } else { "Save changes" }}

@@ -55,8 +55,14 @@ pub fn Reminders() -> impl IntoView {
 
     // A reminder whose task was completed (here or elsewhere) goes away.
     let visible = move || {
+        let shown = shown.get();
+        // With nothing shown, the rows are not read (nor tracked): every
+        // saved or received record would otherwise rebuild the task list.
+        if shown.is_empty() {
+            return shown;
+        }
         let open: HashSet<RecordId> = task_facts(app).into_iter().filter(|t| !t.done).map(|t| t.id).collect();
-        shown.get().into_iter().filter(|r| open.contains(&r.id)).collect::<Vec<_>>()
+        shown.into_iter().filter(|r| open.contains(&r.id)).collect::<Vec<_>>()
     };
     let dismiss = move |id: RecordId| shown.update(|s| s.retain(|r| r.id != id));
     let open_path = move |r: &Reminder| {

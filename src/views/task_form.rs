@@ -210,7 +210,6 @@ fn TaskEditor(existing: Option<Task>) -> impl IntoView {
                 {move || (!errors.with(FormErrors::is_empty)).then(|| view! {
                     <div class="banner error" role="alert">"Some fields need attention. They are marked below."</div>
                 })}
-                {move || failure.get().map(|f| view! { <div class="banner error" role="alert">{f}</div> })}
                 <fieldset>
                     <legend>"What and when"</legend>
                     <TextField id="title" label="Title" value=title error=err("title")/>
@@ -259,6 +258,7 @@ fn TaskEditor(existing: Option<Task>) -> impl IntoView {
                         "Done"
                     </label>
                 })}
+                {move || failure.get().map(|f| view! { <div class="banner error" role="alert">{f}</div> })}
                 <div class="form-actions">
                     <button type="submit" class="btn primary" disabled=move || busy.get()>
                         {move || if busy.get() { "Saving…" } else if is_new { "Add task" } else { "Save task" }}
