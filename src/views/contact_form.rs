@@ -11,7 +11,7 @@ use rapport_core::contact::{Address, Contact, ContactForm, EntryForm, FormErrors
 use rapport_core::ids::RecordId;
 use rapport_core::record::RecordKind;
 use rapport_core::sales::company::match_by_name;
-use rapport_core::search::fold;
+use rapport_core::search::{fold, Query, Sort};
 use rapport_core::validate::CustomFieldKind;
 
 use super::widgets::{FieldError, TextField};
@@ -20,6 +20,9 @@ use crate::state::use_app;
 
 /// `/contacts/new`, or `/contacts/new?company=Acme` from a company page
 /// (the company name filled in, which links the new person to it).
+/// How many company names the contact form offers while typing.
+const COMPANY_SUGGESTIONS: usize = 20;
+
 #[component]
 pub fn NewContact() -> impl IntoView {
     let company = use_query_map().with_untracked(|q| q.get("company")).filter(|c| !c.trim().is_empty());
@@ -153,15 +156,20 @@ fn ContactEditor(
         CompanyLink::Linked(id, _) => Some(id),
         _ => None,
     };
+    // The companies matching what is typed, through the row index's
+    // search, at most COMPANY_SUGGESTIONS of them: a workspace with 10,000
+    // companies must not build 10,000 options per keystroke.
     let company_names = move || {
+        let typed = company.get();
         app.index.with(|i| {
             let mut names: Vec<String> = i
-                .rows()
-                .iter()
-                .filter(|r| r.kind == RecordKind::Company && !r.deleted)
+                .query(RecordKind::Company, &Query::parse(&typed), Sort::default())
+                .into_iter()
+                .map(|p| i.row_at(p))
+                .filter(|r| !r.deleted)
                 .map(|r| r.title.clone())
+                .take(COMPANY_SUGGESTIONS)
                 .collect();
-            names.sort_by_key(|n| fold(n));
             names.dedup();
             names
         })

@@ -337,12 +337,15 @@ impl ActivityForm {
 
 /// The timeline of a record: live activities referencing it, newest first.
 pub fn timeline<'a>(target: RecordId, rows: impl IntoIterator<Item = &'a Row>) -> Vec<&'a Row> {
-    let mut out: Vec<&Row> = crate::privacy::references::referencing(target, rows)
-        .found
+    // Runs over every row whenever any record changes while a page shows a
+    // timeline: only live activities whose references column holds the
+    // target's id as text (as `refs_column` writes it) are parsed.
+    let needle = target.to_string();
+    let candidates = rows
         .into_iter()
-        .map(|(row, _)| row)
-        .filter(|r| r.kind == RecordKind::Activity && !r.deleted)
-        .collect();
+        .filter(|r| r.kind == RecordKind::Activity && !r.deleted && r.column(REFS_COLUMN).contains(needle.as_str()));
+    let mut out: Vec<&Row> =
+        crate::privacy::references::referencing(target, candidates).found.into_iter().map(|(row, _)| row).collect();
     out.sort_by(|a, b| at(b).cmp(&at(a)).then_with(|| b.id.cmp(&a.id)));
     out
 }
