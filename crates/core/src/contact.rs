@@ -11,7 +11,7 @@ use crate::consent::{self, ConsentLedger};
 use crate::doc::{self, DecodeError, EncodeError};
 use crate::ids::{EntryId, MemberId, RecordId};
 use crate::privacy::restriction::{self, Restriction};
-use crate::record::{Record, RecordKind, Row};
+use crate::record::{Columns, Record, RecordKind, Row};
 use crate::validate::{self, FieldError};
 use crate::workspace::Workspace;
 use crate::Timestamp;
@@ -315,25 +315,21 @@ impl Record for Contact {
     }
 
     fn row(&self) -> Row {
-        let mut columns = BTreeMap::new();
-        let mut put = |k: &str, v: &str| {
-            if !v.is_empty() {
-                columns.insert(k.to_owned(), v.to_owned());
-            }
-        };
-        put("email", self.email().unwrap_or(""));
-        put("phone", self.phone().unwrap_or(""));
-        put("company", &self.company_name);
-        put("company_id", &self.company_id.map(|c| c.to_string()).unwrap_or_default());
-        put("title", &self.title);
-        put("owner", &self.owner.map(|o| o.to_string()).unwrap_or_default());
-        put("sort_name", &format!("{} {}", self.family_name, self.given_name).trim().to_lowercase());
+        let mut columns = Columns::default();
+        columns.put("email", self.email().unwrap_or(""));
+        columns.put("phone", self.phone().unwrap_or(""));
+        columns.put("company", &self.company_name);
+        columns.put("company_id", self.company_id.map(|c| c.to_string()).unwrap_or_default());
+        columns.put("title", &self.title);
+        columns.put("owner", self.owner.map(|o| o.to_string()).unwrap_or_default());
+        columns.put("sort_name", format!("{} {}", self.family_name, self.given_name).trim().to_lowercase());
         let all_emails: Vec<&str> = self.emails.iter().skip(1).map(|e| e.value.as_str()).collect();
-        put("other_emails", &all_emails.join(" "));
+        columns.put("other_emails", all_emails.join(" "));
         let all_phones: Vec<&str> = self.phones.iter().skip(1).map(|e| e.value.as_str()).collect();
-        put("other_phones", &all_phones.join(" "));
-        put(restriction::ROW_COLUMN, if self.restriction.is_some() { "restricted" } else { "" });
-        put(crate::privacy::retention::ROW_COLUMN, if self.anonymised_at.is_some() { "anonymised" } else { "" });
+        columns.put("other_phones", all_phones.join(" "));
+        columns.put(restriction::ROW_COLUMN, if self.restriction.is_some() { "restricted" } else { "" });
+        columns
+            .put(crate::privacy::retention::ROW_COLUMN, if self.anonymised_at.is_some() { "anonymised" } else { "" });
         let subtitle = match (self.title.is_empty(), self.company_name.is_empty()) {
             (false, false) => format!("{} at {}", self.title, self.company_name),
             (false, true) => self.title.clone(),
@@ -345,7 +341,7 @@ impl Record for Contact {
             kind: Self::KIND,
             title: self.display_name(),
             subtitle,
-            columns,
+            columns: columns.into_map(),
             tags: self.tags.iter().cloned().collect(),
             updated_at: self.updated_at,
             deleted: self.deleted,

@@ -14,6 +14,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::ids::MemberId;
+use crate::Timestamp;
 use automerge::transaction::Transactable;
 use automerge::{AutoCommit, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
 
@@ -246,6 +248,24 @@ pub fn get_id<T: std::str::FromStr, D: ReadDoc>(doc: &D, obj: &ObjId, key: &str)
 /// Writes an optional id as text (absent deletes the field).
 pub fn put_id<T: ToString>(doc: &mut AutoCommit, obj: &ObjId, key: &str, value: Option<&T>) -> Result<(), EncodeError> {
     put_str(doc, obj, key, value.map(ToString::to_string).as_deref())
+}
+
+/// Writes who created a record and who last changed it, and its deleted
+/// flag: the root fields every sales record keeps under the same keys.
+///
+/// # Errors
+/// [`EncodeError`] from Automerge.
+pub fn put_authorship(
+    doc: &mut AutoCommit,
+    created: (Timestamp, MemberId),
+    updated: (Timestamp, MemberId),
+    deleted: bool,
+) -> Result<(), EncodeError> {
+    put_i64(doc, &ROOT, "created_at", Some(created.0.as_millis()))?;
+    put_id(doc, &ROOT, "created_by", Some(&created.1))?;
+    put_i64(doc, &ROOT, "updated_at", Some(updated.0.as_millis()))?;
+    put_id(doc, &ROOT, "updated_by", Some(&updated.1))?;
+    put_bool(doc, &ROOT, "deleted", deleted)
 }
 
 /// Reads a set stored as a map of `key → true` (absent reads as empty).

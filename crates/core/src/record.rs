@@ -76,6 +76,24 @@ impl FromStr for RecordKind {
     }
 }
 
+/// A row's columns, built field by field: empty values are left out, so a
+/// row carries no column that says nothing (and search and sort skip it).
+#[derive(Debug, Default)]
+pub struct Columns(std::collections::BTreeMap<String, String>);
+
+impl Columns {
+    pub fn put(&mut self, key: &str, value: impl Into<String>) {
+        let value = value.into();
+        if !value.is_empty() {
+            self.0.insert(key.to_owned(), value);
+        }
+    }
+
+    pub fn into_map(self) -> std::collections::BTreeMap<String, String> {
+        self.0
+    }
+}
+
 /// The materialised view of one record: what the list, search and sort need,
 /// kept next to the document in storage and rewritten with every edit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

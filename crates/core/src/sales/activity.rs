@@ -5,7 +5,7 @@
 //! contact erases the activities about only them (see
 //! [`crate::privacy::erasure`]); it only *mentions* its company and deal.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use automerge::{AutoCommit, ROOT};
 
@@ -13,7 +13,7 @@ use crate::doc::{self, DecodeError, EncodeError};
 use crate::form::{self, Checker, FormErrors};
 use crate::ids::{MemberId, RecordId};
 use crate::privacy::references::{refs_column, Reference, Referencing, Role, REFS_COLUMN};
-use crate::record::{Record, RecordKind, Row};
+use crate::record::{Columns, Record, RecordKind, Row};
 use crate::validate::FieldError;
 use crate::Timestamp;
 
@@ -203,28 +203,21 @@ impl Record for Activity {
         doc::put_id(doc, &ROOT, "company", self.company.as_ref())?;
         doc::put_id(doc, &ROOT, "deal", self.deal.as_ref())?;
         doc::write_key_set(doc, &ROOT, "participants", &self.participants)?;
-        doc::put_i64(doc, &ROOT, "created_at", Some(self.created_at.as_millis()))?;
-        doc::put_id(doc, &ROOT, "created_by", Some(&self.created_by))?;
-        doc::put_i64(doc, &ROOT, "updated_at", Some(self.updated_at.as_millis()))?;
-        doc::put_id(doc, &ROOT, "updated_by", Some(&self.updated_by))?;
-        doc::put_bool(doc, &ROOT, "deleted", self.deleted)?;
-        Ok(())
+        doc::put_authorship(doc, (self.created_at, self.created_by), (self.updated_at, self.updated_by), self.deleted)
     }
 
     fn row(&self) -> Row {
-        let mut columns = BTreeMap::new();
-        let mut put = |k: &str, v: String| {
-            if !v.is_empty() {
-                columns.insert(k.to_owned(), v);
-            }
-        };
-        put(columns::TYPE, self.kind.as_str().to_owned());
-        put(columns::AT, self.at.as_millis().to_string());
-        put(columns::DURATION, self.duration_minutes.map(|m| m.to_string()).unwrap_or_default());
-        put(columns::OUTCOME, self.outcome.clone());
-        put(columns::PARTICIPANTS, self.participants.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "));
-        put("owner", self.created_by.to_string());
-        put(REFS_COLUMN, refs_column(&self.references()));
+        let mut columns = Columns::default();
+        columns.put(columns::TYPE, self.kind.as_str().to_owned());
+        columns.put(columns::AT, self.at.as_millis().to_string());
+        columns.put(columns::DURATION, self.duration_minutes.map(|m| m.to_string()).unwrap_or_default());
+        columns.put(columns::OUTCOME, self.outcome.clone());
+        columns.put(
+            columns::PARTICIPANTS,
+            self.participants.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+        );
+        columns.put("owner", self.created_by.to_string());
+        columns.put(REFS_COLUMN, refs_column(&self.references()));
         let mut excerpt: String = self.body.split_whitespace().collect::<Vec<_>>().join(" ");
         if excerpt.chars().count() > 140 {
             excerpt = excerpt.chars().take(139).collect::<String>() + "…";
@@ -234,7 +227,7 @@ impl Record for Activity {
             kind: Self::KIND,
             title: self.title(),
             subtitle: excerpt,
-            columns,
+            columns: columns.into_map(),
             tags: Vec::new(),
             updated_at: self.updated_at,
             deleted: self.deleted,

@@ -10,7 +10,7 @@ use crate::contact::Address;
 use crate::doc::{self, DecodeError, EncodeError};
 use crate::form::{self, Checker, FormErrors};
 use crate::ids::{MemberId, RecordId};
-use crate::record::{Record, RecordKind, Row};
+use crate::record::{Columns, Record, RecordKind, Row};
 use crate::search::fold;
 use crate::validate::FieldError;
 use crate::workspace::Workspace;
@@ -154,27 +154,17 @@ impl Record for Company {
         doc::write_key_set(doc, &ROOT, "tags", &self.tags)?;
         doc::put_text(doc, &ROOT, "notes", &self.notes)?;
         doc::write_str_map(doc, &ROOT, "custom", &self.custom)?;
-        doc::put_i64(doc, &ROOT, "created_at", Some(self.created_at.as_millis()))?;
-        doc::put_id(doc, &ROOT, "created_by", Some(&self.created_by))?;
-        doc::put_i64(doc, &ROOT, "updated_at", Some(self.updated_at.as_millis()))?;
-        doc::put_id(doc, &ROOT, "updated_by", Some(&self.updated_by))?;
-        doc::put_bool(doc, &ROOT, "deleted", self.deleted)?;
-        Ok(())
+        doc::put_authorship(doc, (self.created_at, self.created_by), (self.updated_at, self.updated_by), self.deleted)
     }
 
     fn row(&self) -> Row {
-        let mut columns = BTreeMap::new();
-        let mut put = |k: &str, v: String| {
-            if !v.is_empty() {
-                columns.insert(k.to_owned(), v);
-            }
-        };
-        put("domain", self.domain.clone());
-        put("industry", self.industry.clone());
-        put("size", self.size.clone());
-        put("city", self.address.city.clone());
-        put("owner", self.owner.map(|o| o.to_string()).unwrap_or_default());
-        put("sort_name", self.name.to_lowercase());
+        let mut columns = Columns::default();
+        columns.put("domain", self.domain.clone());
+        columns.put("industry", self.industry.clone());
+        columns.put("size", self.size.clone());
+        columns.put("city", self.address.city.clone());
+        columns.put("owner", self.owner.map(|o| o.to_string()).unwrap_or_default());
+        columns.put("sort_name", self.name.to_lowercase());
         let subtitle = [self.industry.as_str(), self.address.city.as_str()]
             .into_iter()
             .filter(|s| !s.is_empty())
@@ -185,7 +175,7 @@ impl Record for Company {
             kind: Self::KIND,
             title: if self.name.is_empty() { "Unnamed company".into() } else { self.name.clone() },
             subtitle,
-            columns,
+            columns: columns.into_map(),
             tags: self.tags.iter().cloned().collect(),
             updated_at: self.updated_at,
             deleted: self.deleted,

@@ -18,7 +18,7 @@ use crate::doc::{self, DecodeError, EncodeError};
 use crate::form::{self, Checker, FormErrors};
 use crate::ids::{EntryId, MemberId, RecordId};
 use crate::privacy::references::{refs_column, Reference, Referencing, Role, REFS_COLUMN};
-use crate::record::{Record, RecordKind, Row};
+use crate::record::{Columns, Record, RecordKind, Row};
 use crate::validate::FieldError;
 use crate::workspace::Workspace;
 use crate::Timestamp;
@@ -315,38 +315,28 @@ impl Record for Deal {
         doc::write_key_set(doc, &ROOT, "tags", &self.tags)?;
         doc::put_text(doc, &ROOT, "notes", &self.notes)?;
         doc::write_str_map(doc, &ROOT, "custom", &self.custom)?;
-        doc::put_i64(doc, &ROOT, "created_at", Some(self.created_at.as_millis()))?;
-        doc::put_id(doc, &ROOT, "created_by", Some(&self.created_by))?;
-        doc::put_i64(doc, &ROOT, "updated_at", Some(self.updated_at.as_millis()))?;
-        doc::put_id(doc, &ROOT, "updated_by", Some(&self.updated_by))?;
-        doc::put_bool(doc, &ROOT, "deleted", self.deleted)?;
-        Ok(())
+        doc::put_authorship(doc, (self.created_at, self.created_by), (self.updated_at, self.updated_by), self.deleted)
     }
 
     fn row(&self) -> Row {
-        let mut columns = BTreeMap::new();
-        let mut put = |k: &str, v: String| {
-            if !v.is_empty() {
-                columns.insert(k.to_owned(), v);
-            }
-        };
-        put(columns::PIPELINE, self.standing.pipeline.clone());
-        put(columns::STAGE, self.standing.stage.clone());
-        put(columns::STATUS, self.standing.status.as_str().to_owned());
-        put(columns::VALUE, self.value.to_string());
-        put(columns::CURRENCY, self.currency.clone());
-        put(columns::PROBABILITY, self.probability.map(|p| p.to_string()).unwrap_or_default());
-        put(columns::CLOSE, self.expected_close.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default());
-        put(columns::CLOSED_AT, self.standing.closed_at.map(|t| t.as_millis().to_string()).unwrap_or_default());
-        put("owner", self.owner.map(|o| o.to_string()).unwrap_or_default());
-        put(columns::COMPANY, self.company.map(|c| c.to_string()).unwrap_or_default());
-        put(REFS_COLUMN, refs_column(&self.references()));
+        let mut columns = Columns::default();
+        columns.put(columns::PIPELINE, self.standing.pipeline.clone());
+        columns.put(columns::STAGE, self.standing.stage.clone());
+        columns.put(columns::STATUS, self.standing.status.as_str().to_owned());
+        columns.put(columns::VALUE, self.value.to_string());
+        columns.put(columns::CURRENCY, self.currency.clone());
+        columns.put(columns::PROBABILITY, self.probability.map(|p| p.to_string()).unwrap_or_default());
+        columns.put(columns::CLOSE, self.expected_close.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default());
+        columns.put(columns::CLOSED_AT, self.standing.closed_at.map(|t| t.as_millis().to_string()).unwrap_or_default());
+        columns.put("owner", self.owner.map(|o| o.to_string()).unwrap_or_default());
+        columns.put(columns::COMPANY, self.company.map(|c| c.to_string()).unwrap_or_default());
+        columns.put(REFS_COLUMN, refs_column(&self.references()));
         Row {
             id: self.id,
             kind: Self::KIND,
             title: if self.title.is_empty() { "Untitled deal".into() } else { self.title.clone() },
             subtitle: money::format(self.value, &self.currency),
-            columns,
+            columns: columns.into_map(),
             tags: self.tags.iter().cloned().collect(),
             updated_at: self.updated_at,
             deleted: self.deleted,

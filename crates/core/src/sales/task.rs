@@ -15,7 +15,7 @@ use crate::doc::{self, DecodeError, EncodeError};
 use crate::form::{self, Checker, FormErrors};
 use crate::ids::{MemberId, RecordId};
 use crate::privacy::references::{refs_column, Reference, Referencing, Role, REFS_COLUMN};
-use crate::record::{Record, RecordKind, Row};
+use crate::record::{Columns, Record, RecordKind, Row};
 use crate::validate::FieldError;
 use crate::Timestamp;
 
@@ -339,35 +339,25 @@ impl Record for Task {
         doc::put_i64(doc, &ROOT, "done_at", self.done_at.map(Timestamp::as_millis))?;
         doc::put_id(doc, &ROOT, "done_by", self.done_by.as_ref())?;
         doc::put_text(doc, &ROOT, "notes", &self.notes)?;
-        doc::put_i64(doc, &ROOT, "created_at", Some(self.created_at.as_millis()))?;
-        doc::put_id(doc, &ROOT, "created_by", Some(&self.created_by))?;
-        doc::put_i64(doc, &ROOT, "updated_at", Some(self.updated_at.as_millis()))?;
-        doc::put_id(doc, &ROOT, "updated_by", Some(&self.updated_by))?;
-        doc::put_bool(doc, &ROOT, "deleted", self.deleted)?;
-        Ok(())
+        doc::put_authorship(doc, (self.created_at, self.created_by), (self.updated_at, self.updated_by), self.deleted)
     }
 
     fn row(&self) -> Row {
-        let mut columns = BTreeMap::new();
-        let mut put = |k: &str, v: String| {
-            if !v.is_empty() {
-                columns.insert(k.to_owned(), v);
-            }
-        };
-        put(columns::DUE, self.due_date.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default());
-        put(columns::TIME, self.due_time.map(|t| t.format("%H:%M").to_string()).unwrap_or_default());
-        put(columns::ASSIGNEE, self.assignee.map(|m| m.to_string()).unwrap_or_default());
-        put(columns::PRIORITY, self.priority.as_str().to_owned());
-        put(columns::DONE, self.done_at.map(|t| t.as_millis().to_string()).unwrap_or_default());
-        put(columns::LINK, self.link.map(|l| l.to_string()).unwrap_or_default());
-        put("owner", self.assignee.map(|m| m.to_string()).unwrap_or_default());
-        put(REFS_COLUMN, refs_column(&self.references()));
+        let mut columns = Columns::default();
+        columns.put(columns::DUE, self.due_date.map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default());
+        columns.put(columns::TIME, self.due_time.map(|t| t.format("%H:%M").to_string()).unwrap_or_default());
+        columns.put(columns::ASSIGNEE, self.assignee.map(|m| m.to_string()).unwrap_or_default());
+        columns.put(columns::PRIORITY, self.priority.as_str().to_owned());
+        columns.put(columns::DONE, self.done_at.map(|t| t.as_millis().to_string()).unwrap_or_default());
+        columns.put(columns::LINK, self.link.map(|l| l.to_string()).unwrap_or_default());
+        columns.put("owner", self.assignee.map(|m| m.to_string()).unwrap_or_default());
+        columns.put(REFS_COLUMN, refs_column(&self.references()));
         Row {
             id: self.id,
             kind: Self::KIND,
             title: if self.title.is_empty() { "Untitled task".into() } else { self.title.clone() },
             subtitle: String::new(),
-            columns,
+            columns: columns.into_map(),
             tags: Vec::new(),
             updated_at: self.updated_at,
             deleted: self.deleted,
