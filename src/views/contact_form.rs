@@ -10,8 +10,8 @@ use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 use rapport_core::contact::{Address, Contact, ContactForm, EntryForm, FormErrors};
 use rapport_core::ids::RecordId;
 use rapport_core::record::RecordKind;
-use rapport_core::sales::company::match_by_name;
-use rapport_core::search::{fold, Query, Sort};
+use rapport_core::sales::company;
+use rapport_core::search::{Query, Sort};
 use rapport_core::validate::CustomFieldKind;
 
 use super::widgets::{FieldError, TextField};
@@ -46,16 +46,12 @@ fn company_link(rows: &[rapport_core::record::Row], typed: &str) -> CompanyLink 
     if typed.trim().is_empty() {
         return CompanyLink::None;
     }
-    if let Some(id) = match_by_name(rows, typed) {
-        let name = rows.iter().find(|r| r.id == id).map(|r| r.title.clone()).unwrap_or_default();
-        return CompanyLink::Linked(id, name);
-    }
-    let wanted = fold(typed.trim());
-    let same = rows.iter().filter(|r| r.kind == RecordKind::Company && !r.deleted && fold(&r.title) == wanted).count();
-    if same > 1 {
-        CompanyLink::Ambiguous
-    } else {
-        CompanyLink::NoMatch
+    // One pass over the rows, by the rule of `company::match_by_name`.
+    let mut same = company::named(rows, typed);
+    match (same.next(), same.next()) {
+        (None, _) => CompanyLink::NoMatch,
+        (Some(row), None) => CompanyLink::Linked(row.id, row.title.clone()),
+        (Some(_), Some(_)) => CompanyLink::Ambiguous,
     }
 }
 

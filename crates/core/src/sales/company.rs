@@ -103,14 +103,17 @@ pub fn domain(input: &str) -> Result<String, FieldError> {
 /// exactly one live company has it: how a contact's typed company name is
 /// linked to the record.
 pub fn match_by_name<'a>(rows: impl IntoIterator<Item = &'a Row>, name: &str) -> Option<RecordId> {
-    let wanted = fold(name.trim());
-    if wanted.is_empty() {
-        return None;
-    }
-    let mut found =
-        rows.into_iter().filter(|r| r.kind == RecordKind::Company && !r.deleted && fold(&r.title) == wanted);
+    let mut found = named(rows, name);
     let first = found.next()?;
     found.next().is_none().then_some(first.id)
+}
+
+/// The live companies whose name is `name` (trimmed, ignoring case and
+/// accents); none for a blank name.
+pub fn named<'a>(rows: impl IntoIterator<Item = &'a Row>, name: &str) -> impl Iterator<Item = &'a Row> {
+    let wanted = fold(name.trim());
+    rows.into_iter()
+        .filter(move |r| !wanted.is_empty() && r.kind == RecordKind::Company && !r.deleted && fold(&r.title) == wanted)
 }
 
 impl Record for Company {
