@@ -41,6 +41,12 @@ impl TokenBucket {
         }
     }
 
+    /// Returns `n` tokens taken for work that turned out free (up to the
+    /// capacity).
+    pub fn give_back(&mut self, n: u64) {
+        self.tokens = (self.tokens + n as f64).min(self.capacity);
+    }
+
     /// Whether the bucket would be full at `now` (then it is as good as new
     /// and need not be remembered).
     pub fn is_full(&self, now: Instant) -> bool {

@@ -234,6 +234,14 @@ impl AppState {
         let bucket = buckets.entry(AddressKey::of(ip)).or_insert_with(|| TokenBucket::per_hour(per_hour, now));
         bucket.try_take(1, now).map_err(Some)
     }
+
+    /// Gives back a registration that created nothing.
+    pub(crate) fn refund_registration(&self, ip: IpAddr) {
+        let mut buckets = self.inner.registrations.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(bucket) = buckets.get_mut(&AddressKey::of(ip)) {
+            bucket.give_back(1);
+        }
+    }
 }
 
 /// Counts one open connection; releases it on drop.

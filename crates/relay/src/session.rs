@@ -517,11 +517,17 @@ async fn authenticate(
                     ))
                 }
             }
-            let stored = store.create_workspace(workspace, proposed).await.map_err(store_fatal)?;
+            let (stored, created) = store.create_workspace(workspace, proposed).await.map_err(store_fatal)?;
+            if !created {
+                // Another member registered it meanwhile: joining is free.
+                state.refund_registration(peer.ip());
+            }
             if !stored.ct_eq(&proposed) {
                 return Err(unauthorized());
             }
-            tracing::info!(%workspace, "workspace registered");
+            if created {
+                tracing::info!(%workspace, "workspace registered");
+            }
             stored
         }
         (None, None) => {

@@ -105,7 +105,7 @@ enum Op {
 
 #[derive(Debug)]
 enum Done {
-    Verifier(AuthVerifier),
+    Verifier(AuthVerifier, bool),
     Entries(Vec<LogEntry>),
     Snapshot(SnapshotOutcome),
     Deleted(u64),
@@ -415,14 +415,15 @@ fn set_head(conn: &Connection, workspace: &WorkspaceId, head: i64) -> Result<(),
 fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
     match op {
         Op::CreateWorkspace { workspace, verifier } => {
-            conn.execute(
-                "INSERT OR IGNORE INTO workspaces (id, verifier, head, created_at_ms)
+            let created = conn
+                .execute(
+                    "INSERT OR IGNORE INTO workspaces (id, verifier, head, created_at_ms)
                  VALUES (?1, ?2, 0, ?3)",
-                params![&workspace.as_bytes()[..], &verifier.as_bytes()[..], now_ms()],
-            )
-            .map_err(backend)?;
+                    params![&workspace.as_bytes()[..], &verifier.as_bytes()[..], now_ms()],
+                )
+                .map_err(backend)?;
             let stored = read_verifier(conn, workspace)?.ok_or(StoreError::UnknownWorkspace(*workspace))?;
-            Ok(Done::Verifier(stored))
+            Ok(Done::Verifier(stored, created == 1))
         }
         Op::Append { workspace, envelopes } => {
             let mut head = seq_to_sql(head_of(conn, workspace)?)?;
@@ -583,11 +584,15 @@ impl Store for SqliteStore {
         self.read(move |conn| read_verifier(conn, &workspace))
     }
 
-    fn create_workspace(&self, workspace: WorkspaceId, verifier: AuthVerifier) -> StoreFuture<'_, AuthVerifier> {
+    fn create_workspace(
+        &self,
+        workspace: WorkspaceId,
+        verifier: AuthVerifier,
+    ) -> StoreFuture<'_, (AuthVerifier, bool)> {
         let done = self.write(Op::CreateWorkspace { workspace, verifier });
         Box::pin(async move {
             match done.await? {
-                Done::Verifier(v) => Ok(v),
+                Done::Verifier(v, created) => Ok((v, created)),
                 other => Err(unexpected(other)),
             }
         })
@@ -674,8 +679,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store_with(dir.path(), &[WS_A]).await;
         let again = store.create_workspace(WS_A, AuthVerifier::from_bytes([2; 32])).await.expect("create");
-        assert_eq!(again, AuthVerifier::from_bytes([1; 32]));
+        assert_eq!(again, (AuthVerifier::from_bytes([1; 32]), false));
         assert_eq!(store.verifier(WS_B).await.expect("read"), None);
+        let new = store.create_workspace(WS_B, AuthVerifier::from_bytes([3; 32])).await.expect("create");
+        assert_eq!(new, (AuthVerifier::from_bytes([3; 32]), true));
     }
 
     #[tokio::test]

@@ -42,9 +42,15 @@ pub fn workspace(n: u8) -> WorkspaceId {
     WorkspaceId::from_bytes([n; 16])
 }
 
-/// Limits for tests: defaults with generous rates.
+/// Limits for tests: defaults with generous rates (for requests and for
+/// registrations: tests register many workspaces from 127.0.0.1).
 pub fn test_limits() -> Limits {
-    Limits { rate_frames_per_sec: 10_000, rate_burst_frames: 10_000, ..Limits::default() }
+    Limits {
+        rate_frames_per_sec: 10_000,
+        rate_burst_frames: 10_000,
+        registrations_per_hour: 10_000,
+        ..Limits::default()
+    }
 }
 
 pub struct TestRelay {
