@@ -10,6 +10,7 @@
 #   scripts/bench.sh --no-build               reuse target/bench/dist and the release binaries
 #   scripts/bench.sh --no-relay --no-sync     browser benchmarks only
 #   scripts/bench.sh --relay-idle 2000        fewer idle relay clients
+#   scripts/bench.sh --relay-hostile 200      fewer hostile relay clients
 #   scripts/bench.sh --sync-sizes 1000        workspace sizes for the two-browser sync run
 #
 # Generated data is cached in target/bench/ and regenerated only when the
@@ -23,6 +24,7 @@ build=1
 relay=1
 sync=1
 relay_idle=10000
+relay_hostile=1000
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --sizes) sizes=$2; shift 2 ;;
@@ -31,6 +33,7 @@ while [[ $# -gt 0 ]]; do
     --no-relay) relay=0; shift ;;
     --no-sync) sync=0; shift ;;
     --relay-idle) relay_idle=$2; shift 2 ;;
+    --relay-hostile) relay_hostile=$2; shift 2 ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -68,9 +71,10 @@ step "browser benchmarks: ${sizes//,/, } contacts"
   --out "$out/results/browser.json" --sizes "$sizes"
 
 if [[ $relay == 1 ]]; then
-  step "relay: $relay_idle idle clients, then pushes"
+  step "relay: $relay_idle idle clients, then pushes, then pushes among $relay_hostile hostile clients"
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   "${prio[@]}" target/release/rapport-relay-load --relay target/release/rapport-relay --idle "$relay_idle" \
+    --hostile "$relay_hostile" \
     > "$out/results/relay.json.tmp"
   mv "$out/results/relay.json.tmp" "$out/results/relay.json"
 else
