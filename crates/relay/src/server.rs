@@ -48,9 +48,10 @@ pub const MAX_REFUSING: usize = 64;
 /// How long a refused connection may take to be told `503`.
 const REFUSAL_TIME: Duration = Duration::from_secs(1);
 /// Descriptors the relay needs besides its connections and refusals: the
-/// listener, the database, its WAL and shared memory, the pooled readers,
+/// listener, the writer's database, WAL and shared memory, up to
+/// [`crate::store::sqlite::MAX_CONCURRENT_READS`] readers with two each,
 /// standard streams, and a margin.
-pub const RESERVED_DESCRIPTORS: u64 = 64;
+pub const RESERVED_DESCRIPTORS: u64 = 128;
 /// Remembered registration buckets before full (idle) ones are forgotten.
 const MAX_REGISTRATION_ENTRIES: usize = 10_000;
 

@@ -47,6 +47,9 @@ const SCHEMA_VERSION: i64 = 1;
 const MAX_GROUP_COMMIT: usize = 128;
 /// Read connections kept open between reads.
 const MAX_IDLE_READERS: usize = 8;
+/// Reads running at once (each on a blocking thread with its own
+/// connection, so this also bounds the descriptors reads take).
+pub const MAX_CONCURRENT_READS: usize = 32;
 /// Bytes counted per entry on top of its ciphertext: at least its encoded
 /// sequence number, kind, tag, nonce and length (72 bytes at most), so a page
 /// never exceeds the byte budget it is given.
@@ -122,6 +125,7 @@ pub struct SqliteStore {
     writer: mpsc::Sender<Job>,
     writer_thread: Option<JoinHandle<()>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    reads: Arc<tokio::sync::Semaphore>,
     checkpoints: Arc<AtomicU64>,
 }
 
@@ -168,6 +172,7 @@ impl SqliteStore {
             writer: tx,
             writer_thread: Some(writer_thread),
             readers: Arc::new(Mutex::new(Vec::new())),
+            reads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_READS)),
             checkpoints,
         })
     }
@@ -198,8 +203,11 @@ impl SqliteStore {
     {
         let readers = Arc::clone(&self.readers);
         let path = self.path.clone();
+        let reads = Arc::clone(&self.reads);
         Box::pin(async move {
+            let permit = reads.acquire_owned().await.map_err(|_| StoreError::WriterStopped)?;
             tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 let pooled = readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
                 let mut conn = match pooled {
                     Some(conn) => conn,
