@@ -58,6 +58,37 @@ async fn a_client_that_stops_reading_is_closed_while_others_carry_on() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_replies_pile_up_is_told_why_it_is_closed() {
+    let relay = TestRelay::start(slow_limits(10_000)).await;
+    let mut writer = Client::join(&relay.url, keys(1)).await;
+    let env = writer.seal("big", &vec![1; 60 * 1024]);
+    writer.push(vec![env]).await;
+    let mut slow = Client::join_from(relay.addr, LOCAL, Some(4096), keys(1)).await;
+    // 64 pulls of 60 KB (3.8 MB of replies) without reading, then a pause
+    // long enough for the relay to find its 128 KB queue overflowing.
+    for request in 0..64 {
+        send(&mut slow.socket, &ClientMessage::Pull { request, since: Seq::ZERO, limit: 1 }).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Reading now, it gets what was sent, then the reason and a close frame.
+    let (code, messages) = read_to_close(&mut slow.socket, Duration::from_secs(8)).await;
+    let batches = messages.iter().filter(|m| matches!(m, ServerMessage::Batch { .. })).count();
+    assert!(batches < 64, "{batches} replies");
+    match messages.last() {
+        Some(ServerMessage::Error(e)) => {
+            assert!(e.fatal && e.code == ErrorCode::Unavailable, "{e:?}");
+            assert!(e.message.contains("stopped reading"), "{e:?}");
+        }
+        other => panic!("expected the reason, got {other:?}"),
+    }
+    assert_eq!(code, Some(1013), "try again later");
+    // It reconnects and catches up by cursor: nothing was lost.
+    let mut again = Client::join(&relay.url, keys(1)).await;
+    assert_eq!(again.pull_all().await.len(), 1);
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_falls_behind_gets_behind_instead_of_unbounded_live_frames() {
     let limits = Limits { max_frame_bytes: 256 * 1024, max_queued_bytes: 512 * 1024, ..slow_limits(10_000) };
     let relay = TestRelay::start(limits).await;
