@@ -3,6 +3,11 @@
 //! handed to every other connection of the same workspace; a connection
 //! that falls too far behind is told to pull instead (`Behind`).
 //!
+//! Sessions take frames off the channel as they come (into their own
+//! byte-bounded queue, or dropping them when it is full), and the channel
+//! frees a frame once every member has taken it, so a member that stops
+//! reading holds no frames here.
+//!
 //! The hub also caps the connections of one workspace
 //! (`--max-connections-per-workspace`): joining a full channel is refused.
 
