@@ -94,8 +94,9 @@ pub struct Limits {
     pub header_timeout_ms: u64,
 
     /// A frame the client has not taken within this long closes the
-    /// connection (a client that stopped reading), in milliseconds.
-    #[arg(long, env = "RAPPORT_RELAY_SEND_TIMEOUT_MS", default_value_t = 10_000)]
+    /// connection (a client that stopped reading), in milliseconds. A
+    /// client must take a maximal frame within it (1 MiB in 30 s: 35 KB/s).
+    #[arg(long, env = "RAPPORT_RELAY_SEND_TIMEOUT_MS", default_value_t = 30_000)]
     pub send_timeout_ms: u64,
 
     /// Bytes of replies a connection may have queued, unsent, before it is
@@ -153,7 +154,7 @@ impl Default for Limits {
             max_connections_per_address: 256,
             max_connections_per_workspace: 256,
             header_timeout_ms: 10_000,
-            send_timeout_ms: 10_000,
+            send_timeout_ms: 30_000,
             max_queued_bytes: 2 * 1024 * 1024,
             registrations_per_hour: 30,
         }

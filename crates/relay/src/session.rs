@@ -11,8 +11,9 @@
 //! queue bounded in bytes (`--max-queued-bytes`), and the writer gives each
 //! frame `--send-timeout-ms` to leave. A client whose replies overflow the
 //! queue, or that takes no frame within the deadline, is closed (it catches
-//! up by cursor when it reconnects); live frames that do not fit are dropped
-//! and replaced by one `Behind` once the queue has drained. So the idle
+//! up by cursor when it reconnects); live frames may fill only half the
+//! queue, those that do not fit are dropped and replaced by one `Behind`
+//! once the queue has drained. So the idle
 //! deadline, pings and shutdown keep running while a send is pending, and a
 //! connection holds at most its queue plus the frame being written.
 
@@ -216,12 +217,23 @@ impl Writer {
         self.queued.load(Ordering::SeqCst)
     }
 
-    /// Queues a frame unless the queue is over its bound (one frame always
-    /// fits in an empty queue).
+    /// Queues a reply unless the queue would exceed its bound (one frame
+    /// always fits in an empty queue).
     fn enqueue(&self, msg: Message) -> Result<(), Full> {
+        self.enqueue_within(msg, self.budget)
+    }
+
+    /// Queues a live frame or a ping unless the queue would exceed half its
+    /// bound: the other half stays free for replies, so live traffic alone
+    /// never gets a client closed.
+    fn enqueue_hint(&self, msg: Message) -> Result<(), Full> {
+        self.enqueue_within(msg, self.budget / 2)
+    }
+
+    fn enqueue_within(&self, msg: Message, bound: usize) -> Result<(), Full> {
         let len = message_len(&msg);
         let queued = self.queued();
-        if queued > 0 && queued + len > self.budget {
+        if queued > 0 && queued + len > bound {
             return Err(Full(queued));
         }
         self.queued.fetch_add(len, Ordering::SeqCst);
@@ -344,7 +356,7 @@ impl Session {
             self.lagging = Some(owed.max(head));
             return Ok(());
         }
-        if self.writer.enqueue(Message::Binary(frame)).is_err() {
+        if self.writer.enqueue_hint(Message::Binary(frame)).is_err() {
             tracing::debug!("slow connection: dropping live frames");
             self.lagging = Some(head);
         }
@@ -644,7 +656,7 @@ impl Session {
                 }
                 _ = ping.tick() => {
                     // A full queue already has frames on their deadline.
-                    let _ = self.writer.enqueue(Message::Ping(Bytes::new()));
+                    let _ = self.writer.enqueue_hint(Message::Ping(Bytes::new()));
                 }
                 _ = shutdown.changed() => {
                     return Err(fatal(ErrorCode::Unavailable, "the relay is shutting down; reconnect later"));

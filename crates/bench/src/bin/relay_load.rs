@@ -442,8 +442,9 @@ async fn hostile_scenario(
     for f in flooders {
         let _ = f.await;
     }
-    // The relay's default deadlines (10 s each) plus slack.
-    let deadline = started + Duration::from_secs(25);
+    // The relay's default deadlines (10 s for a request head, 30 s for a
+    // frame to leave) plus slack.
+    let deadline = started + Duration::from_secs(40);
     let mut held_closed = 0;
     for stream in &mut held {
         if closed_within(stream, deadline.saturating_duration_since(Instant::now())).await {
