@@ -9,7 +9,8 @@
 //!
 //! Layout: [`config`] (flags and limits), [`server`] (router, state, HTTP
 //! errors, graceful shutdown), `session` (one connection's state machine),
-//! [`hub`] (live fan-out), [`rate`] (token buckets and refusals), [`frames`]
+//! [`hub`] (live fan-out), [`rate`] (token buckets and refusals), [`deadline`]
+//! (write deadlines on sockets), [`frames`]
 //! (exact frame sizes), [`limits`] (the descriptor limit), [`store`] (the
 //! storage trait and its SQLite implementation).
 //!
@@ -30,6 +31,7 @@
 //! ```
 
 pub mod config;
+pub mod deadline;
 pub mod frames;
 pub mod hub;
 pub mod limits;

@@ -37,6 +37,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Limits;
+use crate::deadline::WriteDeadline;
 use crate::hub::Hub;
 use crate::rate::TokenBucket;
 use crate::store::{Store, StoreError};
@@ -451,7 +452,8 @@ async fn serve_connection(
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(state.limits().header_timeout()).max_buf_size(64 * 1024);
-    let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+    let io = TokioIo::new(WriteDeadline::new(stream, state.limits().send_timeout()));
+    let connection = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(connection);
     let mut shutdown = state.shutdown_signal();
     let stopping = async move {

@@ -48,7 +48,8 @@ use crate::rate::{ConnectionBudget, Verdict};
 use crate::server::{truncated, AppState, ConnectionGuard};
 use crate::store::StoreError;
 
-/// The upgraded connection.
+/// The upgraded connection (hyper's `Upgraded` wraps the connection's
+/// [`crate::deadline::WriteDeadline`], so a stalled write fails there too).
 pub(crate) type Socket = WebSocketStream<TokioIo<Upgraded>>;
 type Sink = SplitSink<Socket, Message>;
 type Stream = SplitStream<Socket>;

@@ -404,6 +404,26 @@ async fn the_served_app_carries_the_documented_security_headers() {
     relay.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_the_app_files_is_dropped() {
+    let site = tempfile::tempdir().expect("tempdir");
+    std::fs::write(site.path().join("index.html"), "<html>rapport app</html>").expect("write");
+    // More than the socket buffers can hold (4 MB at most on Linux by default).
+    std::fs::write(site.path().join("big.wasm"), vec![0u8; 16 * 1024 * 1024]).expect("write");
+    let limits = Limits { send_timeout_ms: 500, ..test_limits() };
+    let relay = TestRelay::start_with(limits, Some(site.path().to_path_buf())).await;
+    let mut stream = tcp_from(relay.addr, LOCAL, Some(4096)).await;
+    stream.write_all(b"GET /big.wasm HTTP/1.1\r\nHost: relay\r\n\r\n").await.expect("write");
+    assert!(eventually(Duration::from_secs(2), || relay.state.connection_count() == 1).await);
+    // It never reads: the relay gives up on it.
+    assert!(
+        eventually(Duration::from_secs(8), || relay.state.connection_count() == 0).await,
+        "a client that reads nothing still holds a connection"
+    );
+    drop(stream);
+    relay.shutdown().await;
+}
+
 /// Collects everything logged at info level and above, as text.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
