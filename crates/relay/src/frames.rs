@@ -6,37 +6,9 @@
 //! The arithmetic follows the postcard encoding documented in
 //! docs/RELAY.md; the tests check it against `ServerMessage::encode`.
 
-use rapport_protocol::{Envelope, LogEntry, RequestId, ServerMessage, PROTOCOL_VERSION};
+use rapport_protocol::{LogEntry, RequestId, ServerMessage, PROTOCOL_VERSION};
 
-/// Bytes of a LEB128 varint.
-pub fn varint_len(v: u64) -> usize {
-    let bits = 64 - v.leading_zeros() as usize;
-    bits.div_ceil(7).max(1)
-}
-
-/// Encoded bytes of an envelope.
-pub fn envelope_len(envelope: &Envelope) -> usize {
-    let ct = envelope.ciphertext.len();
-    envelope.doc_tag.as_bytes().len() + envelope.nonce.len() + varint_len(ct as u64) + ct
-}
-
-/// Encoded bytes of a log entry.
-pub fn entry_len(entry: &LogEntry) -> usize {
-    varint_len(entry.seq.get()) + 1 + envelope_len(&entry.envelope)
-}
-
-/// The most bytes a `Batch` adds around its entries: version, variant,
-/// request id, entry count, cursor and `more`, each at its widest.
-pub const BATCH_HEAD_MAX: usize = 1 + 1 + 5 + 5 + 10 + 1;
-/// The most bytes a log entry adds to its envelope: sequence number and kind.
-pub const ENTRY_HEAD_MAX: usize = 10 + 1;
-
-/// Whether a batch holding only this envelope, under any sequence number,
-/// request id and cursor, fits in `max_frame` bytes. The relay stores only
-/// envelopes for which this holds, so every stored entry can be pulled.
-pub fn fits_alone(envelope: &Envelope, max_frame: usize) -> bool {
-    BATCH_HEAD_MAX + ENTRY_HEAD_MAX + envelope_len(envelope) <= max_frame
-}
+pub use rapport_protocol::sizes::{entry_len, envelope_len, fits_alone, varint_len, BATCH_HEAD_MAX, ENTRY_HEAD_MAX};
 
 /// Splits committed entries into `Live` frames of at most `max_frame` bytes
 /// each, in order. An entry too large for any frame goes alone (it cannot
@@ -99,7 +71,7 @@ pub fn encoded_len(msg: &ServerMessage) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rapport_protocol::{ClientMessage, DocTag, EntryKind, Seq};
+    use rapport_protocol::{ClientMessage, DocTag, EntryKind, Envelope, Seq};
 
     fn entry(seq: u64, len: usize) -> LogEntry {
         LogEntry {

@@ -89,6 +89,8 @@ use rapport_protocol::{
     ENVELOPE_NONCE_LEN,
 };
 
+use rapport_protocol::sizes::{envelope_len, fits_alone, varint_len};
+
 use crate::backoff::Backoff;
 use crate::plaintext::{doc_tag, open_envelope, seal_change};
 use crate::status::{SyncProblem, SyncStatus};
@@ -428,15 +430,6 @@ impl std::fmt::Debug for SyncEngine {
             .field("status", &self.status())
             .finish_non_exhaustive()
     }
-}
-
-fn varint_len(mut value: u64) -> usize {
-    let mut len = 1;
-    while value >= 0x80 {
-        value >>= 7;
-        len += 1;
-    }
-    len
 }
 
 fn random4(rng: &mut dyn Random) -> [u8; 4] {
@@ -1049,7 +1042,9 @@ impl SyncEngine {
             .map(|snapshot| ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through: self.cursor });
         let frame = message.as_ref().and_then(|m| m.encode().ok());
         let size = frame.as_ref().map_or(entry.bytes.len(), Vec::len);
-        let Some(frame) = frame.filter(|f| f.len() <= limits.max_frame_bytes as usize) else {
+        let max_frame = limits.max_frame_bytes as usize;
+        let storable = matches!(&message, Some(ClientMessage::ReplaceWithSnapshot { snapshot, .. }) if fits_alone(snapshot, max_frame));
+        let Some(frame) = frame.filter(|f| storable && f.len() <= max_frame) else {
             let problem = SyncProblem::ChangeTooLarge { record: entry.id, bytes: size, limit: limits.max_frame_bytes };
             out.push(Output::Problem(problem.clone()));
             self.too_large.insert(entry.seq, problem);
@@ -1099,17 +1094,17 @@ impl SyncEngine {
             rng.fill(&mut nonce);
             let (envelope, env_size) = match seal_change(&self.keys, entry.id, &entry.bytes, nonce) {
                 Ok(env) => {
-                    let ct = env.ciphertext.len();
-                    let env_size = 32 + ENVELOPE_NONCE_LEN + varint_len(ct as u64) + ct;
+                    let env_size = envelope_len(&env);
                     (Some(env), env_size)
                 }
                 Err(_) => (None, usize::MAX),
             };
-            let alone = fixed.saturating_add(1).saturating_add(env_size);
-            let Some(envelope) = envelope.filter(|_| alone <= max_frame) else {
+            // The relay's rule (`fits_alone`): it stores only envelopes that a
+            // batch can carry alone under the widest numbers.
+            let Some(envelope) = envelope.filter(|e| fits_alone(e, max_frame)) else {
                 let problem = SyncProblem::ChangeTooLarge {
                     record: entry.id,
-                    bytes: if env_size == usize::MAX { entry.bytes.len() } else { alone },
+                    bytes: if env_size == usize::MAX { entry.bytes.len() } else { env_size },
                     limit: limits.max_frame_bytes,
                 };
                 out.push(Output::Problem(problem.clone()));

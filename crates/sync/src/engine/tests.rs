@@ -499,6 +499,29 @@ fn a_change_too_large_for_the_relay_is_reported_kept_queued_and_does_not_block_t
     assert!(matches!(h.status(), SyncStatus::Error(SyncProblem::ChangeTooLarge { .. })));
 }
 
+#[test]
+fn a_change_the_relay_could_not_pull_back_alone_is_reported_not_pushed() {
+    // The relay stores only envelopes a batch can carry alone under the
+    // widest numbers (`fits_alone`); a push frame has less around its
+    // envelope, so a change just under the limit would be refused there.
+    let max = 1_000;
+    let edge = (600..max)
+        .map(|n| vec![7u8; n])
+        .find(|body| {
+            let envelope = seal_change(&keys(), RECORD, body, [0; 24]).expect("seal");
+            let push = ClientMessage::Push { request: 1, envelopes: vec![envelope.clone()] };
+            !fits_alone(&envelope, max) && push.encode().expect("encode").len() <= max
+        })
+        .expect("a size whose push fits but whose batch would not");
+    let limits = ServerLimits { max_frame_bytes: max as u32, max_envelopes_per_push: 10, max_pull_entries: 100 };
+    let mut h = Harness::new(false, Seq::ZERO);
+    h.open();
+    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits });
+    let out = h.input(Input::Outbox(vec![outbox_entry(1, RECORD, &edge)]));
+    assert!(matches!(problems(&out).as_slice(), [SyncProblem::ChangeTooLarge { record, .. }] if *record == RECORD));
+    assert!(sent(&out).is_empty(), "{out:?}");
+}
+
 // --- Pull before push -------------------------------------------------------
 
 #[test]
