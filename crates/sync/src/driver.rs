@@ -613,6 +613,8 @@ pub fn apply_failure_kind(error: ApplyError) -> ApplyFailureKind {
         // The local copy of the record is unreadable (quarantined): the
         // change cannot be merged, and skipping it would lose it.
         ApplyError::Corrupt(reason) => ApplyFailureKind::Rejected(reason),
+        // Taking the new epoch would lose a privacy action of the local copy.
+        ApplyError::Replay(e) => ApplyFailureKind::Rejected(e.to_string()),
         ApplyError::Storage(e) => ApplyFailureKind::from_storage(&e),
     }
 }
