@@ -1408,7 +1408,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(128))]
+        #![proptest_config(ProptestConfig::with_cases(crate::test_support::cases(128)))]
 
         #[test]
         fn replicas_that_sync_randomly_converge_to_the_same_ledger_and_statuses(
@@ -1520,7 +1520,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(ProptestConfig::with_cases(crate::test_support::cases(64)))]
 
         #[test]
         fn replicas_that_sync_through_automerge_converge_to_the_same_ledger(

@@ -166,7 +166,7 @@ fn heads(world: &World, client: usize, id: RecordId) -> Vec<automerge::ChangeHas
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(support::proptest_cases(64)))]
 
     #[test]
     fn random_offline_edits_and_connection_interleavings_converge_to_the_same_contacts(
