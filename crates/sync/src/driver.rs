@@ -52,7 +52,7 @@ use rapport_core::record::Row;
 use rapport_core::repo::{hydrate, AppliedMany, ApplyError, DocHandle, Repo};
 use rapport_core::storage::{OutboxEntry, OutboxKind, Storage, StorageError};
 use rapport_core::Timestamp;
-use rapport_protocol::Seq;
+use rapport_protocol::{Seq, ServerMessage};
 
 use crate::config::{
     enqueue_existing, load_cursor, load_relay_erased, save_cursor, save_relay_erased, LoadError, SyncConfig,
@@ -319,9 +319,12 @@ where
 
     /// Handles one event and everything it leads to (sending, applying,
     /// saving), in order. If another call is already running, the event is
-    /// queued for it and this returns at once.
+    /// queued for it and this returns at once. Queued frames hold at most
+    /// `Timing::max_queued_bytes`: a live frame beyond that is queued as
+    /// the head it announces (a `Behind`), so the engine pulls its entries
+    /// later instead of the queue growing while a slow apply runs.
     pub async fn handle(&self, event: Event) {
-        self.inbox.borrow_mut().push_back(event);
+        self.enqueue(event);
         if self.busy.replace(true) {
             return;
         }
@@ -331,6 +334,35 @@ where
             let Some(event) = next else { break };
             let outputs = self.step(event.as_input());
             self.execute(outputs).await;
+        }
+    }
+
+    /// Queues `event`; a live frame that would take the queued frames past
+    /// the bound goes in as a `Behind` naming its last entry, merged with
+    /// one queued just before it (so a stream of them takes one slot).
+    /// Replies are kept: they are bounded by the requests in flight.
+    fn enqueue(&self, event: Event) {
+        let behind_head = |bytes: &[u8]| match ServerMessage::decode(bytes) {
+            Ok(ServerMessage::Behind { head }) => Some(head),
+            _ => None,
+        };
+        let mut inbox = self.inbox.borrow_mut();
+        let Event::Frame(bytes) = &event else { return inbox.push_back(event) };
+        let queued: usize = inbox.iter().map(|e| if let Event::Frame(b) = e { b.len() } else { 0 }).sum();
+        if queued.saturating_add(bytes.len()) <= self.engine.borrow().timing().max_queued_bytes {
+            return inbox.push_back(event);
+        }
+        let Ok(ServerMessage::Live { entries }) = ServerMessage::decode(bytes) else { return inbox.push_back(event) };
+        let Some(mut head) = entries.last().map(|e| e.seq) else { return };
+        if let Some(Event::Frame(last)) = inbox.back() {
+            if let Some(earlier) = behind_head(last) {
+                head = head.max(earlier);
+                inbox.pop_back();
+            }
+        }
+        match (ServerMessage::Behind { head }).encode() {
+            Ok(behind) => inbox.push_back(Event::Frame(behind)),
+            Err(_) => inbox.push_back(event),
         }
     }
 

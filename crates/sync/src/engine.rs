@@ -65,7 +65,10 @@
 //!   Confirmations come out as `Output::RelayErased`.
 //! - **`Live` is a hint** (docs/RELAY.md): its entries are applied, but the
 //!   cursor advances over them only when they directly follow it and no pull
-//!   is in flight; otherwise the engine pulls. `Behind` pulls.
+//!   is in flight; otherwise the engine pulls. `Behind` pulls. Live entries
+//!   are queued only up to `Timing::max_queued_entries` and
+//!   `max_queued_bytes`: beyond, they are dropped and pulled later, so a
+//!   slow app under a stream of live frames holds bounded memory.
 //! - **An unreadable entry is set aside, never applied, and cannot stall
 //!   sync**: an envelope that does not decrypt, does not decode, names a
 //!   record other than its tag's, or that the app rejects is *quarantined*
@@ -136,6 +139,12 @@ pub struct Timing {
     /// Most `DeleteDocument` requests in flight at once (the rest wait for
     /// confirmations, so a large erasure does not hit the rate limit).
     pub erase_max_in_flight: u32,
+    /// Most received entries waiting for the app at once, and most bytes
+    /// of them. Live entries beyond either are not kept: they are a hint,
+    /// and the pull that follows brings them again, in order.
+    pub max_queued_entries: usize,
+    /// See `max_queued_entries`.
+    pub max_queued_bytes: usize,
 }
 
 impl Default for Timing {
@@ -149,6 +158,8 @@ impl Default for Timing {
             pull_limit: 1_000,
             push_max_envelopes: 500,
             erase_max_in_flight: 16,
+            max_queued_entries: 2_000,
+            max_queued_bytes: 16 << 20,
         }
     }
 }
@@ -586,6 +597,11 @@ impl SyncEngine {
         all
     }
 
+    /// The timeouts and sizes in use.
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
     /// The back-off state (how many attempts failed in a row).
     pub fn backoff(&self) -> &Backoff {
         &self.backoff
@@ -1004,6 +1020,18 @@ impl SyncEngine {
         self.accept_in_order(&fresh, cursor, out);
     }
 
+    /// Whether `entries` more received entries fit in the queue
+    /// (`Timing::max_queued_entries`, `max_queued_bytes`).
+    fn room_for(&self, entries: &[LogEntry]) -> bool {
+        let (mut count, mut bytes) =
+            (entries.len(), entries.iter().map(|e| e.envelope.ciphertext.len()).sum::<usize>());
+        for pending in &self.queue {
+            count += pending.entries.len();
+            bytes += pending.entries.iter().map(|e| e.bytes.len()).sum::<usize>();
+        }
+        count <= self.timing.max_queued_entries && bytes <= self.timing.max_queued_bytes
+    }
+
     fn live(&mut self, now: u64, rng: &mut dyn Random, entries: Vec<LogEntry>, out: &mut Vec<Output>) {
         if !strictly_increasing(&entries) {
             return self.protocol_error(now, rng, "live changes out of order".into(), out);
@@ -1012,6 +1040,12 @@ impl SyncEngine {
         self.head = self.head.max(last);
         let fresh: Vec<LogEntry> = entries.into_iter().filter(|e| e.seq > self.expected).collect();
         let Some(first) = fresh.first().map(|e| e.seq) else { return };
+        if !self.room_for(&fresh) {
+            // The app is behind: keep only the raised head. The pull that a
+            // head past `expected` starts once the queue drains brings
+            // these entries again, in order, one page at a time.
+            return;
+        }
         let in_order =
             self.pull.is_none() && first == next_seq(self.expected) && consecutive(fresh.iter().map(|e| e.seq));
         if in_order {

@@ -497,3 +497,37 @@ fn erase_tombstoned_asks_only_for_deletions_not_confirmed_or_under_way_and_confi
     block_on(driver.erase_tombstoned(&tombstones));
     assert!(deletes_sent(&wire).is_empty(), "nothing owed after the restart");
 }
+
+#[test]
+fn live_frames_arriving_while_busy_are_queued_within_the_bound_and_pulled_later() {
+    let repo = repo(1);
+    let wire = FakeWire::default();
+    let applier = SlowApplier { inner: RepoApplier::new(repo.clone()), log: RefCell::new(Vec::new()) };
+    let timing = Timing { max_queued_bytes: 4_000, ..Timing::default() };
+    let driver = block_on(SyncDriver::open_with_timing(
+        &config(),
+        timing,
+        repo.clone(),
+        applier,
+        wire.clone(),
+        FakeHost::default(),
+    ))
+    .expect("opens");
+    handshake(&driver, 0);
+    let bytes = remote_contact("Ada");
+    // The driver is busy (awaiting storage): frames queue up.
+    driver.busy.set(true);
+    for seq in 1..=40 {
+        block_on(driver.handle(frame(&ServerMessage::Live { entries: vec![entry(seq, &bytes)] })));
+        let queued: usize =
+            driver.inbox.borrow().iter().map(|e| if let Event::Frame(b) = e { b.len() } else { 0 }).sum();
+        assert!(queued <= 4_000 + 16, "{queued} bytes queued after live entry {seq}");
+    }
+    assert!(driver.inbox.borrow().len() < 20, "the reduced frames take one slot");
+    driver.busy.set(false);
+    block_on(driver.handle(Event::Tick));
+    // The engine learned the head from what was reduced to it, and pulls.
+    assert_eq!(driver.head(), Seq(40));
+    let (_, since) = last_pull(&wire);
+    assert!(since < Seq(40), "the entries not kept are pulled: since {since:?}");
+}

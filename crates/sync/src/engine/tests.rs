@@ -1235,3 +1235,44 @@ fn a_stored_snapshot_never_asked_for_is_a_protocol_error() {
     assert!(out.contains(&Output::Close), "{out:?}");
     assert!(!out.iter().any(|o| matches!(o, Output::AckOutbox(_))));
 }
+
+// --- Bounded queue of live entries ---------------------------------------------
+
+#[test]
+fn live_entries_beyond_the_queue_bound_are_dropped_and_pulled_later_in_order() {
+    let mut h = Harness::new(false, Seq(1));
+    h.engine = SyncEngine::with_timing(keys(), false, Seq(1), Timing { max_queued_entries: 3, ..timing() });
+    h.connect(1);
+    h.empty_outbox();
+    // An apply is outstanding (the app is slow) while live frames stream in.
+    let out = h.recv(ServerMessage::Live { entries: vec![entry(2, RECORD, b"b")] });
+    assert_eq!(applies(&out)[0].1, Seq(2));
+    for seq in 3..50 {
+        h.recv(ServerMessage::Live { entries: vec![entry(seq, RECORD, b"x")] });
+        let queued: usize = h.engine.queue.iter().map(|p| p.entries.len()).sum();
+        assert!(queued <= 3, "{queued} entries queued after live entry {seq}");
+    }
+    assert_eq!(h.engine.head(), Seq(49), "the head is still known");
+    // Once the app catches up, what was dropped is pulled, in order.
+    let mut out = h.input(Input::Applied { through: Seq(2) });
+    while let Some((_, through)) = applies(&out).first().cloned() {
+        out = h.input(Input::Applied { through });
+    }
+    let (_, since) = the_pull(&out);
+    assert_eq!(since, Seq(5), "after the entries that fitted");
+    assert_ne!(h.status(), SyncStatus::UpToDate, "not up to date while entries are missing");
+}
+
+#[test]
+fn live_entries_beyond_the_byte_bound_are_dropped_too() {
+    let mut h = Harness::new(false, Seq(1));
+    h.engine = SyncEngine::with_timing(keys(), false, Seq(1), Timing { max_queued_bytes: 1_000, ..timing() });
+    h.connect(1);
+    h.empty_outbox();
+    h.recv(ServerMessage::Live { entries: vec![entry(2, RECORD, b"b")] });
+    h.recv(ServerMessage::Live { entries: vec![entry(3, RECORD, &[7; 600])] });
+    h.recv(ServerMessage::Live { entries: vec![entry(4, RECORD, &[7; 600])] });
+    let bytes: usize = h.engine.queue.iter().flat_map(|p| &p.entries).map(|e| e.bytes.len()).sum();
+    assert!(bytes <= 1_000, "{bytes} bytes queued");
+    assert_eq!(h.engine.head(), Seq(4));
+}
