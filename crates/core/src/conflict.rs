@@ -374,24 +374,24 @@ pub fn changed_since(doc: &mut AutoCommit, base: &[ChangeHash], ws: &Workspace) 
         return Vec::new();
     }
     let Ok(then) = doc.fork_at(base) else { return Vec::new() };
-    let before: BTreeMap<Vec<String>, String> = seen(&then, ws).into_iter().map(|s| (s.path, s.text)).collect();
+    let before = seen(&then, ws);
     let now = seen(doc, ws);
+    let old: BTreeMap<&Vec<String>, &str> = before.iter().map(|s| (&s.path, s.text.as_str())).collect();
     let mut labels: Vec<String> = Vec::new();
-    let mut add = |label: String| {
-        if !labels.contains(&label) {
-            labels.push(label);
+    let mut add = |label: &str| {
+        if !labels.iter().any(|l| l == label) {
+            labels.push(label.to_owned());
         }
     };
     for s in &now {
-        // A removed email or phone line shows as its list changing.
-        if before.get(&s.path).map(String::as_str).unwrap_or("") != s.text {
-            add(s.label.clone());
+        if old.get(&s.path).copied().unwrap_or("") != s.text {
+            add(&s.label);
         }
     }
-    let present: Vec<&Vec<String>> = now.iter().map(|s| &s.path).collect();
-    for s in seen(&then, ws) {
-        if !present.contains(&&s.path) && !s.text.is_empty() {
-            add(s.label);
+    // A removed email or phone line, or custom value, counts as changed.
+    for s in &before {
+        if !s.text.is_empty() && !now.iter().any(|n| n.path == s.path) {
+            add(&s.label);
         }
     }
     labels
