@@ -475,9 +475,18 @@ impl Engine {
         if tombstones.is_empty() {
             return Ok(Vec::new());
         }
+        // Nothing held is erased (every start once an erasure is done):
+        // nothing to read. `Storage::remove` deletes a record's outbox
+        // entries with its bytes, and every local edit is queued, so a
+        // workspace's outbox can be large; it is read only when a removal
+        // is due, to drop any entry of an erased record left behind.
+        let erased: Vec<RecordId> = held.into_iter().filter(|id| tombstones.is_erased(*id)).collect();
+        if erased.is_empty() {
+            return Ok(Vec::new());
+        }
         let storage = self.repo.storage();
         let outbox = storage.outbox(usize::MAX).await?;
-        let purge = apply_tombstones(held, &outbox, tombstones);
+        let purge = apply_tombstones(erased, &outbox, tombstones);
         let mut handles = self.handles.lock().await;
         for id in &purge.remove {
             storage.remove(*id).await?;

@@ -120,7 +120,7 @@ pub fn ConflictCard(
                                                     on:click=move |_| pick(field.clone(), choice.clone())>
                                                     {format!("{verb} {value}")}
                                                     <span class="visually-hidden">{format!(" for {}", field.label)}</span>
-                                                    {(i == 0).then(|| view! { <span class="muted small">" (in use)"</span> })}
+                                                    {(i == 0).then(|| view! { <span class="in-use">" (in use)"</span> })}
                                                 </button>
                                             }
                                         }).collect_view()}
