@@ -115,3 +115,9 @@ pub fn base_path() -> &'static str {
 pub fn href(path: &str) -> String {
     format!("{}{path}", base_path())
 }
+
+/// Whether the browser believes it has a network (`navigator.onLine`):
+/// `false` means certainly offline; `true` only that it may reach a server.
+pub fn online() -> bool {
+    web_sys::window().is_none_or(|w| w.navigator().on_line())
+}

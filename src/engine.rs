@@ -10,7 +10,8 @@ use std::rc::Rc;
 
 use futures_util::lock::Mutex;
 use rapport_core::audit::AuditEntry;
-use rapport_core::contact::{self, FieldConflict};
+use rapport_core::conflict::{self, Choice, FieldConflict, PickError};
+use rapport_core::form::Base;
 use rapport_core::ids::{MemberId, RecordId};
 use rapport_core::privacy::erasure::ErasurePlan;
 use rapport_core::privacy::replica::apply_tombstones;
@@ -48,6 +49,17 @@ pub struct Booted {
     pub sync: Option<SyncConfig>,
     /// The invite link in the address could not be used (shown to the user).
     pub join_error: Option<String>,
+}
+
+/// Why a conflict pick was not saved.
+#[derive(Debug, thiserror::Error)]
+pub enum PickFailed {
+    #[error("the record is not open any more; open it again and pick once more")]
+    NotOpen,
+    #[error("the value could not be written: {0}")]
+    Pick(#[from] PickError),
+    #[error("not saved: {0}")]
+    Save(#[from] SaveError),
 }
 
 /// Why the app could not open its local data.
@@ -199,7 +211,7 @@ impl Engine {
         let workspace = match workspace_meta {
             Some((id, true)) => Some(engine.create_workspace(id).await?),
             Some((id, false)) => match engine.open::<Workspace>(id).await {
-                Ok((ws, _)) => Some(ws),
+                Ok(ws) => Some(ws),
                 // A first start stopped (tab closed, page reloaded) between
                 // remembering the id and storing the document: finish it.
                 Err(OpenError::NotFound(_)) if creates_workspace => Some(engine.create_workspace(id).await?),
@@ -239,7 +251,7 @@ impl Engine {
     pub async fn adopt_workspace(&self, id: RecordId) -> Result<Workspace, OpenError> {
         self.repo.storage().put_meta(META_WORKSPACE, id.to_string().as_bytes()).await?;
         self.workspace_id.set(Some(id));
-        let (mut ws, _) = self.open::<Workspace>(id).await?;
+        let mut ws = self.open::<Workspace>(id).await?;
         if let std::collections::btree_map::Entry::Vacant(slot) = ws.members.entry(self.member) {
             slot.insert(rapport_core::workspace::Member { name: "New member".into() });
             ws.updated_at = browser::now();
@@ -256,6 +268,15 @@ impl Engine {
     /// [`StorageError`].
     pub async fn share(&self, config: &SyncConfig) -> Result<(), StorageError> {
         rapport_sync::turn_on(&self.repo, config).await.map(|_| ())
+    }
+
+    /// The sync settings stored for this workspace, if it is shared (read
+    /// when another tab shared it after this one opened).
+    ///
+    /// # Errors
+    /// [`rapport_sync::LoadError`].
+    pub async fn sync_config(&self) -> Result<Option<SyncConfig>, rapport_sync::LoadError> {
+        SyncConfig::load(self.repo.storage()).await
     }
 
     /// Merges a page of changes received from the relay into the documents,
@@ -277,16 +298,55 @@ impl Engine {
     ///
     /// # Errors
     /// [`OpenError`]; a corrupt record is quarantined.
-    pub async fn open<R: Record>(&self, id: RecordId) -> Result<(R, Vec<FieldConflict>), OpenError> {
+    pub async fn open<R: Record>(&self, id: RecordId) -> Result<R, OpenError> {
         let mut handles = self.handles.lock().await;
         if let Some(handle) = handles.get(&id) {
-            let record = R::from_doc(handle.doc()).map_err(|e| OpenError::Corrupt { id, reason: e.to_string() })?;
-            return Ok((record, contact::conflicts(handle.doc())));
+            return R::from_doc(handle.doc()).map_err(|e| OpenError::Corrupt { id, reason: e.to_string() });
         }
         let (handle, record) = self.repo.open::<R>(id, browser::now()).await?;
-        let conflicts = contact::conflicts(handle.doc());
         handles.insert(id, handle);
-        Ok((record, conflicts))
+        Ok(record)
+    }
+
+    /// The record's fields that hold values set concurrently elsewhere,
+    /// named as `ws` names them; empty when the record is not hydrated.
+    pub async fn conflicts(&self, id: RecordId, ws: &Workspace) -> Vec<FieldConflict> {
+        let handles = self.handles.lock().await;
+        handles.get(&id).map(|h| conflict::conflicts(h.doc(), ws)).unwrap_or_default()
+    }
+
+    /// Writes one of a conflicted field's values (see
+    /// [`conflict::pick`]), which resolves the conflict, and returns the
+    /// record's new row once durable.
+    ///
+    /// # Errors
+    /// [`PickFailed`] in words.
+    pub async fn pick(&self, id: RecordId, path: &[String], choice: &Choice) -> Result<Row, PickFailed> {
+        let mut handles = self.handles.lock().await;
+        let handle = handles.get_mut(&id).ok_or(PickFailed::NotOpen)?;
+        conflict::pick(handle.doc_mut(), path, choice, browser::now(), self.member)?;
+        match self.repo.save_doc(handle).await {
+            Ok(row) => {
+                self.unsaved.borrow_mut().remove(&id);
+                Ok(row)
+            }
+            Err(e) => {
+                if let Ok(row) = rapport_core::repo::materialise(handle.doc()) {
+                    self.unsaved.borrow_mut().insert(id, row);
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The names of the fields of record `id` changed since `base` (by
+    /// another tab or device while a form is open).
+    pub async fn changed_since(&self, id: RecordId, base: &Base, ws: &Workspace) -> Vec<String> {
+        let mut handles = self.handles.lock().await;
+        match handles.get_mut(&id) {
+            Some(handle) if handle.epoch() == base.epoch => conflict::changed_since(handle.doc_mut(), &base.heads, ws),
+            _ => Vec::new(),
+        }
     }
 
     /// Stores a new record.
@@ -308,33 +368,35 @@ impl Engine {
         self.save_based_on(record, None).await
     }
 
-    /// Loads a record for an edit form, with the epoch its document is in
-    /// (read together, under one lock): [`Engine::save_in_epoch`] takes the
-    /// epoch back when the edit is saved.
+    /// Loads a record for an edit form, with the version it was read at
+    /// (epoch and heads, read together under one lock):
+    /// [`Engine::save_edit`] takes it back when the form is saved.
     ///
     /// # Errors
     /// As [`Engine::open`].
-    pub async fn open_for_edit<R: Record>(&self, id: RecordId) -> Result<(R, u64), OpenError> {
+    pub async fn open_for_edit<R: Record>(&self, id: RecordId) -> Result<(R, Base), OpenError> {
         let mut handles = self.handles.lock().await;
         let handle = match handles.entry(id) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(slot) => slot.insert(self.repo.open_doc(id, browser::now()).await?),
         };
         let record = R::from_doc(handle.doc()).map_err(|e| OpenError::Corrupt { id, reason: e.to_string() })?;
-        Ok((record, handle.epoch()))
+        let base = Base { epoch: handle.epoch(), heads: handle.doc_mut().get_heads() };
+        Ok((record, base))
     }
 
-    /// [`Engine::save`] for an edit of the record as it was in epoch
-    /// `base`: [`SaveError::Rewritten`] (nothing written, nothing kept) when
-    /// it has been anonymised since.
+    /// [`Engine::save`] for an edit form opened at `base`: writes only what
+    /// the form changed since (`Repo::save_since`), so edits made elsewhere
+    /// meanwhile stay; [`SaveError::Rewritten`] (nothing written, nothing
+    /// kept) when the record was anonymised since.
     ///
     /// # Errors
     /// As [`Engine::save`], plus [`SaveError::Rewritten`].
-    pub async fn save_in_epoch<R: Record>(&self, record: &R, base: u64) -> Result<Row, SaveError> {
+    pub async fn save_edit<R: Record>(&self, record: &R, base: &Base) -> Result<Row, SaveError> {
         self.save_based_on(record, Some(base)).await
     }
 
-    async fn save_based_on<R: Record>(&self, record: &R, base: Option<u64>) -> Result<Row, SaveError> {
+    async fn save_based_on<R: Record>(&self, record: &R, base: Option<&Base>) -> Result<Row, SaveError> {
         let id = record.id();
         let mut handles = self.handles.lock().await;
         let handle = match handles.entry(id) {
@@ -344,11 +406,13 @@ impl Engine {
                 other => SaveError::Storage(StorageError::ReadFailed(other.to_string())),
             })?),
         };
-        let row = record.row();
         let saved = match base {
-            Some(base) => self.repo.save_in_epoch(handle, record, base).await,
+            Some(base) => self.repo.save_since(handle, record, base).await,
             None => self.repo.save(handle, record).await,
         };
+        // The row of the document as saved: after a merge with edits made
+        // elsewhere it is not the form's record.
+        let row = rapport_core::repo::materialise(handle.doc()).unwrap_or_else(|_| record.row());
         match saved {
             Ok(()) => {
                 self.unsaved.borrow_mut().remove(&id);
@@ -411,9 +475,18 @@ impl Engine {
         if tombstones.is_empty() {
             return Ok(Vec::new());
         }
+        // Nothing held is erased (every start once an erasure is done):
+        // nothing to read. `Storage::remove` deletes a record's outbox
+        // entries with its bytes, and every local edit is queued, so a
+        // workspace's outbox can be large; it is read only when a removal
+        // is due, to drop any entry of an erased record left behind.
+        let erased: Vec<RecordId> = held.into_iter().filter(|id| tombstones.is_erased(*id)).collect();
+        if erased.is_empty() {
+            return Ok(Vec::new());
+        }
         let storage = self.repo.storage();
         let outbox = storage.outbox(usize::MAX).await?;
-        let purge = apply_tombstones(held, &outbox, tombstones);
+        let purge = apply_tombstones(erased, &outbox, tombstones);
         let mut handles = self.handles.lock().await;
         for id in &purge.remove {
             storage.remove(*id).await?;

@@ -36,7 +36,10 @@ fn main() {
                         }
                         state.take_external(ids);
                     },
-                    move |badge| state.sync_badge.set(Some(badge)),
+                    move |badge| {
+                        state.sync_badge.set(Some(badge));
+                        state.learn_sharing();
+                    },
                 );
                 state.tabs.set_value(channel.map(std::rc::Rc::new));
                 clear_loading();

@@ -6,6 +6,8 @@ use std::rc::Rc;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use rapport_core::conflict::Choice;
+use rapport_core::form::Base;
 use rapport_core::ids::RecordId;
 use rapport_core::privacy::ErasurePlan;
 use rapport_core::record::{Record, Row};
@@ -92,6 +94,10 @@ impl Sharing {
     }
 }
 
+/// What the sync indicator says while sync is stopped (the browser is
+/// offline, or the tab has not connected yet).
+pub const OFFLINE_LABEL: &str = "Offline: changes are saved on this device";
+
 /// The sync indicator's content, shared between tabs.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SyncBadge {
@@ -118,7 +124,12 @@ impl SyncBadge {
             SyncStatus::Error(problem) => Some(problem.message()),
             _ => None,
         };
-        Self { tone: tone.into(), label: status.label(), detail, set_aside: Vec::new() }
+        let label = match status {
+            // Said in full: work goes on, nothing is lost.
+            SyncStatus::Offline => OFFLINE_LABEL.to_owned(),
+            other => other.label(),
+        };
+        Self { tone: tone.into(), label, detail, set_aside: Vec::new() }
     }
 }
 
@@ -183,6 +194,25 @@ impl AppState {
         self.sync_badge.set(Some(badge));
     }
 
+    /// Another tab says this workspace syncs (its sync status arrived): a
+    /// tab opened before the workspace was shared learns the settings from
+    /// storage, so it shows them and can take over the relay connection
+    /// when the tab holding it closes.
+    pub fn learn_sharing(self) {
+        if self.sharing.with_untracked(Option::is_some) {
+            return;
+        }
+        spawn_local(async move {
+            let engine = self.engine();
+            // Checked again: the status may have arrived twice meanwhile.
+            if let (Ok(Some(config)), true) = (engine.sync_config().await, self.sharing.with_untracked(Option::is_none))
+            {
+                self.sharing.set(Some(Sharing::of(&config)));
+                crate::sync::start(self, config, &engine.db_name);
+            }
+        });
+    }
+
     /// Rows changed by sync: adopt a joined workspace's settings when they
     /// arrive, and bring the changes into every tab.
     pub fn synced_rows(self, rows: &[Row]) {
@@ -212,13 +242,58 @@ impl AppState {
         self.persist_as(record, is_new, None).await
     }
 
-    /// [`AppState::persist`] for an edit of a record read in epoch `base`
-    /// ([`Engine::open_for_edit`]): refused if it was anonymised since.
-    pub async fn persist_edit_in_epoch<R: Record>(self, record: R, base: u64) -> Result<Row, String> {
+    /// [`AppState::persist`] for an edit form opened at `base`
+    /// ([`Engine::open_for_edit`]): writes only what the form changed since,
+    /// and is refused if the record was anonymised since.
+    pub async fn persist_edit<R: Record>(self, record: R, base: Base) -> Result<Row, String> {
         self.persist_as(record, false, Some(base)).await
     }
 
-    async fn persist_as<R: Record>(self, record: R, is_new: bool, base: Option<u64>) -> Result<Row, String> {
+    /// Saves what a record form holds: a new record when the form was not
+    /// opened on one (`base` is `None`), else an edit of the version it
+    /// was opened at ([`AppState::persist_edit`]).
+    pub async fn persist_form<R: Record>(self, record: R, base: Option<Base>) -> Result<Row, String> {
+        match base {
+            Some(base) => self.persist_edit(record, base).await,
+            None => self.persist(record, true).await,
+        }
+    }
+
+    /// Picks one value of a conflicted field of record `id` (see
+    /// [`Engine::pick`]) and brings the result to the list, other tabs and
+    /// sync.
+    pub async fn pick(self, id: RecordId, path: Vec<String>, choice: Choice) -> Result<(), String> {
+        self.save.set(SaveState::Saving);
+        match self.engine().pick(id, &path, &choice).await {
+            Ok(row) => {
+                self.stored(row);
+                Ok(())
+            }
+            Err(e) => {
+                let message = format!("Not saved: {e}");
+                self.save.set(SaveState::Failed(message.clone()));
+                Err(message)
+            }
+        }
+    }
+
+    /// A record's new row is durable: tell sync, the other tabs and the list.
+    fn stored(self, row: Row) {
+        let engine = self.engine();
+        // Sync first: its task is queued ahead of the list's re-render that
+        // the index update sets off, so the push does not wait for a frame
+        // of UI work (edit propagation).
+        if let Some(sync) = self.sync.get_value() {
+            sync.local_changes();
+        }
+        if let Some(tabs) = self.tabs.get_value() {
+            tabs.announce(&[row.id]);
+        }
+        self.index.update(|i| i.upsert(row));
+        self.save.set(if engine.unsaved() == 0 { SaveState::Saved } else { self.save.get_untracked() });
+    }
+
+    async fn persist_as<R: Record>(self, record: R, is_new: bool, base: Option<Base>) -> Result<Row, String> {
         let engine = self.engine();
         // A form left open while the record was erased (here, in another
         // tab or on another device) must not write it back.
@@ -228,23 +303,13 @@ impl AppState {
         self.save.set(SaveState::Saving);
         let result = match (is_new, base) {
             (true, _) => engine.create(&record).await,
-            (false, Some(base)) => engine.save_in_epoch(&record, base).await,
+            (false, Some(base)) => engine.save_edit(&record, &base).await,
             (false, None) => engine.save(&record).await,
         };
         match result {
             Ok(row) => {
                 mark("rapport:save-durable");
-                // Sync first: its task is queued ahead of the list's
-                // re-render that the index update sets off, so the push
-                // does not wait for a frame of UI work (edit propagation).
-                if let Some(sync) = self.sync.get_value() {
-                    sync.local_changes();
-                }
-                if let Some(tabs) = self.tabs.get_value() {
-                    tabs.announce(&[row.id]);
-                }
-                self.index.update(|i| i.upsert(row.clone()));
-                self.save.set(if engine.unsaved() == 0 { SaveState::Saved } else { self.save.get_untracked() });
+                self.stored(row.clone());
                 Ok(row)
             }
             Err(e @ SaveError::Rewritten) => {
@@ -271,7 +336,7 @@ impl AppState {
             let rows = self.engine().refresh(&ids).await;
             let workspace_id = self.workspace.with_untracked(|w| w.id);
             if ids.contains(&workspace_id) {
-                if let Ok((ws, _)) = self.engine().open::<Workspace>(workspace_id).await {
+                if let Ok(ws) = self.engine().open::<Workspace>(workspace_id).await {
                     self.workspace.set(ws);
                     self.purge_erased().await;
                 }

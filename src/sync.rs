@@ -78,7 +78,12 @@ pub fn start(app: AppState, config: SyncConfig, db_name: &str) {
                     let service = Rc::new(SyncService { driver: driver.clone() });
                     app.sync.set_value(Some(service.clone()));
                     service.erase_tombstoned(app.workspace.with_untracked(|w| w.tombstones.clone()));
-                    driver.start().await;
+                    // Started offline: wait for the `online` event.
+                    if crate::browser::online() {
+                        driver.start().await;
+                    } else {
+                        app.sync_status_changed(&SyncStatus::Offline);
+                    }
                 }
                 Err(e) => app.sync_status_changed(&SyncStatus::Error(SyncProblem::LocalStorage(e.to_string()))),
             }
@@ -86,14 +91,25 @@ pub fn start(app: AppState, config: SyncConfig, db_name: &str) {
     });
 }
 
-/// Going online reconnects at once instead of waiting for the backoff.
+/// The browser's network events drive the connection at once: going
+/// offline stops sync (closes the socket, the indicator says so) rather
+/// than waiting for a connection that can no longer carry anything to time
+/// out; going online reconnects instead of waiting for the backoff.
 fn listen_for_network(driver: Rc<Driver>) {
-    let online = window_event_listener(leptos::ev::online, move |_| {
+    let online = {
         let driver = driver.clone();
-        spawn_local(async move { driver.handle(Event::Start).await });
+        window_event_listener(leptos::ev::online, move |_| {
+            let driver = driver.clone();
+            spawn_local(async move { driver.handle(Event::Start).await });
+        })
+    };
+    let offline = window_event_listener(leptos::ev::offline, move |_| {
+        let driver = driver.clone();
+        spawn_local(async move { driver.handle(Event::Stop).await });
     });
     // The tab keeps syncing for its whole life.
     std::mem::forget(online);
+    std::mem::forget(offline);
 }
 
 type EventHandler = Rc<dyn Fn(Event)>;

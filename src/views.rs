@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod companies;
 pub mod company_form;
 pub mod company_page;
+pub mod conflicts;
 pub mod consent;
 pub mod contact_form;
 pub mod contact_page;

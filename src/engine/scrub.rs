@@ -39,7 +39,7 @@ impl Engine {
     }
 
     async fn scrub_one<R: Record + Referencing>(&self, id: RecordId, subject: RecordId) -> Result<Option<Row>, String> {
-        let (mut record, _) = self.open::<R>(id).await.map_err(|e| e.to_string())?;
+        let mut record = self.open::<R>(id).await.map_err(|e| e.to_string())?;
         if record.scrub(subject).is_empty() {
             return Ok(None);
         }

@@ -8,11 +8,13 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::{use_navigate, use_params_map};
 use rapport_core::contact::Address;
+use rapport_core::form::Base;
 use rapport_core::form::FormErrors;
 use rapport_core::ids::RecordId;
 use rapport_core::record::RecordKind;
 use rapport_core::sales::company::{Company, CompanyForm, SIZES};
 
+use super::conflicts::ChangedElsewhere;
 use super::contact_form::CustomInput;
 use super::widgets::{FieldError, TextField};
 use crate::browser;
@@ -31,13 +33,13 @@ pub fn EditCompany() -> impl IntoView {
         let id = params.with(|p| p.get("id").unwrap_or_default());
         async move {
             let id: RecordId = id.parse().map_err(|e: rapport_core::ids::BadId| e.to_string())?;
-            app.engine().open::<Company>(id).await.map(|(c, _)| c).map_err(|e| e.to_string())
+            app.engine().open_for_edit::<Company>(id).await.map_err(|e| e.to_string())
         }
     });
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || loaded.get().map(|r| match r {
-                Ok(c) => view! { <CompanyEditor existing=Some(c)/> }.into_any(),
+                Ok((c, base)) => view! { <CompanyEditor existing=Some(c) base=Some(base)/> }.into_any(),
                 Err(e) => view! { <div class="banner error" role="alert">{e}</div> }.into_any(),
             })}
         </Suspense>
@@ -45,7 +47,13 @@ pub fn EditCompany() -> impl IntoView {
 }
 
 #[component]
-fn CompanyEditor(existing: Option<Company>) -> impl IntoView {
+fn CompanyEditor(
+    existing: Option<Company>,
+    /// The version `existing` was read at: saving writes only what this
+    /// form changed since.
+    #[prop(default = None)]
+    base: Option<Base>,
+) -> impl IntoView {
     let app = use_app();
     let navigate = use_navigate();
     let is_new = existing.is_none();
@@ -53,7 +61,11 @@ fn CompanyEditor(existing: Option<Company>) -> impl IntoView {
         .as_ref()
         .map(CompanyForm::from_company)
         .unwrap_or_else(|| CompanyForm { owner: app.engine().member.to_string(), ..Default::default() });
+    let changed_notice = existing.as_ref().map(|r| r.id).zip(base.clone()).map(|(id, base)| {
+        view! { <ChangedElsewhere id=id base=base noun="company"/> }
+    });
     let existing = StoredValue::new(existing);
+    let base = StoredValue::new(base);
 
     let name = RwSignal::new(form.name);
     let domain = RwSignal::new(form.domain);
@@ -114,7 +126,7 @@ fn CompanyEditor(existing: Option<Company>) -> impl IntoView {
                 spawn_local(async move {
                     let id = company.id;
                     let name = company.name.clone();
-                    match app.persist(company, is_new).await {
+                    match app.persist_form(company, base.get_value()).await {
                         Ok(_) => {
                             app.notify(if is_new { format!("Created {name}") } else { format!("Saved {name}") }, None);
                             navigate(&format!("/companies/{id}"), Default::default());
@@ -158,6 +170,7 @@ fn CompanyEditor(existing: Option<Company>) -> impl IntoView {
             <div class="page-head">
                 <h1>{heading}</h1>
             </div>
+            {changed_notice}
             <form class="card form" on:submit=submit novalidate=true data-testid="company-form">
                 {move || (!errors.with(BTreeMap::is_empty)).then(|| view! {
                     <div class="banner error" role="alert">"Some fields need attention. They are marked below."</div>

@@ -13,6 +13,7 @@ use rapport_core::sales::company::Company;
 use rapport_core::sales::deal;
 
 use super::companies::company_initials;
+use super::conflicts::ConflictCard;
 use super::contacts::initials;
 use super::follow_ups::FollowUps;
 use super::timeline::ActivityPanel;
@@ -30,8 +31,11 @@ pub fn CompanyPage() -> impl IntoView {
         let id = id_param();
         ids.iter().any(|i| i.to_string() == id).then_some(n)
     });
+    // And after a conflict pick here.
+    let reload = RwSignal::new(0u32);
     let loaded = LocalResource::new(move || {
         external.track();
+        reload.track();
         let id = id_param();
         async move {
             let id: RecordId = id.parse().map_err(|_| OpenError::NotFound(RecordId::from_bytes([0; 16])))?;
@@ -39,13 +43,13 @@ pub fn CompanyPage() -> impl IntoView {
             if let Err(OpenError::Corrupt { .. }) = &result {
                 app.refresh_quarantine();
             }
-            result.map(|(c, _)| c)
+            result
         }
     });
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || loaded.get().map(|r| match r {
-                Ok(c) => view! { <CompanyView company=c/> }.into_any(),
+                Ok(c) => view! { <CompanyView company=c reload=reload/> }.into_any(),
                 Err(e) => view! { <OpenFailure error=e/> }.into_any(),
             })}
         </Suspense>
@@ -111,7 +115,7 @@ struct DealLine {
 }
 
 #[component]
-fn CompanyView(company: Company) -> impl IntoView {
+fn CompanyView(company: Company, reload: RwSignal<u32>) -> impl IntoView {
     let app = use_app();
     let navigate = use_navigate();
     let company = RwSignal::new(company);
@@ -203,6 +207,7 @@ fn CompanyView(company: Company) -> impl IntoView {
             {move || company.with(|c| c.deleted).then(|| view! {
                 <div class="banner warn" role="status">"This company is deleted. " <button class="btn small" on:click=restore>"Restore"</button></div>
             })}
+            <ConflictCard id=id noun="company" on_picked=move |()| reload.update(|n| *n += 1)/>
             <div class="company-grid">
                 <div class="company-side">
                     <div class="card details">

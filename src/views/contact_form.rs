@@ -8,12 +8,14 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 use rapport_core::contact::{Address, Contact, ContactForm, EntryForm, FormErrors};
+use rapport_core::form::Base;
 use rapport_core::ids::RecordId;
 use rapport_core::record::RecordKind;
 use rapport_core::sales::company;
 use rapport_core::search::{Query, Sort};
 use rapport_core::validate::CustomFieldKind;
 
+use super::conflicts::ChangedElsewhere;
 use super::widgets::{FieldError, TextField};
 use crate::browser;
 use crate::state::use_app;
@@ -69,7 +71,7 @@ pub fn EditContact() -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || loaded.get().map(|r| match r {
-                Ok((c, epoch)) => view! { <ContactEditor existing=Some(c) epoch=epoch/> }.into_any(),
+                Ok((c, base)) => view! { <ContactEditor existing=Some(c) base=Some(base)/> }.into_any(),
                 Err(e) => view! { <div class="banner error" role="alert">{e}</div> }.into_any(),
             })}
         </Suspense>
@@ -93,10 +95,11 @@ fn lines(entries: Vec<EntryForm>, default_label: &str) -> Vec<Line> {
 #[component]
 fn ContactEditor(
     existing: Option<Contact>,
-    /// The epoch `existing` was read in: saving is refused once the contact
-    /// has been anonymised (rewritten into a later epoch) meanwhile.
-    #[prop(default = 0)]
-    epoch: u64,
+    /// The version `existing` was read at: saving writes only what this
+    /// form changed since, and is refused once the contact has been
+    /// anonymised (rewritten into a later epoch) meanwhile.
+    #[prop(default = None)]
+    base: Option<Base>,
     #[prop(default = None)] company: Option<String>,
 ) -> impl IntoView {
     let app = use_app();
@@ -108,6 +111,7 @@ fn ContactEditor(
         ..Default::default()
     });
     let existing = StoredValue::new(existing);
+    let base = StoredValue::new(base);
 
     let given = RwSignal::new(form.given_name);
     let family = RwSignal::new(form.family_name);
@@ -221,10 +225,9 @@ fn ContactEditor(
                 spawn_local(async move {
                     let id = contact.id;
                     let name = contact.display_name();
-                    let saved = if is_new {
-                        app.persist(contact, true).await
-                    } else {
-                        app.persist_edit_in_epoch(contact, epoch).await
+                    let saved = match base.get_value() {
+                        Some(base) => app.persist_edit(contact, base).await,
+                        None => app.persist(contact, true).await,
                     };
                     match saved {
                         Ok(_) => {
@@ -241,6 +244,9 @@ fn ContactEditor(
         }
     };
 
+    let changed_notice = existing.with_value(|e| e.as_ref().map(|c| c.id)).zip(base.get_value()).map(|(id, base)| {
+        view! { <ChangedElsewhere id=id base=base noun="contact"/> }
+    });
     let cancel_href = existing
         .with_value(|e| e.as_ref().map(|c| format!("/contacts/{}", c.id)).unwrap_or_else(|| "/contacts".into()));
     let heading = existing.with_value(|e| {
@@ -259,6 +265,7 @@ fn ContactEditor(
             <div class="page-head">
                 <h1>{heading}</h1>
             </div>
+            {changed_notice}
             <form class="card form" on:submit=submit novalidate=true data-testid="contact-form">
                 {move || (!errors.with(BTreeMap::is_empty)).then(|| view! {
                     <div class="banner error" role="alert">"Some fields need attention. They are marked below."</div>

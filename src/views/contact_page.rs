@@ -6,12 +6,13 @@ use std::rc::Rc;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::{use_navigate, use_params_map};
-use rapport_core::contact::{Contact, FieldConflict};
+use rapport_core::contact::Contact;
 use rapport_core::ids::RecordId;
 use rapport_core::record::{Record, RecordKind};
 use rapport_core::repo::OpenError;
 use rapport_core::sales::activity::ActivityKind;
 
+use super::conflicts::ConflictCard;
 use super::consent::ConsentPanel;
 use super::contacts::initials;
 use super::follow_ups::FollowUps;
@@ -48,7 +49,7 @@ pub fn ContactPage() -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || loaded.get().map(|r| match r {
-                Ok((c, conflicts)) => view! { <ContactView contact=c conflicts=conflicts reload=reload/> }.into_any(),
+                Ok(c) => view! { <ContactView contact=c reload=reload/> }.into_any(),
                 Err(e) => view! { <OpenFailure error=e/> }.into_any(),
             })}
         </Suspense>
@@ -100,7 +101,7 @@ fn delete(app: AppState, mut contact: Contact, deleted: bool) {
 }
 
 #[component]
-fn ContactView(contact: Contact, conflicts: Vec<FieldConflict>, reload: RwSignal<u32>) -> impl IntoView {
+fn ContactView(contact: Contact, reload: RwSignal<u32>) -> impl IntoView {
     let app = use_app();
     let navigate = use_navigate();
     let contact = RwSignal::new(contact);
@@ -121,22 +122,6 @@ fn ContactView(contact: Contact, conflicts: Vec<FieldConflict>, reload: RwSignal
     let restore = move |_| {
         delete(app, contact.get_untracked(), false);
         contact.update(|c| c.deleted = false);
-    };
-
-    let pick = move |field: &'static str, value: String| {
-        let mut c = contact.get_untracked();
-        match field {
-            "given_name" => c.given_name = value,
-            "family_name" => c.family_name = value,
-            "company_name" => c.company_name = value,
-            _ => c.title = value,
-        }
-        c.touch(browser::now(), app.engine().member);
-        spawn_local(async move {
-            if app.persist(c, false).await.is_ok() {
-                reload.update(|n| *n += 1);
-            }
-        });
     };
 
     let custom_rows = ws.with_untracked(|w| {
@@ -163,29 +148,7 @@ fn ContactView(contact: Contact, conflicts: Vec<FieldConflict>, reload: RwSignal
             {move || contact.with(|c| c.deleted).then(|| view! {
                 <div class="banner warn" role="status">"This contact is deleted. " <button class="btn small" on:click=restore>"Restore"</button></div>
             })}
-            {(!conflicts.is_empty()).then(|| view! {
-                <div class="card conflicts" data-testid="conflicts">
-                    <h2>"Edited in two places at once"</h2>
-                    <p class="muted">"These fields were changed on two devices before they synced. The first value is shown; pick another to use it instead."</p>
-                    {conflicts.into_iter().map(|fc| {
-                        let field = fc.field;
-                        view! {
-                            <div class="conflict">
-                                <strong>{fc.label}</strong>
-                                {fc.values.into_iter().enumerate().map(|(i, v)| {
-                                    let chosen = v.clone();
-                                    view! {
-                                        <button class="btn small" class:primary=i == 0 aria-pressed=if i == 0 { "true" } else { "false" }
-                                            on:click=move |_| pick(field, chosen.clone())>
-                                            {if v.is_empty() { "(empty)".to_owned() } else { v.clone() }}
-                                        </button>
-                                    }
-                                }).collect_view()}
-                            </div>
-                        }
-                    }).collect_view()}
-                </div>
-            })}
+            <ConflictCard id=id noun="contact" on_picked=move |()| reload.update(|n| *n += 1)/>
             <div class="contact-grid">
                 <div class="card details">
                     <h2>"Details"</h2>

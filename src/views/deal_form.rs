@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
+use rapport_core::form::Base;
 use rapport_core::form::FormErrors;
 use rapport_core::ids::RecordId;
 use rapport_core::record::RecordKind;
@@ -17,6 +18,7 @@ use rapport_core::sales::pipeline::Outcome;
 use rapport_core::search::{Query, Sort};
 use rapport_core::validate::CustomFieldKind;
 
+use super::conflicts::ChangedElsewhere;
 use super::deals::live_title;
 use super::widgets::{FieldError, TextField};
 use crate::browser;
@@ -35,13 +37,13 @@ pub fn EditDeal() -> impl IntoView {
         let id = params.with(|p| p.get("id").unwrap_or_default());
         async move {
             let id: RecordId = id.parse().map_err(|e: rapport_core::ids::BadId| e.to_string())?;
-            app.engine().open::<Deal>(id).await.map(|(d, _)| d).map_err(|e| e.to_string())
+            app.engine().open_for_edit::<Deal>(id).await.map_err(|e| e.to_string())
         }
     });
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || loaded.get().map(|r| match r {
-                Ok(d) => view! { <DealEditor existing=Some(d)/> }.into_any(),
+                Ok((d, base)) => view! { <DealEditor existing=Some(d) base=Some(base)/> }.into_any(),
                 Err(e) => view! {
                     <section class="page">
                         <div class="banner error" role="alert">{format!("This deal could not be opened: {e}")}</div>
@@ -54,7 +56,13 @@ pub fn EditDeal() -> impl IntoView {
 }
 
 #[component]
-fn DealEditor(existing: Option<Deal>) -> impl IntoView {
+fn DealEditor(
+    existing: Option<Deal>,
+    /// The version `existing` was read at: saving writes only what this
+    /// form changed since.
+    #[prop(default = None)]
+    base: Option<Base>,
+) -> impl IntoView {
     let app = use_app();
     let navigate = use_navigate();
     let query = use_query_map();
@@ -83,7 +91,11 @@ fn DealEditor(existing: Option<Deal>) -> impl IntoView {
             ..Default::default()
         }
     });
+    let changed_notice = existing.as_ref().map(|r| r.id).zip(base.clone()).map(|(id, base)| {
+        view! { <ChangedElsewhere id=id base=base noun="deal"/> }
+    });
     let existing = StoredValue::new(existing);
+    let base = StoredValue::new(base);
 
     let title = RwSignal::new(form.title);
     let value = RwSignal::new(form.value);
@@ -157,7 +169,7 @@ fn DealEditor(existing: Option<Deal>) -> impl IntoView {
                 spawn_local(async move {
                     let id = deal.id;
                     let name = deal.title.clone();
-                    match app.persist(deal, is_new).await {
+                    match app.persist_form(deal, base.get_value()).await {
                         Ok(_) => {
                             app.notify(if is_new { format!("Created {name}") } else { format!("Saved {name}") }, None);
                             navigate(&format!("/deals/{id}"), Default::default());
@@ -242,6 +254,7 @@ fn DealEditor(existing: Option<Deal>) -> impl IntoView {
     view! {
         <section class="page form-page">
             <div class="page-head"><h1>{heading}</h1></div>
+            {changed_notice}
             <form class="card form" on:submit=submit novalidate=true data-testid="deal-form">
                 {move || (!errors.with(BTreeMap::is_empty)).then(|| view! {
                     <div class="banner error" role="alert">"Some fields need attention. They are marked below."</div>

@@ -16,6 +16,7 @@ use rapport_core::sales::money;
 use rapport_core::sales::pipeline::Outcome;
 use rapport_core::workspace::Workspace;
 
+use super::conflicts::ConflictCard;
 use super::deals::{format_date, live_title, stage_label};
 use super::follow_ups::FollowUps;
 use super::timeline::ActivityPanel;
@@ -48,7 +49,7 @@ pub fn DealPage() -> impl IntoView {
             if let Err(OpenError::Corrupt { .. }) = &result {
                 app.refresh_quarantine();
             }
-            result.map(|(d, _)| d)
+            result
         }
     });
     view! {
@@ -214,6 +215,8 @@ fn DealView(deal: Deal) -> impl IntoView {
             {move || deleted.get().then(|| view! {
                 <div class="banner warn" role="status">"This deal is deleted. " <button class="btn small" on:click=restore>"Restore"</button></div>
             })}
+            // A pick changes the deal's row, which reloads this page.
+            <ConflictCard id=id noun="deal"/>
             <ol class="stage-bar" aria-label="Stage progress" data-testid="stage-bar">
                 {steps.into_iter().map(|(name, state)| {
                     let current = matches!(state, "current" | "won" | "lost");

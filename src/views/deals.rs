@@ -61,7 +61,7 @@ pub async fn move_deal(
     reason: String,
 ) -> Result<String, String> {
     let engine = app.engine();
-    let (mut deal, _) = engine.open::<Deal>(id).await.map_err(|e| format!("The deal could not be opened: {e}"))?;
+    let mut deal = engine.open::<Deal>(id).await.map_err(|e| format!("The deal could not be opened: {e}"))?;
     let ws = app.workspace.get_untracked();
     deal.move_to(
         &ws,

@@ -177,7 +177,7 @@ fn CurrencyChart(forecast: Forecast, currency: String) -> impl IntoView {
     let months: Vec<(Month, i64, i64, usize)> = forecast
         .months
         .iter()
-        .map(|(m, l)| (*m, l.weighted.get(&currency), l.won.get(&currency), l.open_deals + l.won_deals))
+        .map(|(m, l)| (*m, l.weighted.get(&currency), l.won.get(&currency), l.deals_in(&currency)))
         .collect();
     let top = months.iter().map(|(_, w, won, _)| w + won).chain(target).max().unwrap_or(0).max(1);
     let pct = move |v: i64| format!("{:.2}%", v as f64 * 100.0 / top as f64);

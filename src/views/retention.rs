@@ -162,7 +162,7 @@ async fn anonymise_one(app: AppState, id: RecordId) -> Result<(), String> {
 
 /// Erases one contact through the same path as its own Erase button.
 async fn erase_one(app: AppState, id: RecordId) -> Result<(), String> {
-    let (contact, _) = app
+    let contact = app
         .engine()
         .open::<Contact>(id)
         .await

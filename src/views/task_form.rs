@@ -11,12 +11,14 @@ use std::rc::Rc;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
+use rapport_core::form::Base;
 use rapport_core::form::FormErrors;
 use rapport_core::ids::RecordId;
 use rapport_core::record::RecordKind;
 use rapport_core::sales::task::{Priority, Task, TaskForm};
 use rapport_core::search::{Query, Sort};
 
+use super::conflicts::{ChangedElsewhere, ConflictCard};
 use super::tasks::kind_label;
 use super::widgets::{FieldError, TextField};
 use super::{record_href, record_path};
@@ -39,13 +41,13 @@ pub fn EditTask() -> impl IntoView {
         let id = params.with(|p| p.get("id").unwrap_or_default());
         async move {
             let id: RecordId = id.parse().map_err(|_| "There is no task at this address.".to_owned())?;
-            app.engine().open::<Task>(id).await.map(|(t, _)| t).map_err(|e| e.to_string())
+            app.engine().open_for_edit::<Task>(id).await.map_err(|e| e.to_string())
         }
     });
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || loaded.get().map(|r| match r {
-                Ok(t) if !t.deleted => view! { <TaskEditor existing=Some(t)/> }.into_any(),
+                Ok((t, base)) if !t.deleted => view! { <TaskEditor existing=Some(t) base=Some(base)/> }.into_any(),
                 Ok(_) => view! {
                     <section class="page">
                         <div class="banner warn" role="status">"This task was deleted."</div>
@@ -87,7 +89,13 @@ fn delete(app: AppState, mut task: Task, deleted: bool) {
 }
 
 #[component]
-fn TaskEditor(existing: Option<Task>) -> impl IntoView {
+fn TaskEditor(
+    existing: Option<Task>,
+    /// The version `existing` was read at: saving writes only what this
+    /// form changed since.
+    #[prop(default = None)]
+    base: Option<Base>,
+) -> impl IntoView {
     let app = use_app();
     let navigate = use_navigate();
     let query = use_query_map();
@@ -105,7 +113,15 @@ fn TaskEditor(existing: Option<Task>) -> impl IntoView {
     };
     let came_from = (is_new).then_some(initial_link).flatten();
     let was_done = existing.as_ref().is_some_and(Task::is_done);
+    // A task has no page of its own: its form shows its conflicts too.
+    let changed_notice = existing.as_ref().map(|r| r.id).zip(base.clone()).map(|(id, base)| {
+        view! {
+            <ChangedElsewhere id=id base=base noun="task"/>
+            <ConflictCard id=id noun="task"/>
+        }
+    });
     let existing = StoredValue::new(existing);
+    let base = StoredValue::new(base);
 
     let title = RwSignal::new(form.title);
     let due_date = RwSignal::new(form.due_date);
@@ -162,7 +178,7 @@ fn TaskEditor(existing: Option<Task>) -> impl IntoView {
                     let back = back.clone();
                     spawn_local(async move {
                         let name = task.title.clone();
-                        match app.persist(task, is_new).await {
+                        match app.persist_form(task, base.get_value()).await {
                             Ok(_) => {
                                 app.notify(
                                     if is_new {
@@ -206,6 +222,7 @@ fn TaskEditor(existing: Option<Task>) -> impl IntoView {
             <div class="page-head">
                 <h1>{heading}</h1>
             </div>
+            {changed_notice}
             <form class="card form" on:submit=submit novalidate=true data-testid="task-form">
                 {move || (!errors.with(FormErrors::is_empty)).then(|| view! {
                     <div class="banner error" role="alert">"Some fields need attention. They are marked below."</div>

@@ -57,7 +57,7 @@ pub fn set_done(app: AppState, id: RecordId, done: bool) {
     spawn_local(async move {
         let engine = app.engine();
         let mut task = match engine.open::<Task>(id).await {
-            Ok((t, _)) => t,
+            Ok(t) => t,
             Err(e) => {
                 app.notify(format!("This task could not be opened: {e}"), None);
                 return;

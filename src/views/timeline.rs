@@ -37,6 +37,7 @@ use std::rc::Rc;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use rapport_core::form::Base;
 use rapport_core::form::{self, FormErrors};
 use rapport_core::ids::RecordId;
 use rapport_core::privacy::references::{row_references, RowReferences};
@@ -47,6 +48,7 @@ use rapport_core::validate::FieldError as CoreFieldError;
 use rapport_core::Timestamp;
 use wasm_bindgen::JsCast;
 
+use super::conflicts::{ChangedElsewhere, ConflictCard};
 use super::record_href;
 use super::widgets::{Dialog, FieldError};
 use crate::browser;
@@ -198,7 +200,7 @@ fn entry(app: AppState, row: &Row, target: RecordId, rows: &rapport_core::search
 fn set_deleted(app: AppState, id: RecordId, deleted: bool) {
     spawn_local(async move {
         let engine = app.engine();
-        let Ok((mut a, _)) = engine.open::<Activity>(id).await else {
+        let Ok(mut a) = engine.open::<Activity>(id).await else {
             app.notify("That activity could not be opened on this device.", None);
             return;
         };
@@ -316,14 +318,16 @@ pub fn Timeline(
 #[component]
 fn EditActivity(id: RecordId, on_done: Callback<Option<RecordId>>) -> impl IntoView {
     let app = use_app();
-    let loaded = LocalResource::new(move || async move { app.engine().open::<Activity>(id).await.map(|(a, _)| a) });
+    let loaded = LocalResource::new(move || async move { app.engine().open_for_edit::<Activity>(id).await });
     view! {
         <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
             {move || loaded.get().map(|r| match r {
-                Ok(a) => {
+                Ok((a, base)) => {
                     let kind = a.kind;
                     view! {
-                        <ActivityEditor prefix="edit-activity".into() existing=Some(a) initial_kind=kind
+                        <ChangedElsewhere id=id base=base.clone() noun="activity"/>
+                        <ConflictCard id=id noun="activity"/>
+                        <ActivityEditor prefix="edit-activity".into() existing=Some(a) base=Some(base) initial_kind=kind
                             links=None on_done=on_done/>
                     }.into_any()
                 }
@@ -443,6 +447,10 @@ fn ActivityEditor(
     /// Prefix of the element ids (unique on the page).
     prefix: String,
     existing: Option<Activity>,
+    /// The version `existing` was read at: saving writes only what this
+    /// form changed since.
+    #[prop(default = None)]
+    base: Option<Base>,
     initial_kind: ActivityKind,
     /// What a new activity is linked to: (contacts, company, deal) ids.
     links: Option<Callback<(), Links>>,
@@ -451,6 +459,7 @@ fn ActivityEditor(
 ) -> impl IntoView {
     let app = use_app();
     let is_new = existing.is_none();
+    let base = StoredValue::new(base);
     let form = existing.as_ref().map(ActivityForm::from_activity).unwrap_or_default();
     let kind = RwSignal::new(initial_kind);
     let subject = RwSignal::new(form.subject);
@@ -531,7 +540,7 @@ fn ActivityEditor(
         spawn_local(async move {
             let id = activity.id;
             let what = activity.kind.label();
-            match app.persist(activity, is_new).await {
+            match app.persist_form(activity, base.get_value()).await {
                 Ok(_) => {
                     app.notify(if is_new { format!("{what} logged") } else { format!("{what} saved") }, None);
                     on_done.run(Some(id));

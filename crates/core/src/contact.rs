@@ -119,10 +119,6 @@ pub struct Contact {
     pub anonymised_at: Option<Timestamp>,
 }
 
-/// Fields that hold one scalar value: what conflicts are reported for.
-pub const SCALAR_FIELDS: [(&str, &str); 4] =
-    [("given_name", "Given name"), ("family_name", "Family name"), ("company_name", "Company"), ("title", "Job title")];
-
 impl Contact {
     pub fn new(id: RecordId, now: Timestamp, by: MemberId) -> Self {
         Self {
@@ -180,26 +176,6 @@ impl Contact {
         self.updated_at = now.max(self.updated_at);
         self.updated_by = by;
     }
-}
-
-/// A field whose value replicas set concurrently.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldConflict {
-    pub field: &'static str,
-    pub label: &'static str,
-    /// The value shown first, then the values it beat.
-    pub values: Vec<String>,
-}
-
-/// Every scalar field of a contact document that holds concurrent values.
-pub fn conflicts(doc: &AutoCommit) -> Vec<FieldConflict> {
-    SCALAR_FIELDS
-        .iter()
-        .filter_map(|(field, label)| {
-            let values = doc::conflicts(doc, &ROOT, field);
-            (values.len() > 1).then_some(FieldConflict { field, label, values })
-        })
-        .collect()
 }
 
 fn read_entries(doc: &AutoCommit, key: &str) -> Result<Vec<Labeled>, DecodeError> {

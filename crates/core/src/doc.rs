@@ -2,7 +2,7 @@
 //!
 //! Conventions (written down in docs/ARCHITECTURE.md):
 //! - short fields are scalar strings (last writer wins per field, conflicts
-//!   visible through [`conflicts`]); long free text (notes) is a Text object so
+//!   visible through [`crate::conflict`]); long free text (notes) is a Text object so
 //!   concurrent edits interleave instead of overwriting;
 //! - collections that replicas grow concurrently (emails, phones, tags,
 //!   consent events, custom values) are maps keyed by a stable id, so
@@ -336,27 +336,6 @@ pub fn write_str_map(
 /// Keys of a map, in Automerge's (sorted) order.
 pub fn map_keys<D: ReadDoc>(doc: &D, obj: &ObjId) -> Vec<String> {
     doc.keys(obj).collect()
-}
-
-/// The values one field holds because replicas set it concurrently: the
-/// winner first, then the values it beat. Empty or one element means no
-/// conflict. Only scalar values are reported.
-pub fn conflicts<D: ReadDoc>(doc: &D, obj: &ObjId, key: &str) -> Vec<String> {
-    let Ok(all) = doc.get_all(obj, key) else { return Vec::new() };
-    let mut values: Vec<String> = all
-        .into_iter()
-        .filter_map(|(v, _)| match v {
-            Value::Scalar(s) => Some(match s.as_ref() {
-                ScalarValue::Str(s) => s.to_string(),
-                ScalarValue::Null => String::new(),
-                other => other.to_string(),
-            }),
-            Value::Object(_) => None,
-        })
-        .collect();
-    // get_all lists the winner last; show it first.
-    values.reverse();
-    values
 }
 
 /// Writes `kind` and `schema` at the root of a new document.

@@ -14,6 +14,17 @@ use crate::record::RecordKind;
 use crate::validate::{self, FieldError};
 use crate::workspace::Workspace;
 
+/// The version of a record an edit form was opened on: its epoch
+/// ([`crate::privacy::epoch`]) and the document's heads. Saving writes only
+/// what the form changed since ([`crate::repo::Repo::save_since`]), and the
+/// form can tell what changed elsewhere meanwhile
+/// ([`crate::conflict::changed_since`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base {
+    pub epoch: u64,
+    pub heads: Vec<automerge::ChangeHash>,
+}
+
 /// Field key (`name`, `emails.0`, `custom.tier`…) → what is wrong.
 pub type FormErrors = BTreeMap<String, FieldError>;
 

@@ -30,6 +30,7 @@
 
 pub mod audit;
 pub mod chunks;
+pub mod conflict;
 pub mod consent;
 pub mod contact;
 pub mod doc;

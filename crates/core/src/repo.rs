@@ -5,8 +5,6 @@
 //! Nothing here knows about a particular record type: it works through the
 //! [`Record`] trait, so every kind in the workspace shares one storage path.
 
-use std::cell::Cell;
-
 use automerge::{ActorId, AutoCommit, ChangeHash};
 
 use crate::doc::{DecodeError, EncodeError};
@@ -101,15 +99,13 @@ pub type Clock = Box<dyn Fn() -> Timestamp>;
 pub struct Repo<S> {
     storage: S,
     actor: ActorId,
-    /// Queue local changes in the outbox (sync is configured).
-    outbox: Cell<bool>,
     /// Stamps every local change with its time (see [`Repo::with_clock`]).
     clock: Option<Clock>,
 }
 
 impl<S: Storage> Repo<S> {
     pub fn new(storage: S, actor: impl Into<ActorId>) -> Self {
-        Self { storage, actor: actor.into(), outbox: Cell::new(false), clock: None }
+        Self { storage, actor: actor.into(), clock: None }
     }
 
     /// Stamps every local change (create, save, retry, batch create) with
@@ -131,11 +127,6 @@ impl<S: Storage> Repo<S> {
         if let Some(clock) = &self.clock {
             crate::audit::commit(doc, clock());
         }
-    }
-
-    /// Turns queueing of local changes for sync on or off.
-    pub fn set_outbox(&self, on: bool) {
-        self.outbox.set(on);
     }
 
     pub fn storage(&self) -> &S {
@@ -200,23 +191,51 @@ impl<S: Storage> Repo<S> {
         self.persist(handle, record.row()).await
     }
 
-    /// [`Repo::save`] for an edit of the record as read in epoch `base`:
-    /// refused with [`SaveError::Rewritten`] when the document has moved to
-    /// another epoch since (a form left open while the contact was
-    /// anonymised must not write the old name into the new history).
+    /// Saves an edit made in a form opened on the record at `base` (its
+    /// epoch and heads then, [`crate::form::Base`]): only what the form
+    /// changed since is written, so edits made elsewhere meanwhile stay.
+    ///
+    /// The record is written into the document as it was at `base`
+    /// (Automerge's isolation: the writers compare with the old values, so
+    /// a field the form left alone produces no operation), and the change
+    /// is then merged with everything that happened since. A field changed
+    /// both in the form and elsewhere ends with both values, a conflict the
+    /// record's page shows with a pick ([`crate::conflict`]); notes
+    /// interleave; sets merge by union. Nothing is reverted silently.
     ///
     /// # Errors
-    /// [`SaveError::Rewritten`], or as [`Repo::save`].
-    pub async fn save_in_epoch<R: Record>(
+    /// [`SaveError::Rewritten`] (nothing written) when the record was
+    /// rewritten into another epoch since `base`, or `base` is not in its
+    /// history; otherwise as [`Repo::save`].
+    pub async fn save_since<R: Record>(
         &self,
         handle: &mut DocHandle,
         record: &R,
-        base: u64,
+        base: &crate::form::Base,
     ) -> Result<(), SaveError> {
-        if handle.epoch() != base {
+        if handle.epoch() != base.epoch || base.heads.iter().any(|h| handle.doc.get_change_by_hash(h).is_none()) {
             return Err(SaveError::Rewritten);
         }
-        self.save(handle, record).await
+        handle.doc.isolate(&base.heads);
+        let written = record.write_doc(&mut handle.doc);
+        // Committed inside the isolation, so the change depends on `base`
+        // only; then the document returns to its latest state with it.
+        self.stamp(&mut handle.doc);
+        handle.doc.integrate();
+        written?;
+        let row = materialise(&handle.doc).map_err(|e| EncodeError(e.to_string()))?;
+        self.persist(handle, row).await
+    }
+
+    /// Writes an edit made directly on the handle's document (a conflict
+    /// pick) and the record's new row, read from the document.
+    ///
+    /// # Errors
+    /// As [`Repo::save`].
+    pub async fn save_doc(&self, handle: &mut DocHandle) -> Result<Row, SaveError> {
+        let row = materialise(&handle.doc).map_err(|e| EncodeError(e.to_string()))?;
+        self.persist(handle, row.clone()).await?;
+        Ok(row)
     }
 
     /// Writes whatever the handle holds that storage does not.
@@ -249,8 +268,7 @@ impl<S: Storage> Repo<S> {
     ) -> Result<(), SaveError> {
         self.stamp(&mut fresh);
         let snapshot = fresh.save();
-        let append =
-            Append { id: handle.id, chunk: snapshot, row: Some(row.clone()), outbox: self.outbox.get(), replace: true };
+        let append = Append { id: handle.id, chunk: snapshot, row: Some(row.clone()), outbox: true, replace: true };
         self.storage.append(&[append]).await?;
         handle.persisted = fresh.get_heads();
         handle.doc = fresh;
@@ -266,7 +284,12 @@ impl<S: Storage> Repo<S> {
         if heads == handle.persisted {
             return Ok(());
         }
-        let outbox = self.outbox.get();
+        // Every local change is queued, shared workspace or not: whether it
+        // reaches the relay must not depend on whether this tab knew the
+        // workspace was shared (another tab may have shared it since this
+        // one opened). Sharing replaces what a local workspace queued with
+        // its whole documents (`rapport_sync::turn_on`).
+        let outbox = true;
         if handle.chunks + 1 >= COMPACT_AFTER_CHUNKS {
             let snapshot = handle.doc.save();
             let queued = outbox.then(|| handle.doc.save_after(&handle.persisted));
@@ -292,10 +315,7 @@ impl<S: Storage> Repo<S> {
             crate::doc::init_root(&mut doc, R::KIND.as_str(), R::SCHEMA)?;
             record.write_doc(&mut doc)?;
             self.stamp(&mut doc);
-            appends.push(Append {
-                outbox: self.outbox.get(),
-                ..Append::chunk(record.id(), doc.save(), Some(record.row()))
-            });
+            appends.push(Append { outbox: true, ..Append::chunk(record.id(), doc.save(), Some(record.row())) });
         }
         self.storage.append(&appends).await?;
         Ok(())
@@ -532,10 +552,11 @@ impl<S: Storage> Repo<S> {
                 // replica's unsent changes of the old one (see
                 // `privacy::epoch`): `save()` holds only the new history.
                 appends.push(Append { replace: true, ..Append::chunk(*id, handle.doc.save(), row.clone()) });
-                // The replayed privacy actions are in the snapshot; while sync
-                // is on they are also queued (and so stored a second time as a
-                // chunk, which loading ignores) for the other replicas.
-                if let Some(bytes) = replayed.filter(|_| self.outbox.get()) {
+                // The replayed privacy actions are in the snapshot; they are
+                // also queued (and so stored a second time as a chunk, which
+                // loading ignores) for the other replicas, as every local
+                // change is.
+                if let Some(bytes) = replayed {
                     appends.push(Append { outbox: true, ..Append::chunk(*id, bytes, None) });
                 }
                 if hydrated.contains_key(id) {
@@ -544,7 +565,7 @@ impl<S: Storage> Repo<S> {
                 }
             } else {
                 let chunk = handle.doc.save_after(&handle.persisted);
-                let outbox = unsaved_local && self.outbox.get();
+                let outbox = unsaved_local;
                 appends.push(Append { outbox, ..Append::chunk(*id, chunk, row.clone()) });
                 if hydrated.contains_key(id) {
                     written.push((*id, after, false));
@@ -687,6 +708,78 @@ mod tests {
 
     const NOW: Timestamp = Timestamp::from_millis(5);
 
+    fn base_of(handle: &mut DocHandle) -> crate::form::Base {
+        crate::form::Base { epoch: handle.epoch(), heads: handle.doc_mut().get_heads() }
+    }
+
+    #[test]
+    fn a_form_left_open_writes_only_what_it_changed() {
+        block_on(async {
+            let a = repo();
+            let mut c = contact(1, "Ada");
+            c.address.city = "London".into();
+            let mut h = a.create(&c).await.unwrap();
+            // Tab 1 opens the form; meanwhile tab 2 saves the city.
+            let base = base_of(&mut h);
+            let opened = c.clone();
+            // (Another tab: the same storage, its own session actor.)
+            let (mut hb, mut elsewhere) = a.open::<Contact>(c.id, NOW).await.unwrap();
+            hb.doc_mut().set_actor(session_actor(me(), [8; 8]));
+            elsewhere.address.city = "Bergen".into();
+            a.save(&mut hb, &elsewhere).await.unwrap();
+            let mut fresh = a.open_doc(c.id, NOW).await.unwrap();
+            // Tab 1's form, still showing London, changes the tags only.
+            let mut edited = opened;
+            edited.tags.insert("vip".into());
+            a.save_since(&mut fresh, &edited, &base).await.unwrap();
+            let (_, now) = a.open::<Contact>(c.id, NOW).await.unwrap();
+            assert_eq!(now.address.city, "Bergen", "the other tab's city is kept");
+            assert!(now.tags.contains("vip"));
+            let ws = crate::workspace::Workspace::new(RecordId::from_bytes([9; 16]), "W", me(), "Me", NOW);
+            assert!(crate::conflict::conflicts(fresh.doc(), &ws).is_empty());
+        });
+    }
+
+    #[test]
+    fn a_field_changed_in_the_form_and_elsewhere_becomes_a_visible_conflict() {
+        block_on(async {
+            let a = repo();
+            let c = contact(1, "Ada");
+            let mut h = a.create(&c).await.unwrap();
+            let base = base_of(&mut h);
+            let mut elsewhere = c.clone();
+            elsewhere.title = "Countess".into();
+            a.save(&mut h, &elsewhere).await.unwrap();
+            let mut edited = c.clone();
+            edited.title = "Mathematician".into();
+            a.save_since(&mut h, &edited, &base).await.unwrap();
+            let ws = crate::workspace::Workspace::new(RecordId::from_bytes([9; 16]), "W", me(), "Me", NOW);
+            let found = crate::conflict::conflicts(h.doc(), &ws);
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].label, "Job title");
+            let mut values: Vec<&str> = found[0].values.iter().map(|v| v.shown.as_str()).collect();
+            values.sort_unstable();
+            assert_eq!(values, ["Countess", "Mathematician"]);
+            // The same tab saving the same form twice (a retry) stays valid.
+            a.save_since(&mut h, &edited, &base).await.unwrap();
+            let mut reloaded = a.open_doc(c.id, NOW).await.unwrap();
+            assert_eq!(reloaded.doc_mut().get_heads(), h.doc_mut().get_heads(), "stored whole");
+        });
+    }
+
+    #[test]
+    fn a_form_opened_on_an_unknown_version_is_refused() {
+        block_on(async {
+            let a = repo();
+            let c = contact(1, "Ada");
+            let mut h = a.create(&c).await.unwrap();
+            let unknown = crate::form::Base { epoch: 0, heads: vec![automerge::ChangeHash([3; 32])] };
+            assert_eq!(a.save_since(&mut h, &c, &unknown).await, Err(SaveError::Rewritten));
+            let later_epoch = crate::form::Base { epoch: 1, heads: h.doc_mut().get_heads() };
+            assert_eq!(a.save_since(&mut h, &c, &later_epoch).await, Err(SaveError::Rewritten));
+        });
+    }
+
     #[test]
     fn an_edit_is_stored_as_one_small_chunk_with_its_row() {
         block_on(async {
@@ -799,18 +892,18 @@ mod tests {
     }
 
     #[test]
-    fn local_edits_are_queued_only_while_sync_is_on() {
+    fn every_local_edit_is_queued_whether_or_not_this_repo_knows_of_sync() {
         block_on(async {
+            // Nothing tells this repo (a tab opened before the workspace
+            // was shared) that sync is on: its edits are queued all the same.
             let repo = repo();
             let mut c = contact(1, "Ada");
             let mut h = repo.create(&c).await.unwrap();
-            assert!(repo.storage().outbox(10).await.unwrap().is_empty());
-            repo.set_outbox(true);
             c.title = "Countess".into();
             repo.save(&mut h, &c).await.unwrap();
             let queued = repo.storage().outbox(10).await.unwrap();
-            assert_eq!(queued.len(), 1);
-            assert_eq!(queued[0].id, c.id);
+            assert_eq!(queued.len(), 2, "the creation and the edit");
+            assert!(queued.iter().all(|e| e.id == c.id));
         });
     }
 
@@ -818,7 +911,6 @@ mod tests {
     fn edits_compacted_while_queued_still_reach_the_outbox() {
         block_on(async {
             let repo = repo();
-            repo.set_outbox(true);
             let mut c = contact(1, "Ada");
             let mut h = repo.create(&c).await.unwrap();
             for i in 0..COMPACT_AFTER_CHUNKS + 2 {
@@ -838,9 +930,7 @@ mod tests {
     fn remote_changes_merge_into_the_local_copy_and_applying_twice_is_harmless() {
         block_on(async {
             let a = repo();
-            a.set_outbox(true);
             let b = Repo::new(MemoryStorage::new(), session_actor(MemberId::from_bytes([2; 16]), [1; 8]));
-            b.set_outbox(true);
             let mut c = contact(1, "Ada");
             a.create(&c).await.unwrap();
             let from_a = a.storage().outbox(10).await.unwrap();
@@ -884,7 +974,7 @@ mod tests {
     }
 
     /// A repo whose clock reads (and can move) `time`.
-    fn clocked(time: &std::rc::Rc<Cell<i64>>) -> Repo<MemoryStorage> {
+    fn clocked(time: &std::rc::Rc<std::cell::Cell<i64>>) -> Repo<MemoryStorage> {
         let time = time.clone();
         repo().with_clock(move || Timestamp::from_millis(time.get()))
     }
@@ -895,7 +985,7 @@ mod tests {
             // Whole seconds: Automerge keeps a change's time in seconds.
             let created = 1_781_481_600_000;
             let edited = created + 90_000;
-            let time = std::rc::Rc::new(Cell::new(created));
+            let time = std::rc::Rc::new(std::cell::Cell::new(created));
             let repo = clocked(&time);
             let mut c = contact(1, "Ada");
             let mut h = repo.create(&c).await.unwrap();
@@ -927,7 +1017,7 @@ mod tests {
     #[test]
     fn a_failed_write_keeps_the_time_of_the_edit_when_retried_later() {
         block_on(async {
-            let time = std::rc::Rc::new(Cell::new(1_781_481_600_000));
+            let time = std::rc::Rc::new(std::cell::Cell::new(1_781_481_600_000));
             let repo = clocked(&time);
             let mut c = contact(1, "Ada");
             let mut h = repo.create(&c).await.unwrap();
@@ -946,7 +1036,7 @@ mod tests {
     #[test]
     fn a_new_epoch_replaces_every_stored_byte_of_the_old_history() {
         block_on(async {
-            let time = std::rc::Rc::new(Cell::new(1_781_481_600_000));
+            let time = std::rc::Rc::new(std::cell::Cell::new(1_781_481_600_000));
             let repo = clocked(&time);
             let ws = crate::workspace::Workspace::new(RecordId::from_bytes([9; 16]), "Acme", me(), "Sam", NOW);
             let mut c = contact(1, "Ada");
@@ -1012,7 +1102,6 @@ mod tests {
     async fn changes_from(member: u8, names: &[&str]) -> (Vec<Contact>, Vec<(RecordId, Vec<u8>)>) {
         {
             let a = Repo::new(MemoryStorage::new(), session_actor(MemberId::from_bytes([member; 16]), [1; 8]));
-            a.set_outbox(true);
             let mut contacts = Vec::new();
             let mut first = None;
             for (n, name) in (1u8..).zip(names) {
@@ -1147,7 +1236,6 @@ mod tests {
         block_on(async {
             let (contacts, changes) = changes_from_a(&["Ada", "Grace"]).await;
             let b = repo();
-            b.set_outbox(true);
             b.apply_remote_many(&batch(&changes[..1]), &mut Default::default(), NOW).await.unwrap();
             let (mut handle, mut ada) = b.open::<Contact>(contacts[0].id, NOW).await.unwrap();
             b.storage().fail_writes(Some(StorageError::QuotaExceeded));

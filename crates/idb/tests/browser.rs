@@ -165,7 +165,6 @@ async fn a_corrupted_chunk_in_indexeddb_quarantines_only_that_record() {
 async fn remove_leaves_no_byte_of_the_removed_record_in_any_object_store() {
     let name = fresh_name();
     let repo = repo(open(&name).await);
-    repo.set_outbox(true); // sync is on: every edit is also queued in the outbox
     let mut ada = contact(1, "Adalinda", "Quarrington", "adalinda.q@example.org");
     let grace = contact(2, "Grace", "Hopper", "grace@example.org");
     let mut handle = repo.create(&ada).await.expect("create Ada");
@@ -442,7 +441,6 @@ async fn a_version_1_database_keeps_its_data_and_gains_the_outbox_on_upgrade() {
     assert_eq!(storage.get_meta(V2_NEXT_CHUNK_SEQ).await.expect("meta"), None, "the old counter is gone");
 
     // The outbox works, and new chunks follow the old ones.
-    repo.set_outbox(true);
     ada.title = "Mathematician".into();
     repo.save(&mut handle, &ada).await.expect("edit after the upgrade");
     let queued = storage.outbox(10).await.expect("outbox");
@@ -545,7 +543,6 @@ async fn a_version_2_database_keeps_every_chunk_outbox_entry_row_and_setting_on_
 
     // After the upgrade: a new edit is queued after the old entries, its
     // chunk follows Ada's, acknowledgements and removal work on the new keys.
-    repo.set_outbox(true);
     ada.title = "Mathematician".into();
     repo.save(&mut handle, &ada).await.expect("edit after the upgrade");
     let after = storage.outbox(10).await.expect("outbox");
@@ -635,8 +632,6 @@ async fn a_version_3_database_keeps_its_outbox_as_changes_and_takes_snapshot_ent
         ],
         "version-3 entries are changes, in order"
     );
-
-    repo.set_outbox(true);
     let ws = rapport_core::workspace::Workspace::new(RecordId::from_bytes([9; 16]), "Acme", me(), "Sam", NOW);
     let actor = session_actor(me(), [0xee; 8]);
     let (fresh, anonymised) =

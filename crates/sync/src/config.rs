@@ -288,25 +288,47 @@ pub async fn enqueue_existing<S: Storage>(storage: &S) -> Result<EnqueueReport, 
     Ok(report)
 }
 
-/// Turns sync on for a repository: its edits are queued from now on, the
-/// documents it already holds are queued once (when the workspace is new to
-/// this device), and the settings are saved last, so a crash part-way
-/// queues again rather than forgets. Call it again at every start of the
-/// app to turn queueing on (it queues nothing twice).
+/// Turns sync on for a repository. Local edits are always queued (see
+/// `Repo`); when the workspace is new to sync on this device, what a local
+/// workspace queued before is replaced by every document it holds, whole
+/// (the first upload), and the settings are saved last, so a crash
+/// part-way queues again rather than forgets. Call it again at every start
+/// of the app (it queues nothing twice).
+///
+/// The outbox is emptied *before* the documents are read: an edit another
+/// tab stores meanwhile is either in a document read afterwards or queued
+/// after the emptying, never in neither.
 ///
 /// # Errors
 /// [`StorageError`].
 pub async fn turn_on<S: Storage>(repo: &Repo<S>, config: &SyncConfig) -> Result<EnqueueReport, StorageError> {
     let storage = repo.storage();
-    repo.set_outbox(true);
     let known = match SyncConfig::load(storage).await {
         Ok(Some(previous)) => previous.workspace == config.workspace,
         Ok(None) | Err(LoadError::Corrupt { .. }) => false,
         Err(LoadError::Storage(e)) => return Err(e),
     };
-    let report = if known { EnqueueReport::default() } else { enqueue_existing(storage).await? };
+    let report = if known {
+        EnqueueReport::default()
+    } else {
+        empty_outbox(storage).await?;
+        enqueue_existing(storage).await?
+    };
     config.save(storage).await?;
     Ok(report)
+}
+
+/// Drops every outbox entry (what a workspace queued before it was shared:
+/// its documents are queued whole instead), a page at a time.
+async fn empty_outbox<S: Storage>(storage: &S) -> Result<(), StorageError> {
+    loop {
+        let page = storage.outbox(1000).await?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        let seqs: Vec<u64> = page.iter().map(|e| e.seq).collect();
+        storage.ack_outbox(&seqs).await?;
+    }
 }
 
 #[cfg(test)]

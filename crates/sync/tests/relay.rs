@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use rapport_core::consent::{ConsentAction, ConsentStatus};
-use rapport_core::contact::{self, Contact};
+use rapport_core::contact::Contact;
 use rapport_core::ids::RecordId;
 use rapport_protocol::{ClientMessage, Seq, WorkspaceSecret};
 use rapport_sync::{SyncConfig, SyncProblem, SyncStatus};
@@ -353,10 +353,11 @@ fn offline_edits_on_three_devices_converge_with_a_concurrent_withdrawal_winning(
         assert_eq!(merged.consent.status(&marketing()), ConsentStatus::Withdrawn, "the withdrawal wins");
         for client in [&a, &b, &c] {
             let doc = client.repo.open_doc(ADA, T0).await.expect("doc");
-            let conflicts = contact::conflicts(doc.doc());
-            let names = conflicts.iter().find(|f| f.field == "given_name").expect("the field conflict is kept");
+            let ws = rapport_core::workspace::Workspace::new(ADA, "W", merged.created_by, "A", T0);
+            let conflicts = rapport_core::conflict::conflicts(doc.doc(), &ws);
+            let names = conflicts.iter().find(|f| f.path == ["given_name"]).expect("the field conflict is kept");
             assert_eq!(names.values.len(), 2);
-            assert_eq!(names.values[0], merged.given_name, "the same value wins everywhere");
+            assert_eq!(names.values[0].shown, merged.given_name, "the same value wins everywhere");
             assert_eq!(outbox_len(&client.repo).await, 0);
         }
         relay.shutdown().await;

@@ -122,7 +122,7 @@ fn concurrent_edits_of_different_fields_both_survive() {
     assert_eq!(merged.title, "Countess");
     assert_eq!(merged.company_name, "Babbage & Co");
     assert!(merged.tags.contains("engines") && merged.tags.contains("vip"));
-    assert!(conflicts(&a).is_empty());
+    assert!(crate::conflict::conflicts(&a, &ws()).is_empty());
 }
 
 #[test]
@@ -141,18 +141,18 @@ fn concurrent_edits_of_one_field_converge_and_show_the_beaten_value() {
     b.merge(&mut a2).unwrap();
     let (ma, mb) = (Contact::from_doc(&a).unwrap(), Contact::from_doc(&b).unwrap());
     assert_eq!(ma.title, mb.title, "replicas converge whatever the merge order");
-    let conflict = conflicts(&a);
+    let conflict = crate::conflict::conflicts(&a, &ws());
     assert_eq!(conflict.len(), 1);
-    assert_eq!(conflict[0].field, "title");
-    assert_eq!(conflict[0].values[0], ma.title, "the winner is listed first");
+    assert_eq!(conflict[0].path, ["title"]);
+    assert_eq!(conflict[0].values[0].shown, ma.title, "the winner is listed first");
     assert_eq!(conflict[0].values.len(), 2);
 
     // Picking a value resolves the conflict on the next write.
     let mut picked = ma.clone();
-    picked.title = conflict[0].values[1].clone();
+    picked.title = conflict[0].values[1].shown.clone();
     picked.write_doc(&mut a).unwrap();
-    assert!(conflicts(&a).is_empty());
-    assert_eq!(Contact::from_doc(&a).unwrap().title, conflict[0].values[1]);
+    assert!(crate::conflict::conflicts(&a, &ws()).is_empty());
+    assert_eq!(Contact::from_doc(&a).unwrap().title, conflict[0].values[1].shown);
 }
 
 #[test]

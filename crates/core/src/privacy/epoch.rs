@@ -63,7 +63,7 @@
 //!   back into a document, but its ciphertext stays on the relay until the
 //!   record's next snapshot or erasure.
 //! - A form left open on the old epoch would write its values into the new
-//!   one: edit forms save with [`crate::repo::Repo::save_in_epoch`], which
+//!   one: edit forms save with [`crate::repo::Repo::save_since`], which
 //!   refuses an edit read in another epoch.
 //! - A copy on a replica that never syncs again keeps its old epoch.
 

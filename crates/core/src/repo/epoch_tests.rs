@@ -19,9 +19,7 @@ fn member(n: u8) -> MemberId {
 }
 
 fn replica(n: u8) -> Repo<MemoryStorage> {
-    let repo = Repo::new(MemoryStorage::new(), session_actor(member(n), [n; 8]));
-    repo.set_outbox(true);
-    repo
+    Repo::new(MemoryStorage::new(), session_actor(member(n), [n; 8]))
 }
 
 fn workspace() -> Workspace {
@@ -229,22 +227,24 @@ fn an_edit_of_the_old_epoch_is_refused_after_an_anonymisation() {
         a.create(&c).await.unwrap();
         // A form opens Ada (epoch 0), then she is anonymised.
         let (mut h, opened) = a.open::<Contact>(c.id, NOW).await.unwrap();
-        let base = h.epoch();
-        assert_eq!(base, 0);
+        let base = crate::form::Base { epoch: h.epoch(), heads: h.doc_mut().get_heads() };
+        assert_eq!(base.epoch, 0);
         let (fresh, anon) =
             anonymise_document(h.doc_mut(), &workspace(), NOW, member(1), session_actor(member(1), [7; 8])).unwrap();
         a.replace_epoch(&mut h, fresh, &anon.row()).await.unwrap();
         assert_eq!(h.epoch(), 1);
 
         c = Contact { title: "Countess".into(), ..opened };
-        assert_eq!(a.save_in_epoch(&mut h, &c, base).await, Err(SaveError::Rewritten));
+        assert_eq!(a.save_since(&mut h, &c, &base).await, Err(SaveError::Rewritten));
         let (_, now) = a.open::<Contact>(c.id, NOW).await.unwrap();
         assert_eq!(now.given_name, ANONYMISED_NAME);
         assert!(!holds(a.storage(), "Lovelace") && !holds(a.storage(), "Countess"));
 
         // An edit of the new epoch is written.
         let edited = Contact { title: "Reviewed".into(), ..now };
-        a.save_in_epoch(&mut h, &edited, 1).await.unwrap();
+        let reopened = crate::form::Base { epoch: h.epoch(), heads: h.doc_mut().get_heads() };
+        assert_eq!(reopened.epoch, 1);
+        a.save_since(&mut h, &edited, &reopened).await.unwrap();
         assert_eq!(a.open::<Contact>(c.id, NOW).await.unwrap().1.title, "Reviewed");
     });
 }

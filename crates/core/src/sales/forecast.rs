@@ -190,8 +190,13 @@ pub struct Line {
     pub weighted: Totals,
     /// Won deals.
     pub won: Totals,
+    /// Open deals, every currency.
     pub open_deals: usize,
+    /// Won deals, every currency.
     pub won_deals: usize,
+    /// Open and won deals by currency: a currency's chart counts only its
+    /// own deals.
+    pub counted: BTreeMap<String, usize>,
 }
 
 impl Line {
@@ -206,8 +211,14 @@ impl Line {
                 self.won.add(&d.currency, d.value);
                 self.won_deals += 1;
             }
-            Outcome::Lost => {}
+            Outcome::Lost => return,
         }
+        *self.counted.entry(d.currency.clone()).or_default() += 1;
+    }
+
+    /// Open and won deals in `currency`.
+    pub fn deals_in(&self, currency: &str) -> usize {
+        self.counted.get(currency).copied().unwrap_or(0)
     }
 }
 

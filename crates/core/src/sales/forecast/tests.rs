@@ -133,3 +133,23 @@ fn a_forecast_can_be_limited_to_one_pipeline() {
     assert_eq!(all.months[0].1.open_deals, 2);
     assert_eq!(sales.months[0].1.open_deals, 1);
 }
+
+#[test]
+fn each_currency_counts_only_its_own_deals() {
+    let ws = ws();
+    let in_usd = |n: u8, stage: &str| {
+        let mut row = deal(n, stage, 1_000, Some(date(2027, 1, 15)), 1);
+        row.columns.insert(columns::CURRENCY.into(), "USD".into());
+        row
+    };
+    let rows = [
+        deal(1, "lead", 10_000, Some(date(2027, 1, 10)), 1),
+        deal(2, "won", 5_000, Some(date(2027, 1, 12)), 1),
+        deal(3, "lost", 5_000, Some(date(2027, 1, 12)), 1),
+        in_usd(4, "lead"),
+    ];
+    let f = forecast(&DealFacts::all(&rows), &ws, Month { year: 2027, month: 1 }, 1, None);
+    let jan = &f.months[0].1;
+    assert_eq!((jan.deals_in("EUR"), jan.deals_in("USD"), jan.deals_in("GBP")), (2, 1, 0));
+    assert_eq!(jan.open_deals + jan.won_deals, 3, "the totals still count every currency");
+}
