@@ -10,7 +10,10 @@
 #   scripts/bench.sh --no-build               reuse target/bench/dist and the release binaries
 #   scripts/bench.sh --no-relay --no-sync     browser benchmarks only
 #   scripts/bench.sh --relay-idle 2000        fewer idle relay clients
+#   scripts/bench.sh --relay-hostile 200      fewer hostile relay clients
 #   scripts/bench.sh --sync-sizes 1000        workspace sizes for the two-browser sync run
+#   scripts/bench.sh --proptest-cases 500     fewer cases for the property tests at depth (default 10000)
+#   scripts/bench.sh --no-proptest            skip them (alone: scripts/proptest-depth.sh)
 #
 # Generated data is cached in target/bench/ and regenerated only when the
 # generator's output would differ. Results: target/bench/results/*.json.
@@ -23,6 +26,9 @@ build=1
 relay=1
 sync=1
 relay_idle=10000
+relay_hostile=1000
+proptest=1
+proptest_cases=10000
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --sizes) sizes=$2; shift 2 ;;
@@ -31,7 +37,10 @@ while [[ $# -gt 0 ]]; do
     --no-relay) relay=0; shift ;;
     --no-sync) sync=0; shift ;;
     --relay-idle) relay_idle=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --relay-hostile) relay_hostile=$2; shift 2 ;;
+    --proptest-cases) proptest_cases=$2; shift 2 ;;
+    --no-proptest) proptest=0; shift ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -68,9 +77,10 @@ step "browser benchmarks: ${sizes//,/, } contacts"
   --out "$out/results/browser.json" --sizes "$sizes"
 
 if [[ $relay == 1 ]]; then
-  step "relay: $relay_idle idle clients, then pushes"
+  step "relay: $relay_idle idle clients, then pushes, then pushes among $relay_hostile hostile clients"
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   "${prio[@]}" target/release/rapport-relay-load --relay target/release/rapport-relay --idle "$relay_idle" \
+    --hostile "$relay_hostile" \
     > "$out/results/relay.json.tmp"
   mv "$out/results/relay.json.tmp" "$out/results/relay.json"
 else
@@ -85,6 +95,18 @@ else
   rm -f "$out/results/sync.json"
 fi
 
+proptest_failed=0
+if [[ $proptest == 1 ]]; then
+  step "property tests at depth: $proptest_cases cases each"
+  scripts/proptest-depth.sh --cases "$proptest_cases" || proptest_failed=1
+else
+  rm -f "$out/results/proptest.json"
+fi
+
 step "report"
 node tests/bench/report.mjs --results "$out/results" --out docs
 echo "Wrote docs/BENCHMARKS.md (results in $out/results/)."
+if [[ $proptest_failed == 1 ]]; then
+  echo "A property test failed at depth: see $out/results/proptest-*.log" >&2
+  exit 1
+fi

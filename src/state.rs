@@ -16,7 +16,7 @@ use rapport_core::search::RowIndex;
 use rapport_core::storage::Quarantined;
 use rapport_core::workspace::Workspace;
 
-use rapport_sync::{SyncConfig, SyncStatus};
+use rapport_sync::{QuarantineList, SyncConfig, SyncStatus};
 
 use crate::engine::{Booted, Engine};
 
@@ -106,6 +106,10 @@ pub struct SyncBadge {
     pub label: String,
     /// Plain-language explanation of an error.
     pub detail: Option<String>,
+    /// Entries of the relay's log set aside because this device cannot
+    /// read them (sync goes on past them), one sentence each.
+    #[serde(default)]
+    pub set_aside: Vec<String>,
 }
 
 impl SyncBadge {
@@ -125,7 +129,7 @@ impl SyncBadge {
             SyncStatus::Offline => OFFLINE_LABEL.to_owned(),
             other => other.label(),
         };
-        Self { tone: tone.into(), label, detail }
+        Self { tone: tone.into(), label, detail, set_aside: Vec::new() }
     }
 }
 
@@ -167,7 +171,23 @@ impl AppState {
 
     /// Sync status changed in the tab that holds the connection.
     pub fn sync_status_changed(self, status: &SyncStatus) {
-        let badge = SyncBadge::of(status);
+        let set_aside = self.sync_badge.with_untracked(|b| b.as_ref().map(|b| b.set_aside.clone()).unwrap_or_default());
+        self.show_sync_badge(SyncBadge { set_aside, ..SyncBadge::of(status) });
+    }
+
+    /// The entries sync set aside changed (in the tab that holds the
+    /// connection).
+    pub fn sync_set_aside_changed(self, list: &QuarantineList) {
+        let mut set_aside: Vec<String> = list.entries.iter().map(|e| e.message()).collect();
+        if list.older > 0 {
+            set_aside.insert(0, format!("{} earlier changes were set aside too.", list.older));
+        }
+        let badge =
+            self.sync_badge.with_untracked(|b| b.clone()).unwrap_or_else(|| SyncBadge::of(&SyncStatus::Offline));
+        self.show_sync_badge(SyncBadge { set_aside, ..badge });
+    }
+
+    fn show_sync_badge(self, badge: SyncBadge) {
         if let Some(tabs) = self.tabs.get_value() {
             tabs.announce_status(&badge);
         }

@@ -71,6 +71,10 @@ pub fn start(app: AppState, config: SyncConfig, db_name: &str) {
                         }
                     });
                     listen_for_network(driver.clone());
+                    let set_aside = driver.quarantined();
+                    if !set_aside.is_empty() {
+                        app.sync_set_aside_changed(&set_aside);
+                    }
                     let service = Rc::new(SyncService { driver: driver.clone() });
                     app.sync.set_value(Some(service.clone()));
                     service.erase_tombstoned(app.workspace.with_untracked(|w| w.tombstones.clone()));
@@ -235,5 +239,9 @@ impl Host for BrowserHost {
 
     fn problem(&self, problem: &SyncProblem) {
         leptos::logging::warn!("sync: {}", problem.message());
+    }
+
+    fn quarantine_changed(&self, list: &rapport_sync::QuarantineList) {
+        self.app.sync_set_aside_changed(list);
     }
 }

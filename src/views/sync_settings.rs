@@ -98,6 +98,21 @@ fn SharedInfo(sharing: Sharing) -> impl IntoView {
                 {move || status().map(|b| b.label).unwrap_or_else(|| "Not connected".into())}
                 {move || status().and_then(|b| b.detail).map(|d| view! { <p class="muted small">{d}</p> })}
             </dd>
+            {move || {
+                let set_aside = status().map(|b| b.set_aside).unwrap_or_default();
+                (!set_aside.is_empty()).then(|| view! {
+                    <dt>"Changes set aside"</dt>
+                    <dd>
+                        <ul class="plain-list" data-testid="sync-set-aside" aria-label="Changes set aside">
+                            {set_aside.into_iter().map(|line| view! { <li>{line}</li> }).collect_view()}
+                        </ul>
+                        <p class="muted small">
+                            "This device could not read these changes from your team, so it set them aside and "
+                            "kept syncing everything else. They stay on the sync server; nothing was deleted."
+                        </p>
+                    </dd>
+                })
+            }}
         </dl>
         <div class="field">
             <label for="invite-link">"Invite link"</label>

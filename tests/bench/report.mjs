@@ -20,6 +20,7 @@ const read = (name) => {
 const browser = read('browser.json');
 const relay = read('relay.json');
 const sync = read('sync.json');
+const proptest = read('proptest.json');
 if (!browser) throw new Error(`no ${join(resultsDir, 'browser.json')}: run tests/bench/run.mjs first`);
 
 const MB = 1e6;
@@ -134,6 +135,12 @@ function relayTable() {
   lines.push(`| Live fan-out delivered to the other members during the pushes | — | ${fmtInt(b.live_entries_received + s.live_entries_received)} entries | ${rdate} |`);
   lines.push(`| Relay memory after the pushes / peak | — | ${fmtBytes(relay.rss_end)} / ${fmtBytes(relay.rss_peak)} | ${rdate} |`);
   lines.push(`| Store size after the run (SQLite + WAL) | — | ${fmtBytes(relay.store_bytes)} | ${rdate} |`);
+  const h = relay.hostile;
+  if (h) {
+    lines.push(`| Honest push round trip p50 under ${fmtInt(h.hostile)} hostile connections (40 honest pushers; quiet → attack) | ≤ 2× quiet | ${fmtMs(h.push_ms_p50_quiet)} → ${fmtMs(h.push_ms_p50_attack)} (×${h.p50_ratio.toFixed(2)}; p95 ${fmtMs(h.push_ms_p95_quiet)} → ${fmtMs(h.push_ms_p95_attack)})${verdict(h.p50_ratio <= 2)} | ${rdate} |`);
+    lines.push(`| Hostile sockets closed by the relay within its deadlines (${fmtInt(h.unfinished_requests)} unfinished requests, ${fmtInt(h.silent_sockets)} silent, ${fmtInt(h.slow_readers)} not reading) | all | ${fmtInt(h.held_closed + h.slow_closed)} of ${fmtInt(h.held + h.slow_readers)}; ${fmtInt(h.flood_connections_closed)} flood connections closed${verdict(h.held_closed === h.held && h.slow_closed === h.slow_readers)} | ${rdate} |`);
+    lines.push(`| Relay memory during the attack | — | ${fmtBytes(h.rss_attack)} | ${rdate} |`);
+  }
   void best;
   return lines.join('\n');
 }
@@ -267,6 +274,8 @@ if (appBrotli > 1e6) misses.push(`bundle (${fmtBytes(appBrotli)} brotli > 1.0 MB
 if (relay && relay.idle.connected < 10000) misses.push(`relay idle clients (${fmtInt(relay.idle.connected)} < 10,000)`);
 if (relay && relay.rss_idle >= 300 * MB) misses.push(`relay memory with ${fmtInt(relay.idle.connected)} idle clients (${fmtBytes(relay.rss_idle)} > 300 MB)`);
 if (relay && relay.batched.envelopes_per_sec < 10000) misses.push('relay envelopes per second');
+if (relay?.hostile && relay.hostile.p50_ratio > 2) misses.push(`relay push round trip under attack (×${relay.hostile.p50_ratio.toFixed(2)} > 2×)`);
+if (relay?.hostile && (relay.hostile.held_closed < relay.hostile.held || relay.hostile.slow_closed < relay.hostile.slow_readers)) misses.push('relay kept hostile sockets past their deadlines');
 for (const r of sync?.runs ?? []) {
   if (r.error) { misses.push(`sync at ${fmtInt(r.size)} (failed)`); continue; }
   const f = syncFacts(r);
@@ -351,12 +360,16 @@ ${bundleTable()}
 ## Relay
 
 \`rapport-relay-load\` (crate \`crates/bench\`) starts the release relay on loopback with its default
-limits (rate limits included; only \`--max-connections\` raised above the clients used) and a fresh
+limits (rate limits and timeouts included; only \`--max-connections\`, the per-address cap and the
+registrations per hour raised for the clients used, who all come from 127.0.0.1) and a fresh
 data directory, then opens authenticated WebSocket clients and keeps them idle (they answer the
 relay's pings), reads the relay's resident memory (\`VmRSS\`), and with those clients still
 connected pushes envelopes for ${relay?.batched?.seconds ? relay.batched.seconds.toFixed(0) : '10'} s: batched (a client catching up), then one
 envelope per push (interactive edits). Every pushing workspace has other members connected, so
-each push is also fanned out live. Client and relay share the machine's ${m.cores} cores.
+each push is also fanned out live. Last, with the idle clients still there, 40 honest connections push
+one envelope at a time, quietly and then while ${relay?.hostile ? fmtInt(relay.hostile.hostile) : '1,000'} hostile connections from other loopback
+addresses attack (unfinished HTTP requests, silent sockets, members that ask for 12 MB and never
+read, ping and push floods that reconnect when closed). Client and relay share the machine's ${m.cores} cores.
 
 ${relayTable()}
 
@@ -372,6 +385,17 @@ one machine; the steps come from the pages' WebSocket frames, recorded with thei
 that connection are counted (the handshake's \`Hello\` → \`Welcome\` is the one round trip).
 
 ${syncTable()}
+
+## Property tests at depth
+
+\`scripts/proptest-depth.sh\` (a step of this command) runs the convergence, consent, erasure and
+anonymisation property tests with \`PROPTEST_CASES\` cases each (the test command runs them with
+their quick defaults: 64, 128 and 64, 256 and 64). Alone: \`scripts/proptest-depth.sh --cases 10000\`.
+At 10,000 cases this step takes about 20 minutes on this machine (estimated from shorter runs:
+convergence about 6, consent 1.5, erasure 2, anonymisation 10). Each failure's minimal input is in
+\`target/bench/results/proptest-<group>.log\`.
+
+${proptestTable()}
 
 ## What is slow and why
 
@@ -390,6 +414,14 @@ Generated data is cached in \`target/bench/\` (about 300 MB for 100k contacts); 
 size about 5 (a minute and a half more to generate its data the first time), the relay 1, and
 the 10k sync run 2.
 `;
+
+function proptestTable() {
+  if (!proptest) return '_Not run with this report: run `scripts/proptest-depth.sh`, then `node tests/bench/report.mjs`._';
+  const rows = proptest.groups.map(
+    (g) => `| ${g.group} | ${g.tests} | ${fmtInt(proptest.cases)} | ${g.result === 'passed' ? 'passed' : `**failed** (${g.passed} of ${g.tests} passed)`} | ${fmtMs(g.seconds * 1000)} |`,
+  );
+  return ['| group | tests | cases each | result | time |', '|---|---:|---:|---|---:|', ...rows].join('\n');
+}
 
 mkdirSync(join(outDir, 'bench'), { recursive: true });
 writeFileSync(join(outDir, 'bench', 'cold-start.svg'), svgColdStart());

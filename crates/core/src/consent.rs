@@ -16,10 +16,13 @@
 //!   [`ConsentEvent`]s keyed by their [`EventId`]. Events are never edited or
 //!   removed, and ledgers merge by set union, so any replicas that have seen
 //!   the same events hold the same ledger, whatever the order in which they
-//!   met. (Honest replicas never produce two different events under one id;
-//!   should corrupt or hostile data do so, the copy that is a withdrawal, and
-//!   then the smaller by a fixed order of its fields, is kept, so that merge
-//!   still does not depend on order.)
+//!   met. (Honest replicas never produce two different events under one id,
+//!   except for `seen`: an anonymised ledger keeps each head with everything
+//!   it dominates in `seen` ([`crate::privacy::retention`]), and copies that
+//!   differ only in `seen` merge into one naming the union. Should corrupt
+//!   or hostile data hold events that differ otherwise, the copy that is a
+//!   withdrawal, and then the smaller by a fixed order of its fields, is
+//!   kept, so that merge still does not depend on order.)
 //! - **Causal order through `seen`.** When an event is recorded, its `seen`
 //!   lists the heads its author had for that purpose. Per purpose, the events
 //!   form a directed acyclic graph: an event comes causally after everything
@@ -365,9 +368,11 @@ impl ConsentLedger {
     }
 
     /// Adds an event from another replica. Idempotent: events are immutable,
-    /// so an id already present is left as it is. (Only corrupt or hostile
-    /// data holds two different events under one id; then the same copy is
-    /// kept whatever the order of arrival, see the module doc.)
+    /// so an id already present is left as it is, except that two copies
+    /// differing only in `seen` become one naming both lists (sorted). (Only
+    /// corrupt or hostile data holds events under one id that differ
+    /// otherwise; then the same copy is kept whatever the order of arrival,
+    /// see the module doc.)
     pub fn insert(&mut self, event: ConsentEvent) {
         self.insert_ref(event);
     }
@@ -377,12 +382,43 @@ impl ConsentLedger {
         match self.events.entry(event.id) {
             Entry::Vacant(slot) => slot.insert(event),
             Entry::Occupied(mut slot) => {
-                if duplicate_rank(&event) < duplicate_rank(slot.get()) {
+                let held = slot.get_mut();
+                if held.seen != event.seen && same_but_seen(held, &event) {
+                    let union: BTreeSet<EventId> = held.seen.iter().chain(&event.seen).copied().collect();
+                    held.seen = union.into_iter().collect();
+                } else if duplicate_rank(&event) < duplicate_rank(held) {
                     slot.insert(event);
                 }
                 slot.into_mut()
             }
         }
+    }
+
+    /// Every id the events of `purpose` have seen, directly or through
+    /// other events of the ledger, starting from `id` (not included): what
+    /// `id` dominates. Ids named but not held are included; the walk goes on
+    /// only through events held.
+    pub fn dominated_by(&self, id: EventId) -> BTreeSet<EventId> {
+        let Some(start) = self.events.get(&id) else {
+            return BTreeSet::new();
+        };
+        let mut out = BTreeSet::new();
+        let mut todo: Vec<EventId> = start.seen.clone();
+        while let Some(next) = todo.pop() {
+            if next == id || !out.insert(next) {
+                continue;
+            }
+            if let Some(e) = self.events.get(&next).filter(|e| e.purpose == start.purpose) {
+                todo.extend(e.seen.iter().copied());
+            }
+        }
+        out.retain(|s| self.events.get(s).is_none_or(|e| e.purpose == start.purpose));
+        out
+    }
+
+    /// Every id named in some event's `seen` (held or not).
+    pub fn named(&self) -> BTreeSet<EventId> {
+        self.events.values().flat_map(|e| e.seen.iter().copied()).collect()
     }
 
     /// Set union with another replica's ledger.
@@ -498,6 +534,12 @@ impl ConsentLedger {
     }
 }
 
+/// Whether two events are the same but for `seen`.
+fn same_but_seen(a: &ConsentEvent, b: &ConsentEvent) -> bool {
+    (a.id, &a.purpose, a.action, a.recorded_at, a.lawful_basis, a.source, a.recorded_by, &a.note)
+        == (b.id, &b.purpose, b.action, b.recorded_at, b.lawful_basis, b.source, b.recorded_by, &b.note)
+}
+
 /// Orders two different events stored under one id (never produced by
 /// honest replicas): the smaller is kept. A withdrawal first (fail safe),
 /// then by every other field, so the choice is a total order and merging
@@ -601,25 +643,36 @@ fn within(prefix: &str, e: DecodeError) -> DecodeError {
 /// [`EncodeError`] when `obj` is not a map of this document.
 pub fn write_ledger(doc: &mut AutoCommit, obj: &ObjId, ledger: &ConsentLedger) -> Result<(), EncodeError> {
     for event in ledger.events() {
-        let key = event.id.to_string();
-        if doc.get(obj, key.as_str())?.is_some() {
+        if doc.get(obj, event.id.to_string().as_str())?.is_some() {
             continue;
         }
-        let map = doc.put_object(obj, key.as_str(), ObjType::Map)?;
-        doc.put(&map, "purpose", event.purpose.as_str())?;
-        doc.put(&map, "action", event.action.as_str())?;
-        doc.put(&map, "recorded_at", event.recorded_at.as_millis())?;
-        doc.put(&map, "lawful_basis", event.lawful_basis.as_str())?;
-        doc.put(&map, "source", event.source.as_str())?;
-        doc.put(&map, "recorded_by", event.recorded_by.to_string())?;
-        if !event.note.is_empty() {
-            doc.put(&map, "note", event.note.as_str())?;
-        }
-        if !event.seen.is_empty() {
-            let list = doc.put_object(&map, "seen", ObjType::List)?;
-            for (i, seen) in event.seen.iter().enumerate() {
-                doc.insert(&list, i, seen.to_string())?;
-            }
+        put_event(doc, obj, event)?;
+    }
+    Ok(())
+}
+
+/// Writes `event` under its id in the ledger map at `obj`, over whatever
+/// copy is there (the replay of an epoch uses it to add `seen` names to an
+/// event, see [`crate::privacy::epoch::replay`]).
+///
+/// # Errors
+/// [`EncodeError`] when `obj` is not a map of this document.
+pub(crate) fn put_event(doc: &mut AutoCommit, obj: &ObjId, event: &ConsentEvent) -> Result<(), EncodeError> {
+    let key = event.id.to_string();
+    let map = doc.put_object(obj, key.as_str(), ObjType::Map)?;
+    doc.put(&map, "purpose", event.purpose.as_str())?;
+    doc.put(&map, "action", event.action.as_str())?;
+    doc.put(&map, "recorded_at", event.recorded_at.as_millis())?;
+    doc.put(&map, "lawful_basis", event.lawful_basis.as_str())?;
+    doc.put(&map, "source", event.source.as_str())?;
+    doc.put(&map, "recorded_by", event.recorded_by.to_string())?;
+    if !event.note.is_empty() {
+        doc.put(&map, "note", event.note.as_str())?;
+    }
+    if !event.seen.is_empty() {
+        let list = doc.put_object(&map, "seen", ObjType::List)?;
+        for (i, seen) in event.seen.iter().enumerate() {
+            doc.insert(&list, i, seen.to_string())?;
         }
     }
     Ok(())
@@ -974,6 +1027,36 @@ mod tests {
         assert_eq!(third.get(id(1)), Some(&early));
     }
 
+    #[test]
+    fn copies_that_differ_only_in_seen_become_one_naming_both_whatever_the_order() {
+        let a = event(5, &email(), Withdrawn, 0, &[1, 3]);
+        let b = event(5, &email(), Withdrawn, 0, &[2]);
+        let first = ledger_of(vec![a.clone(), b.clone()]);
+        let second = ledger_of(vec![b.clone(), a.clone(), b]);
+        assert_eq!(first, second);
+        assert_eq!(first.get(id(5)).unwrap().seen, vec![id(1), id(2), id(3)]);
+        // A copy that differs otherwise still follows the duplicate rule.
+        let grant = event(5, &email(), Granted, 0, &[1, 2, 3, 4]);
+        assert_eq!(ledger_of(vec![a.clone(), grant.clone()]).get(id(5)).unwrap().action, Withdrawn);
+        assert_eq!(ledger_of(vec![grant, a]).get(id(5)).unwrap().seen, vec![id(1), id(3)]);
+    }
+
+    #[test]
+    fn an_event_dominates_what_it_has_seen_transitively_within_its_purpose() {
+        let ledger = ledger_of(vec![
+            event(1, &email(), Granted, 0, &[]),
+            event(2, &email(), Withdrawn, 0, &[1, 9]),
+            event(3, &email(), Granted, 0, &[2, 4]),
+            event(4, &sms(), Granted, 0, &[]),
+            event(5, &email(), Granted, 0, &[]),
+        ]);
+        // 9 is named but not held; 4 is of another purpose; 5 is concurrent.
+        assert_eq!(ledger.dominated_by(id(3)), [id(1), id(2), id(9)].into_iter().collect());
+        assert!(ledger.dominated_by(id(5)).is_empty());
+        assert!(ledger.dominated_by(id(42)).is_empty());
+        assert_eq!(ledger.named(), [id(1), id(2), id(4), id(9)].into_iter().collect());
+    }
+
     // --- timeline -----------------------------------------------------------
 
     #[test]
@@ -1325,7 +1408,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(128))]
+        #![proptest_config(ProptestConfig::with_cases(crate::test_support::cases(128)))]
 
         #[test]
         fn replicas_that_sync_randomly_converge_to_the_same_ledger_and_statuses(
@@ -1437,7 +1520,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(ProptestConfig::with_cases(crate::test_support::cases(64)))]
 
         #[test]
         fn replicas_that_sync_through_automerge_converge_to_the_same_ledger(

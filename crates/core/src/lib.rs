@@ -46,4 +46,7 @@ mod time;
 pub mod validate;
 pub mod workspace;
 
+#[cfg(test)]
+mod test_support;
+
 pub use time::Timestamp;

@@ -384,7 +384,13 @@ impl<S: Storage> Repo<S> {
     ///   (or the winner of two rewrites of the same epoch) is *adopted*: it
     ///   replaces the document, and in the same write its stored snapshot,
     ///   chunks and unsent outbox entries ([`Append::replace`]), and the row
-    ///   is materialised from it. Changes of an older epoch, and a losing
+    ///   is materialised from it. Before, the replica's consent events and
+    ///   restriction the rewrite had not seen are replayed onto it
+    ///   ([`crate::privacy::epoch::replay`]) as one change of this replica,
+    ///   queued in the outbox in the same write while sync is on; when the
+    ///   local copy's privacy actions cannot be read, the change is refused
+    ///   ([`ApplyError::Replay`]) and the local copy kept. Changes of an
+    ///   older epoch, and a losing
     ///   rewrite, are dropped: they count as applied and nothing of them is
     ///   stored, so an offline replica's edits cannot bring back values a
     ///   rewrite removed.
@@ -490,26 +496,48 @@ impl<S: Storage> Repo<S> {
             // chunk below carries it too, so it must also reach the outbox.
             let unsaved_local = before != handle.persisted;
             let mut replaced = None;
+            // The change replaying this replica's privacy actions onto an
+            // adopted epoch (`privacy::epoch::replay`), to push.
+            let mut replayed: Option<Vec<u8>> = None;
             for &index in indexes {
                 let bytes = changes[index].1;
                 // The epoch rule first (`privacy::epoch::receive`), which also
                 // checks the bytes: the incremental load would skip bad ones.
+                let undecodable = |e: &dyn std::fmt::Display| ApplyError::Undecodable(e.to_string());
                 let merged = match receive(&mut handle.doc, bytes) {
-                    Err(e) => Err(e.to_string()),
-                    Ok(Receive::Merge) => handle.doc.load_incremental(bytes).map(|_| ()).map_err(|e| e.to_string()),
+                    Err(e) => Err(undecodable(&e)),
+                    Ok(Receive::Merge) => handle.doc.load_incremental(bytes).map(|_| ()).map_err(|e| undecodable(&e)),
                     Ok(Receive::Adopt(doc)) => {
                         let mut doc = *doc;
                         doc.set_actor(self.actor.clone());
-                        let old = std::mem::replace(&mut handle.doc, doc);
-                        replaced.get_or_insert(old);
-                        Ok(())
+                        let adopted = doc.get_heads();
+                        let mut old = std::mem::replace(&mut handle.doc, doc);
+                        match crate::privacy::epoch::replay::replay(&mut old, &mut handle.doc) {
+                            Ok(done) => {
+                                // A replay made on an epoch adopted earlier in
+                                // this batch went with it (this one covers it).
+                                replayed = None;
+                                if !done.is_empty() {
+                                    self.stamp(&mut handle.doc);
+                                    replayed = Some(handle.doc.save_after(&adopted));
+                                }
+                                replaced.get_or_insert(old);
+                                Ok(())
+                            }
+                            // The local copy's privacy actions cannot be read:
+                            // keep it rather than risk losing a withdrawal.
+                            Err(e) => {
+                                handle.doc = old;
+                                Err(ApplyError::Replay(e))
+                            }
+                        }
                     }
                     // Old-epoch or losing bytes: applied as far as the cursor
                     // goes, and nothing of them is kept.
                     Ok(Receive::Drop(_)) => Ok(()),
                 };
-                if let Err(reason) = merged {
-                    refuse(index, ApplyError::Undecodable(reason));
+                if let Err(error) = merged {
+                    refuse(index, error);
                 }
             }
             let after = handle.doc.get_heads();
@@ -524,6 +552,13 @@ impl<S: Storage> Repo<S> {
                 // replica's unsent changes of the old one (see
                 // `privacy::epoch`): `save()` holds only the new history.
                 appends.push(Append { replace: true, ..Append::chunk(*id, handle.doc.save(), row.clone()) });
+                // The replayed privacy actions are in the snapshot; they are
+                // also queued, like every local change (and so stored a
+                // second time as a chunk, which loading ignores), for the
+                // other replicas.
+                if let Some(bytes) = replayed {
+                    appends.push(Append { outbox: true, ..Append::chunk(*id, bytes, None) });
+                }
                 if hydrated.contains_key(id) {
                     written.push((*id, after, true));
                     replaced_hydrated.push((*id, old));
@@ -637,6 +672,11 @@ pub enum ApplyError {
     Undecodable(String),
     #[error("{0}")]
     Corrupt(String),
+    /// A newer version (epoch) of the record arrived, and the consent or
+    /// restriction of the local copy it would replace could not be carried
+    /// over: the local copy is kept.
+    #[error("a rewritten version of the record was not taken: {0}")]
+    Replay(#[from] crate::privacy::epoch::replay::ReplayError),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -55,6 +55,7 @@ mod crypto;
 mod ids;
 mod invite;
 mod serde_bytes;
+pub mod sizes;
 mod wire;
 
 pub use crypto::{

@@ -73,9 +73,42 @@ pub struct Limits {
     #[arg(long, env = "RAPPORT_RELAY_IDLE_TIMEOUT_MS", default_value_t = 90_000)]
     pub idle_timeout_ms: u64,
 
-    /// Most simultaneous WebSocket connections.
+    /// Most simultaneous connections (TCP, counted from accept, before and
+    /// after the WebSocket upgrade). The relay raises its soft descriptor
+    /// limit to fit, or refuses to start.
     #[arg(long, env = "RAPPORT_RELAY_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+
+    /// Most simultaneous connections from one address (an IPv6 /64 counts
+    /// as one address).
+    #[arg(long, env = "RAPPORT_RELAY_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256)]
+    pub max_connections_per_address: usize,
+
+    /// Most simultaneous authenticated connections to one workspace.
+    #[arg(long, env = "RAPPORT_RELAY_MAX_CONNECTIONS_PER_WORKSPACE", default_value_t = 256)]
+    pub max_connections_per_workspace: usize,
+
+    /// Time allowed for a client to send a complete HTTP request head
+    /// (also the idle time of a kept-alive HTTP connection), in milliseconds.
+    #[arg(long, env = "RAPPORT_RELAY_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
+
+    /// A frame the client has not taken within this long closes the
+    /// connection (a client that stopped reading), in milliseconds. A
+    /// client must take a maximal frame within it (1 MiB in 30 s: 35 KB/s).
+    #[arg(long, env = "RAPPORT_RELAY_SEND_TIMEOUT_MS", default_value_t = 30_000)]
+    pub send_timeout_ms: u64,
+
+    /// Bytes of replies a connection may have queued, unsent, before it is
+    /// closed as too slow; live frames beyond it are dropped and replaced by
+    /// `Behind`. At least --max-frame-bytes.
+    #[arg(long, env = "RAPPORT_RELAY_MAX_QUEUED_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_queued_bytes: usize,
+
+    /// New workspaces one address may register per hour (a burst of this
+    /// many, then refilled evenly).
+    #[arg(long, env = "RAPPORT_RELAY_REGISTRATIONS_PER_HOUR", default_value_t = 30)]
+    pub registrations_per_hour: u32,
 }
 
 /// A configuration value that cannot work.
@@ -95,6 +128,14 @@ pub enum ConfigError {
     /// Frames below this cannot carry a useful message.
     #[error("--max-frame-bytes must be at least 1024, got {0}")]
     FrameTooSmall(u32),
+    /// The outgoing queue could never hold a maximal reply.
+    #[error("--max-queued-bytes ({queued}) must be at least --max-frame-bytes ({frame})")]
+    QueueBelowFrame {
+        /// Configured queue bound.
+        queued: usize,
+        /// Configured frame limit.
+        frame: u32,
+    },
 }
 
 impl Default for Limits {
@@ -110,6 +151,12 @@ impl Default for Limits {
             handshake_timeout_ms: 10_000,
             idle_timeout_ms: 90_000,
             max_connections: 10_000,
+            max_connections_per_address: 256,
+            max_connections_per_workspace: 256,
+            header_timeout_ms: 10_000,
+            send_timeout_ms: 30_000,
+            max_queued_bytes: 2 * 1024 * 1024,
+            registrations_per_hour: 30,
         }
     }
 }
@@ -129,6 +176,10 @@ impl Limits {
             ("handshake-timeout-ms", self.handshake_timeout_ms),
             ("idle-timeout-ms", self.idle_timeout_ms),
             ("max-connections", self.max_connections as u64),
+            ("max-connections-per-address", self.max_connections_per_address as u64),
+            ("max-connections-per-workspace", self.max_connections_per_workspace as u64),
+            ("header-timeout-ms", self.header_timeout_ms),
+            ("send-timeout-ms", self.send_timeout_ms),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Zero(name));
@@ -138,6 +189,9 @@ impl Limits {
         }
         if self.rate_burst_bytes < u64::from(self.max_frame_bytes) {
             return Err(ConfigError::BurstBelowFrame { burst: self.rate_burst_bytes, frame: self.max_frame_bytes });
+        }
+        if self.max_queued_bytes < self.max_frame_bytes as usize {
+            return Err(ConfigError::QueueBelowFrame { queued: self.max_queued_bytes, frame: self.max_frame_bytes });
         }
         Ok(())
     }
@@ -159,6 +213,16 @@ impl Limits {
     /// Idle timeout as a duration.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_millis(self.idle_timeout_ms)
+    }
+
+    /// HTTP request-head timeout as a duration.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    /// Send deadline as a duration.
+    pub fn send_timeout(&self) -> Duration {
+        Duration::from_millis(self.send_timeout_ms)
     }
 }
 
@@ -184,5 +248,9 @@ mod tests {
         limits.rate_frames_per_sec = 1;
         limits.rate_burst_bytes = 10;
         assert!(matches!(limits.validate(), Err(ConfigError::BurstBelowFrame { .. })));
+        let limits = Limits { max_queued_bytes: 1000, ..Limits::default() };
+        assert!(matches!(limits.validate(), Err(ConfigError::QueueBelowFrame { .. })));
+        let limits = Limits { send_timeout_ms: 0, ..Limits::default() };
+        assert_eq!(limits.validate(), Err(ConfigError::Zero("send-timeout-ms")));
     }
 }

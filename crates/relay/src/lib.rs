@@ -9,8 +9,10 @@
 //!
 //! Layout: [`config`] (flags and limits), [`server`] (router, state, HTTP
 //! errors, graceful shutdown), `session` (one connection's state machine),
-//! [`hub`] (live fan-out), [`rate`] (token buckets), [`store`] (the storage
-//! trait and its SQLite implementation).
+//! [`hub`] (live fan-out), [`rate`] (token buckets and refusals), [`deadline`]
+//! (write deadlines on sockets), [`frames`]
+//! (exact frame sizes), [`limits`] (the descriptor limit), [`store`] (the
+//! storage trait and its SQLite implementation).
 //!
 //! Typical flow in a test or an embedding program:
 //!
@@ -29,7 +31,10 @@
 //! ```
 
 pub mod config;
+pub mod deadline;
+pub mod frames;
 pub mod hub;
+pub mod limits;
 pub mod rate;
 pub mod server;
 mod session;

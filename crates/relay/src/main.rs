@@ -28,6 +28,8 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     cli.limits.validate()?;
+    let descriptors = rapport_relay::limits::ensure_descriptors(&cli.limits)?;
+    tracing::debug!(descriptors, "file descriptor limit");
     if let Some(dir) = &cli.static_dir {
         if !dir.join("index.html").is_file() {
             return Err(format!("--static-dir {} has no index.html", dir.display()).into());

@@ -1,5 +1,12 @@
-//! Per-connection rate limiting: a token bucket, pure over a caller-given
-//! clock so its behaviour is tested without sleeping.
+//! Rate limiting: a token bucket, and the budget of one connection with
+//! its refusal policy, pure over a caller-given clock so their behaviour is
+//! tested without sleeping.
+//!
+//! A connection's frames (requests and WebSocket pings/pongs alike) are
+//! counted before they are decoded. A refused frame is answered only while
+//! the client seems to listen (the first [`ANSWERED_REFUSALS`] since its
+//! last admitted frame); each refusal costs a strike, strikes come back at
+//! [`STRIKES_PER_SEC`], and a client out of strikes is closed.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +29,29 @@ impl TokenBucket {
             tokens: capacity as f64,
             updated: now,
         }
+    }
+
+    /// A full bucket of `per_hour` tokens refilled evenly over an hour.
+    pub fn per_hour(per_hour: u64, now: Instant) -> Self {
+        TokenBucket {
+            capacity: per_hour as f64,
+            rate_per_sec: per_hour as f64 / 3600.0,
+            tokens: per_hour as f64,
+            updated: now,
+        }
+    }
+
+    /// Returns `n` tokens taken for work that turned out free (up to the
+    /// capacity).
+    pub fn give_back(&mut self, n: u64) {
+        self.tokens = (self.tokens + n as f64).min(self.capacity);
+    }
+
+    /// Whether the bucket would be full at `now` (then it is as good as new
+    /// and need not be remembered).
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens + elapsed * self.rate_per_sec >= self.capacity
     }
 
     fn refill(&mut self, now: Instant) {
@@ -49,11 +79,40 @@ impl TokenBucket {
     }
 }
 
-/// The two buckets of one connection: frames and bytes.
+/// Refused frames answered since the last admitted one; later ones in the
+/// same run are dropped unanswered.
+pub const ANSWERED_REFUSALS: u32 = 4;
+/// Refusals a connection may accumulate before it is closed.
+pub const MAX_STRIKES: u64 = 32;
+/// Strikes forgiven per second.
+pub const STRIKES_PER_SEC: u64 = 1;
+
+/// What to do with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Within the limits: handle it.
+    Admit,
+    /// Over the limits: drop it, answering `RateLimited` if `answer`.
+    Refuse {
+        /// When the frame would have been admitted.
+        wait: Duration,
+        /// Whether to tell the client (it may be listening).
+        answer: bool,
+    },
+    /// Over the limits too often: close the connection.
+    Close {
+        /// When a frame would have been admitted.
+        wait: Duration,
+    },
+}
+
+/// The buckets of one connection (frames and bytes) and its strikes.
 #[derive(Debug, Clone)]
 pub struct ConnectionBudget {
     frames: TokenBucket,
     bytes: TokenBucket,
+    strikes: TokenBucket,
+    answered: u32,
 }
 
 impl ConnectionBudget {
@@ -62,6 +121,27 @@ impl ConnectionBudget {
         ConnectionBudget {
             frames: TokenBucket::new(u64::from(limits.rate_burst_frames), u64::from(limits.rate_frames_per_sec), now),
             bytes: TokenBucket::new(limits.rate_burst_bytes, limits.rate_bytes_per_sec, now),
+            strikes: TokenBucket::new(MAX_STRIKES, STRIKES_PER_SEC, now),
+            answered: 0,
+        }
+    }
+
+    /// Judges one received frame of `len` bytes (a request, a ping or a
+    /// pong), before it is decoded.
+    pub fn judge(&mut self, len: usize, now: Instant) -> Verdict {
+        match self.admit(len, now) {
+            Ok(()) => {
+                self.answered = 0;
+                Verdict::Admit
+            }
+            Err(wait) => {
+                if self.strikes.try_take(1, now).is_err() {
+                    return Verdict::Close { wait };
+                }
+                let answer = self.answered < ANSWERED_REFUSALS;
+                self.answered = self.answered.saturating_add(1);
+                Verdict::Refuse { wait, answer }
+            }
         }
     }
 
@@ -125,5 +205,65 @@ mod tests {
             assert!(budget.admit(0, t0).is_ok());
         }
         assert!(budget.admit(0, t0).is_err());
+    }
+
+    fn tight() -> crate::config::Limits {
+        crate::config::Limits { rate_burst_frames: 2, rate_frames_per_sec: 1, ..crate::config::Limits::default() }
+    }
+
+    #[test]
+    fn a_flood_is_answered_a_few_times_then_ignored_then_closed() {
+        let t0 = Instant::now();
+        let mut budget = ConnectionBudget::new(&tight(), t0);
+        assert_eq!(budget.judge(10, t0), Verdict::Admit);
+        assert_eq!(budget.judge(10, t0), Verdict::Admit);
+        let mut answered = 0;
+        let mut silent = 0;
+        let mut closed_at = None;
+        for i in 0..1000 {
+            match budget.judge(10, t0) {
+                Verdict::Refuse { answer: true, .. } => answered += 1,
+                Verdict::Refuse { answer: false, .. } => silent += 1,
+                Verdict::Close { .. } => {
+                    closed_at = Some(i);
+                    break;
+                }
+                Verdict::Admit => panic!("the bucket is empty"),
+            }
+        }
+        assert_eq!(answered, ANSWERED_REFUSALS);
+        assert_eq!(answered + silent, MAX_STRIKES as u32);
+        assert_eq!(closed_at, Some(MAX_STRIKES as usize));
+    }
+
+    #[test]
+    fn a_client_that_waits_as_told_is_answered_every_time_and_never_closed() {
+        let t0 = Instant::now();
+        let mut budget = ConnectionBudget::new(&tight(), t0);
+        let mut now = t0;
+        // Ten minutes of sending as fast as allowed: each refused frame is
+        // sent again once the announced wait is over.
+        let mut admitted = 0;
+        while now < t0 + Duration::from_secs(600) {
+            match budget.judge(10, now) {
+                Verdict::Admit => admitted += 1,
+                Verdict::Refuse { wait, answer } => {
+                    assert!(answer, "a listening client is answered");
+                    now += wait + Duration::from_millis(1);
+                }
+                Verdict::Close { .. } => panic!("an obedient client is never closed"),
+            }
+        }
+        assert!(admitted >= 590, "{admitted}");
+    }
+
+    #[test]
+    fn keep_alives_count_like_frames() {
+        let t0 = Instant::now();
+        let mut budget = ConnectionBudget::new(&tight(), t0);
+        // Pings (empty frames) take from the same frame bucket.
+        assert_eq!(budget.judge(0, t0), Verdict::Admit);
+        assert_eq!(budget.judge(0, t0), Verdict::Admit);
+        assert!(matches!(budget.judge(0, t0), Verdict::Refuse { .. }));
     }
 }

@@ -78,8 +78,10 @@ pub trait Store: Send + Sync + 'static {
     fn verifier(&self, workspace: WorkspaceId) -> StoreFuture<'_, Option<AuthVerifier>>;
 
     /// Creates the workspace with `verifier` unless it exists; returns the
-    /// verifier in force (the existing one wins).
-    fn create_workspace(&self, workspace: WorkspaceId, verifier: AuthVerifier) -> StoreFuture<'_, AuthVerifier>;
+    /// verifier in force (the existing one wins) and whether this call
+    /// created it.
+    fn create_workspace(&self, workspace: WorkspaceId, verifier: AuthVerifier)
+        -> StoreFuture<'_, (AuthVerifier, bool)>;
 
     /// The newest sequence number handed out (`Seq::ZERO` when none).
     fn head(&self, workspace: WorkspaceId) -> StoreFuture<'_, Seq>;

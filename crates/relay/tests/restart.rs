@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use rapport_protocol::{ClientMessage, Seq, ServerMessage};
+use rapport_relay::config::Limits;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -138,4 +139,51 @@ async fn sigterm_shuts_the_binary_down_gracefully() {
     let exit =
         tokio::time::timeout(Duration::from_secs(10), relay.wait()).await.expect("exits in time").expect("exit status");
     assert!(exit.success(), "{exit:?}");
+}
+
+/// Runs the binary under `sh` with the given descriptor limits.
+#[cfg(target_os = "linux")]
+fn under_limits(soft: u32, hard: u32, data: &Path, flags: &[&str]) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_rapport-relay"))
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .args(flags)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    command
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_binary_raises_its_descriptor_limit_or_refuses_to_start() {
+    let data = tempfile::tempdir().expect("tempdir");
+    // The default 10,000 connections cannot fit under a hard limit of 256.
+    let output = under_limits(100, 256, data.path(), &[]).output().await.expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--max-connections 10000") && stderr.contains("hard limit is 256"), "{stderr}");
+
+    // 50 connections fit: the soft limit is raised from 100 to what they need.
+    let mut child = under_limits(100, 256, data.path(), &["--max-connections", "50"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let line = tokio::time::timeout(Duration::from_secs(20), BufReader::new(stdout).lines().next_line())
+        .await
+        .expect("listening in time")
+        .expect("stdout readable")
+        .expect("a line");
+    assert!(line.starts_with("rapport-relay listening on "), "{line}");
+    let pid = child.id().expect("pid");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let open_files = limits.lines().find(|l| l.starts_with("Max open files")).expect("open files line");
+    let soft: u64 = open_files.split_whitespace().nth(3).and_then(|v| v.parse().ok()).expect("soft limit");
+    assert_eq!(soft, rapport_relay::limits::descriptors_needed(&Limits { max_connections: 50, ..Limits::default() }));
+    let _ = child.start_kill();
+    let _ = child.wait().await;
 }

@@ -84,7 +84,7 @@ struct StoredConfig {
     created_here: bool,
 }
 
-fn corrupt(key: &'static str, reason: impl ToString) -> LoadError {
+pub(crate) fn corrupt(key: &'static str, reason: impl ToString) -> LoadError {
     LoadError::Corrupt { key, reason: reason.to_string() }
 }
 
@@ -181,9 +181,10 @@ impl SyncConfig {
             Err(LoadError::Storage(e)) => return Err(e),
         };
         if !same_log {
-            // Both are facts about one relay's log of one workspace.
+            // All three are facts about one relay's log of one workspace.
             save_cursor(storage, Seq::ZERO).await?;
             save_relay_erased(storage, &BTreeSet::new()).await?;
+            crate::quarantine::save_quarantine(storage, &crate::quarantine::QuarantineList::default()).await?;
         }
         let stored = StoredConfig {
             version: CONFIG_VERSION,

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `Connect`, `Send`, `Close` | [`Transport`] |
 //! | `Apply` | [`Applier`] (then `Applied`/`ApplyFailed` is fed back) |
+//! | `Quarantine` | `Storage::put_meta("sync/quarantine")` ([`save_quarantine`]), then [`Host::quarantine_changed`] (then `Applied`/`ApplyFailed` is fed back) |
 //! | `SaveCursor` | `Storage::put_meta("sync/cursor")` |
 //! | `ReadOutbox`, `AckOutbox` | `Storage::outbox` (a snapshot entry's bytes replaced by the record's document as stored now), `Storage::ack_outbox` |
 //! | `Reupload` | [`enqueue_existing`] |
@@ -51,12 +52,13 @@ use rapport_core::record::Row;
 use rapport_core::repo::{hydrate, AppliedMany, ApplyError, DocHandle, Repo};
 use rapport_core::storage::{OutboxEntry, OutboxKind, Storage, StorageError};
 use rapport_core::Timestamp;
-use rapport_protocol::Seq;
+use rapport_protocol::{Seq, ServerMessage};
 
 use crate::config::{
     enqueue_existing, load_cursor, load_relay_erased, save_cursor, save_relay_erased, LoadError, SyncConfig,
 };
 use crate::engine::{ApplyFailure, ApplyFailureKind, Input, Output, Received, SyncEngine, Timing};
+use crate::quarantine::{load_quarantine, save_quarantine, QuarantineList, QuarantinedChange};
 use crate::status::{SyncProblem, SyncStatus};
 
 #[cfg(test)]
@@ -186,6 +188,11 @@ pub trait Host {
     /// A problem worth logging or a notification.
     fn problem(&self, _problem: &SyncProblem) {}
 
+    /// Entries of the relay's log were set aside (they cannot be read or
+    /// applied; sync went on past them): `list` is every one so far, to
+    /// show in the sync settings with [`QuarantinedChange::message`].
+    fn quarantine_changed(&self, _list: &QuarantineList) {}
+
     /// Whether `record` was erased: its tombstone is in the workspace
     /// document as this replica knows it now
     /// (`workspace.tombstones.is_erased(record)`). The driver asks just
@@ -257,6 +264,8 @@ pub struct SyncDriver<St, A, T, H> {
     busy: Cell<bool>,
     /// Records the relay confirmed erasing (as persisted in meta).
     relay_erased: RefCell<BTreeSet<RecordId>>,
+    /// Entries set aside (as persisted in meta).
+    quarantine: RefCell<QuarantineList>,
 }
 
 impl<St, A, T, H> SyncDriver<St, A, T, H>
@@ -271,8 +280,9 @@ where
     /// [`Event::Start`].
     ///
     /// # Errors
-    /// [`LoadError`] when the saved cursor or the saved list of confirmed
-    /// relay erasures cannot be read.
+    /// [`LoadError`] when the saved cursor, the saved list of confirmed
+    /// relay erasures or the saved list of entries set aside cannot be
+    /// read.
     pub async fn open(config: &SyncConfig, storage: St, applier: A, transport: T, host: H) -> Result<Self, LoadError> {
         Self::open_with_timing(config, Timing::default(), storage, applier, transport, host).await
     }
@@ -291,6 +301,7 @@ where
     ) -> Result<Self, LoadError> {
         let cursor = load_cursor(storage.storage()).await?;
         let relay_erased = load_relay_erased(storage.storage()).await?;
+        let quarantine = load_quarantine(storage.storage()).await?;
         let engine = SyncEngine::with_timing(config.keys(), config.created_here, cursor, timing);
         Ok(Self {
             engine: RefCell::new(engine),
@@ -302,14 +313,18 @@ where
             inbox: RefCell::new(VecDeque::new()),
             busy: Cell::new(false),
             relay_erased: RefCell::new(relay_erased),
+            quarantine: RefCell::new(quarantine),
         })
     }
 
     /// Handles one event and everything it leads to (sending, applying,
     /// saving), in order. If another call is already running, the event is
-    /// queued for it and this returns at once.
+    /// queued for it and this returns at once. Queued frames hold at most
+    /// `Timing::max_queued_bytes`: a live frame beyond that is queued as
+    /// the head it announces (a `Behind`), so the engine pulls its entries
+    /// later instead of the queue growing while a slow apply runs.
     pub async fn handle(&self, event: Event) {
-        self.inbox.borrow_mut().push_back(event);
+        self.enqueue(event);
         if self.busy.replace(true) {
             return;
         }
@@ -319,6 +334,35 @@ where
             let Some(event) = next else { break };
             let outputs = self.step(event.as_input());
             self.execute(outputs).await;
+        }
+    }
+
+    /// Queues `event`; a live frame that would take the queued frames past
+    /// the bound goes in as a `Behind` naming its last entry, merged with
+    /// one queued just before it (so a stream of them takes one slot).
+    /// Replies are kept: they are bounded by the requests in flight.
+    fn enqueue(&self, event: Event) {
+        let behind_head = |bytes: &[u8]| match ServerMessage::decode(bytes) {
+            Ok(ServerMessage::Behind { head }) => Some(head),
+            _ => None,
+        };
+        let mut inbox = self.inbox.borrow_mut();
+        let Event::Frame(bytes) = &event else { return inbox.push_back(event) };
+        let queued: usize = inbox.iter().map(|e| if let Event::Frame(b) = e { b.len() } else { 0 }).sum();
+        if queued.saturating_add(bytes.len()) <= self.engine.borrow().timing().max_queued_bytes {
+            return inbox.push_back(event);
+        }
+        let Ok(ServerMessage::Live { entries }) = ServerMessage::decode(bytes) else { return inbox.push_back(event) };
+        let Some(mut head) = entries.last().map(|e| e.seq) else { return };
+        if let Some(Event::Frame(last)) = inbox.back() {
+            if let Some(earlier) = behind_head(last) {
+                head = head.max(earlier);
+                inbox.pop_back();
+            }
+        }
+        match (ServerMessage::Behind { head }).encode() {
+            Ok(behind) => inbox.push_back(Event::Frame(behind)),
+            Err(_) => inbox.push_back(event),
         }
     }
 
@@ -382,6 +426,12 @@ where
         self.engine.borrow().erasing()
     }
 
+    /// The entries of the relay's log set aside so far (what meta
+    /// `sync/quarantine` holds), to show with the status.
+    pub fn quarantined(&self) -> QuarantineList {
+        self.quarantine.borrow().clone()
+    }
+
     /// The status to show.
     pub fn status(&self) -> SyncStatus {
         self.engine.borrow().status()
@@ -443,6 +493,7 @@ where
             }
             Output::Close => self.transport.close(),
             Output::Apply { entries, through } => return self.apply(entries, through).await,
+            Output::Quarantine { entries, through } => return self.set_aside(entries, through).await,
             Output::SaveCursor(cursor) => {
                 if let Err(e) = save_cursor(storage, cursor).await {
                     return self.step(Input::StorageFailed(e));
@@ -520,6 +571,21 @@ where
         }
         follow.extend(self.step(answer));
         follow
+    }
+
+    /// Records entries as set aside, durably, before the engine moves the
+    /// cursor past them.
+    async fn set_aside(&self, entries: Vec<QuarantinedChange>, through: Seq) -> Vec<Output> {
+        let first = entries.first().map_or(through, |e| e.seq);
+        let mut list = self.quarantine.borrow().clone();
+        list.add(entries);
+        if let Err(e) = save_quarantine(self.storage.storage(), &list).await {
+            let failure = ApplyFailure { at: first, kind: ApplyFailureKind::from_storage(&e) };
+            return self.step(Input::ApplyFailed { through, failure });
+        }
+        self.host.quarantine_changed(&list);
+        *self.quarantine.borrow_mut() = list;
+        self.step(Input::Applied { through })
     }
 
     /// Reads the outbox for the engine, acknowledging entries of erased
@@ -613,6 +679,8 @@ pub fn apply_failure_kind(error: ApplyError) -> ApplyFailureKind {
         // The local copy of the record is unreadable (quarantined): the
         // change cannot be merged, and skipping it would lose it.
         ApplyError::Corrupt(reason) => ApplyFailureKind::Rejected(reason),
+        // Taking the new epoch would lose a privacy action of the local copy.
+        ApplyError::Replay(e) => ApplyFailureKind::Rejected(e.to_string()),
         ApplyError::Storage(e) => ApplyFailureKind::from_storage(&e),
     }
 }

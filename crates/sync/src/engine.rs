@@ -24,6 +24,8 @@
 //!                 -> Send(ReplaceWithSnapshot{snapshot, covers_through: cursor})  (a new epoch, alone)
 //! Frame(SnapshotStored) -> AckOutbox([its seq]), ReadOutbox{limit}
 //! Frame(Live)     -> Apply{...}                               (in order: advances; a gap: pull)
+//! (an unreadable entry)
+//!                 -> Quarantine{entries, through}             (the app records it; Applied{through} moves past it)
 //! EraseOnRelay(ids)-> Send(DeleteDocument{doc_tag}) per record  (now if ready, else after the next Welcome)
 //! Frame(DocumentDeleted) -> RelayErased(ids)                  (the app records them as confirmed)
 //! Disconnected    -> ReconnectAfter{ms}                        (exponential back-off with jitter)
@@ -51,8 +53,8 @@
 //!   `SnapshotStored`; it shares the one push slot, so timeouts, rate limits
 //!   and resending after a reconnect work as for pushes.
 //! - **Pull before push after a reconnect.** After `Welcome`, the outbox is
-//!   read only once the log up to the announced head is applied (or an
-//!   unreadable entry stopped pulling). A replica that was offline thus
+//!   read only once the log up to the announced head is applied (or set
+//!   aside). A replica that was offline thus
 //!   merges the workspace document, and learns of tombstones in it, before
 //!   it pushes edits of records erased meanwhile.
 //! - **Erasure on the relay** (design promise 4): `Input::EraseOnRelay`
@@ -63,12 +65,16 @@
 //!   Confirmations come out as `Output::RelayErased`.
 //! - **`Live` is a hint** (docs/RELAY.md): its entries are applied, but the
 //!   cursor advances over them only when they directly follow it and no pull
-//!   is in flight; otherwise the engine pulls. `Behind` pulls.
-//! - **An unreadable entry is never applied and never skipped**: an envelope
-//!   that does not decrypt, does not decode, names a record other than its
-//!   tag's, or that the app rejects stops the cursor just before it; the
-//!   problem is reported and pulling stops on this connection. Local changes
-//!   are still pushed.
+//!   is in flight; otherwise the engine pulls. `Behind` pulls. Live entries
+//!   are queued only up to `Timing::max_queued_entries` and
+//!   `max_queued_bytes`: beyond, they are dropped and pulled later, so a
+//!   slow app under a stream of live frames holds bounded memory.
+//! - **An unreadable entry is set aside, never applied, and cannot stall
+//!   sync**: an envelope that does not decrypt, does not decode, names a
+//!   record other than its tag's, or that the app rejects is *quarantined*
+//!   (`Output::Quarantine`, [`crate::quarantine`]): the app records it
+//!   durably, and only then does the cursor move past it. Pulling goes on,
+//!   and "up to date" means the whole log was applied or set aside.
 //! - **Errors**: `Unauthorized` is final (no reconnect until the app says
 //!   `Start` again); `RateLimited` pauses requests for `retry_after_ms`;
 //!   `CursorAhead` restarts from zero and asks the app to upload every
@@ -89,8 +95,11 @@ use rapport_protocol::{
     ENVELOPE_NONCE_LEN,
 };
 
+use rapport_protocol::sizes::{envelope_len, fits_alone, varint_len};
+
 use crate::backoff::Backoff;
-use crate::plaintext::{doc_tag, open_envelope, seal_change};
+use crate::plaintext::{doc_tag, open_envelope, seal_change, EnvelopeError};
+use crate::quarantine::QuarantinedChange;
 use crate::status::{SyncProblem, SyncStatus};
 
 #[cfg(test)]
@@ -132,6 +141,12 @@ pub struct Timing {
     /// Most `DeleteDocument` requests in flight at once (the rest wait for
     /// confirmations, so a large erasure does not hit the rate limit).
     pub erase_max_in_flight: u32,
+    /// Most received entries waiting for the app at once, and most bytes
+    /// of them. Live entries beyond either are not kept: they are a hint,
+    /// and the pull that follows brings them again, in order.
+    pub max_queued_entries: usize,
+    /// See `max_queued_entries`.
+    pub max_queued_bytes: usize,
 }
 
 impl Default for Timing {
@@ -145,6 +160,8 @@ impl Default for Timing {
             pull_limit: 1_000,
             push_max_envelopes: 500,
             erase_max_in_flight: 16,
+            max_queued_entries: 2_000,
+            max_queued_bytes: 16 << 20,
         }
     }
 }
@@ -259,6 +276,16 @@ pub enum Output {
         /// Echo this in the answer.
         through: Seq,
     },
+    /// Record these entries as set aside (meta `sync/quarantine`,
+    /// [`crate::quarantine`]), durably, then answer `Input::Applied {
+    /// through }` (or `Input::ApplyFailed` when storage failed): only then
+    /// does the cursor move past them.
+    Quarantine {
+        /// The entries that cannot be read or applied, in log order.
+        entries: Vec<QuarantinedChange>,
+        /// Echo this in the answer.
+        through: Seq,
+    },
     /// Persist the cursor (meta `sync/cursor`).
     SaveCursor(Seq),
     /// Read up to `limit` outbox entries (oldest first) and answer
@@ -342,21 +369,36 @@ struct PingInFlight {
     sent_at: u64,
 }
 
-/// Received entries waiting for the app, in log order.
+/// Received entries waiting for the app, in log order: changes to apply,
+/// or entries to set aside.
 #[derive(Debug)]
 struct Pending {
     entries: Vec<Received>,
+    /// Entries to record as set aside (then `entries` is empty).
+    quarantine: Vec<QuarantinedChange>,
     /// Echoed by the app.
     through: Seq,
     /// The cursor once these are applied, when they directly follow it.
     advance: Option<Seq>,
 }
 
-/// The outstanding apply.
-#[derive(Debug, Clone, Copy)]
+impl Pending {
+    fn changes(entries: Vec<Received>, through: Seq, advance: Option<Seq>) -> Self {
+        Self { entries, quarantine: Vec::new(), through, advance }
+    }
+
+    fn set_aside(quarantine: Vec<QuarantinedChange>, through: Seq) -> Self {
+        Self { entries: Vec::new(), quarantine, through, advance: Some(through) }
+    }
+}
+
+/// The outstanding apply (or quarantine).
+#[derive(Debug, Clone)]
 struct Applying {
     through: Seq,
     advance: Option<Seq>,
+    /// The position and record of each entry handed to the app.
+    records: Vec<(Seq, RecordId)>,
 }
 
 enum Retry {
@@ -398,7 +440,6 @@ pub struct SyncEngine {
     more: bool,
     push: Option<PushInFlight>,
     ping: Option<PingInFlight>,
-    blocked: Option<SyncProblem>,
     outbox_wanted: bool,
     outbox_reading: bool,
     too_large: BTreeMap<u64, SyncProblem>,
@@ -430,15 +471,6 @@ impl std::fmt::Debug for SyncEngine {
     }
 }
 
-fn varint_len(mut value: u64) -> usize {
-    let mut len = 1;
-    while value >= 0x80 {
-        value >>= 7;
-        len += 1;
-    }
-    len
-}
-
 fn random4(rng: &mut dyn Random) -> [u8; 4] {
     let mut bytes = [0; 4];
     rng.fill(&mut bytes);
@@ -460,6 +492,28 @@ fn consecutive(seqs: impl Iterator<Item = Seq>) -> bool {
         prev = Some(s);
     }
     true
+}
+
+/// Why an entry cannot be read, in plain words, and the record it names
+/// when it could be read that far.
+fn unreadable(error: EnvelopeError) -> (Option<RecordId>, String) {
+    use crate::plaintext::PlaintextError;
+    match error {
+        EnvelopeError::Crypto(_) => (
+            None,
+            "it could not be decrypted with this workspace's key: it was damaged, or written with another key".into(),
+        ),
+        EnvelopeError::Plaintext(PlaintextError::UnsupportedVersion { found, .. }) => (
+            None,
+            format!(
+                "it was written by a newer version of Rapport (format {found}); update the app to read such changes"
+            ),
+        ),
+        EnvelopeError::Plaintext(_) => (None, "its content is damaged".into()),
+        EnvelopeError::WrongDocument { record } => {
+            (Some(record), "it names another record than the one it was filed under".into())
+        }
+    }
 }
 
 fn next_seq(seq: Seq) -> Seq {
@@ -500,7 +554,6 @@ impl SyncEngine {
             more: false,
             push: None,
             ping: None,
-            blocked: None,
             outbox_wanted: false,
             outbox_reading: false,
             too_large: BTreeMap::new(),
@@ -537,6 +590,11 @@ impl SyncEngine {
         all
     }
 
+    /// The timeouts and sizes in use.
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
     /// The back-off state (how many attempts failed in a row).
     pub fn backoff(&self) -> &Backoff {
         &self.backoff
@@ -556,9 +614,6 @@ impl SyncEngine {
                 self.problem.clone().map_or(SyncStatus::Connecting, SyncStatus::Error)
             }
             Conn::Ready => {
-                if let Some(problem) = &self.blocked {
-                    return SyncStatus::Error(problem.clone());
-                }
                 let busy = self.pull.is_some()
                     || self.more
                     || self.expected != self.head
@@ -678,7 +733,6 @@ impl SyncEngine {
         self.more = false;
         self.push = None;
         self.ping = None;
-        self.blocked = None;
         self.outbox_wanted = false;
         self.outbox_reading = false;
         self.hold_until = None;
@@ -896,35 +950,38 @@ impl SyncEngine {
         }
     }
 
-    /// Decrypts entries in order, stopping at the first that cannot be read.
-    fn open_entries(&self, entries: &[LogEntry]) -> (Vec<Received>, Option<(Seq, String)>) {
-        let mut received = Vec::with_capacity(entries.len());
+    /// Queues entries that directly follow `expected`, advancing to
+    /// `through`: runs of readable changes to apply, and each entry that
+    /// cannot be read set aside in between (reported too).
+    fn accept_in_order(&mut self, entries: &[LogEntry], through: Seq, out: &mut Vec<Output>) {
+        let mut good: Vec<Received> = Vec::new();
+        let mut bad: Vec<QuarantinedChange> = Vec::new();
         for entry in entries {
             match open_envelope(&self.keys, &entry.envelope) {
-                Ok((record, bytes)) => received.push(Received { seq: entry.seq, record, bytes }),
-                Err(e) => return (received, Some((entry.seq, e.to_string()))),
+                Ok((record, bytes)) => {
+                    if let Some(last) = bad.last().map(|b| b.seq) {
+                        self.queue.push_back(Pending::set_aside(std::mem::take(&mut bad), last));
+                    }
+                    good.push(Received { seq: entry.seq, record, bytes });
+                }
+                Err(e) => {
+                    if !good.is_empty() {
+                        let before = Seq(entry.seq.0.saturating_sub(1));
+                        self.queue.push_back(Pending::changes(std::mem::take(&mut good), before, Some(before)));
+                    }
+                    let detail = e.to_string();
+                    out.push(Output::Problem(SyncProblem::UnreadableChange { seq: entry.seq, reason: detail.clone() }));
+                    let (record, reason) = unreadable(e);
+                    bad.push(QuarantinedChange { seq: entry.seq, record, reason, detail });
+                }
             }
         }
-        (received, None)
-    }
-
-    /// Queues entries that directly follow `expected`, advancing to
-    /// `through` (or to just before the first unreadable entry).
-    fn accept_in_order(&mut self, entries: &[LogEntry], through: Seq, out: &mut Vec<Output>) {
-        let (received, bad) = self.open_entries(entries);
-        let through = match &bad {
-            Some((seq, _)) => Seq(seq.0.saturating_sub(1)),
-            None => through,
+        if let Some(last) = bad.last().map(|b| b.seq) {
+            self.queue.push_back(Pending::set_aside(bad, last));
         }
-        .max(self.expected);
+        let through = through.max(self.expected);
         self.expected = through;
-        self.queue.push_back(Pending { entries: received, through, advance: Some(through) });
-        if let Some((seq, reason)) = bad {
-            let problem = SyncProblem::UnreadableChange { seq, reason };
-            out.push(Output::Problem(problem.clone()));
-            self.blocked = Some(problem);
-            self.more = false;
-        }
+        self.queue.push_back(Pending::changes(good, through, Some(through)));
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -952,11 +1009,20 @@ impl SyncEngine {
         self.pull = None;
         self.head = self.head.max(cursor);
         self.more = more;
-        if self.blocked.is_some() {
-            return;
-        }
         let fresh: Vec<LogEntry> = entries.into_iter().filter(|e| e.seq > self.expected).collect();
         self.accept_in_order(&fresh, cursor, out);
+    }
+
+    /// Whether `entries` more received entries fit in the queue
+    /// (`Timing::max_queued_entries`, `max_queued_bytes`).
+    fn room_for(&self, entries: &[LogEntry]) -> bool {
+        let (mut count, mut bytes) =
+            (entries.len(), entries.iter().map(|e| e.envelope.ciphertext.len()).sum::<usize>());
+        for pending in &self.queue {
+            count += pending.entries.len();
+            bytes += pending.entries.iter().map(|e| e.bytes.len()).sum::<usize>();
+        }
+        count <= self.timing.max_queued_entries && bytes <= self.timing.max_queued_bytes
     }
 
     fn live(&mut self, now: u64, rng: &mut dyn Random, entries: Vec<LogEntry>, out: &mut Vec<Output>) {
@@ -967,10 +1033,14 @@ impl SyncEngine {
         self.head = self.head.max(last);
         let fresh: Vec<LogEntry> = entries.into_iter().filter(|e| e.seq > self.expected).collect();
         let Some(first) = fresh.first().map(|e| e.seq) else { return };
-        let in_order = self.pull.is_none()
-            && self.blocked.is_none()
-            && first == next_seq(self.expected)
-            && consecutive(fresh.iter().map(|e| e.seq));
+        if !self.room_for(&fresh) {
+            // The app is behind: keep only the raised head. The pull that a
+            // head past `expected` starts once the queue drains brings
+            // these entries again, in order, one page at a time.
+            return;
+        }
+        let in_order =
+            self.pull.is_none() && first == next_seq(self.expected) && consecutive(fresh.iter().map(|e| e.seq));
         if in_order {
             self.accept_in_order(&fresh, last, out);
             return;
@@ -989,7 +1059,7 @@ impl SyncEngine {
             })
             .collect();
         if !received.is_empty() {
-            self.queue.push_back(Pending { entries: received, through: self.expected, advance: None });
+            self.queue.push_back(Pending::changes(received, self.expected, None));
         }
     }
 
@@ -1013,9 +1083,9 @@ impl SyncEngine {
         // Our own changes directly after the cursor: they are already in
         // local storage (the outbox is written with the edit), so the
         // cursor can pass them without downloading them back.
-        if self.blocked.is_none() && first == next_seq(self.expected) {
+        if first == next_seq(self.expected) {
             self.expected = last;
-            self.queue.push_back(Pending { entries: Vec::new(), through: last, advance: Some(last) });
+            self.queue.push_back(Pending::changes(Vec::new(), last, Some(last)));
         }
     }
 
@@ -1030,9 +1100,9 @@ impl SyncEngine {
         self.head = self.head.max(seq);
         // As for our own pushes: the snapshot is our stored document, so the
         // cursor may pass it when it directly follows.
-        if self.blocked.is_none() && seq == next_seq(self.expected) {
+        if seq == next_seq(self.expected) {
             self.expected = seq;
-            self.queue.push_back(Pending { entries: Vec::new(), through: seq, advance: Some(seq) });
+            self.queue.push_back(Pending::changes(Vec::new(), seq, Some(seq)));
         }
     }
 
@@ -1049,7 +1119,9 @@ impl SyncEngine {
             .map(|snapshot| ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through: self.cursor });
         let frame = message.as_ref().and_then(|m| m.encode().ok());
         let size = frame.as_ref().map_or(entry.bytes.len(), Vec::len);
-        let Some(frame) = frame.filter(|f| f.len() <= limits.max_frame_bytes as usize) else {
+        let max_frame = limits.max_frame_bytes as usize;
+        let storable = matches!(&message, Some(ClientMessage::ReplaceWithSnapshot { snapshot, .. }) if fits_alone(snapshot, max_frame));
+        let Some(frame) = frame.filter(|f| storable && f.len() <= max_frame) else {
             let problem = SyncProblem::ChangeTooLarge { record: entry.id, bytes: size, limit: limits.max_frame_bytes };
             out.push(Output::Problem(problem.clone()));
             self.too_large.insert(entry.seq, problem);
@@ -1099,17 +1171,17 @@ impl SyncEngine {
             rng.fill(&mut nonce);
             let (envelope, env_size) = match seal_change(&self.keys, entry.id, &entry.bytes, nonce) {
                 Ok(env) => {
-                    let ct = env.ciphertext.len();
-                    let env_size = 32 + ENVELOPE_NONCE_LEN + varint_len(ct as u64) + ct;
+                    let env_size = envelope_len(&env);
                     (Some(env), env_size)
                 }
                 Err(_) => (None, usize::MAX),
             };
-            let alone = fixed.saturating_add(1).saturating_add(env_size);
-            let Some(envelope) = envelope.filter(|_| alone <= max_frame) else {
+            // The relay's rule (`fits_alone`): it stores only envelopes that a
+            // batch can carry alone under the widest numbers.
+            let Some(envelope) = envelope.filter(|e| fits_alone(e, max_frame)) else {
                 let problem = SyncProblem::ChangeTooLarge {
                     record: entry.id,
-                    bytes: if env_size == usize::MAX { entry.bytes.len() } else { alone },
+                    bytes: if env_size == usize::MAX { entry.bytes.len() } else { env_size },
                     limit: limits.max_frame_bytes,
                 };
                 out.push(Output::Problem(problem.clone()));
@@ -1141,11 +1213,10 @@ impl SyncEngine {
         rng: &mut dyn Random,
         out: &mut Vec<Output>,
     ) {
-        let Some(applying) = self.applying.filter(|a| a.through == through) else {
+        let Some(applying) = self.applying.take_if(|a| a.through == through) else {
             // Not the outstanding apply: a stale or duplicate answer.
             return;
         };
-        self.applying = None;
         let Some(failure) = failure else {
             if let Some(advance) = applying.advance {
                 self.advance_cursor(advance, out);
@@ -1165,14 +1236,21 @@ impl SyncEngine {
         // Whatever was queued after the failure is received again later.
         self.queue.clear();
         self.expected = self.cursor;
-        match failure.kind {
-            ApplyFailureKind::Rejected(reason) => {
-                let problem = SyncProblem::UnreadableChange { seq: failure.at, reason };
-                out.push(Output::Problem(problem.clone()));
-                self.blocked = Some(problem);
-                self.more = false;
+        let rejected = applying.records.iter().find(|(seq, _)| *seq == failure.at && *seq > self.cursor);
+        match (failure.kind, rejected) {
+            // The app refused one entry of the apply: set it aside, then
+            // pull on from just after it.
+            (ApplyFailureKind::Rejected(detail), Some(&(seq, record))) => {
+                out.push(Output::Problem(SyncProblem::UnreadableChange { seq, reason: detail.clone() }));
+                let reason = "its content could not be merged into this device's copy of the record".to_owned();
+                let change = QuarantinedChange { seq, record: Some(record), reason, detail };
+                self.queue.push_back(Pending::set_aside(vec![change], seq));
+                self.expected = seq;
+                self.more = true;
             }
-            kind => self.apply_storage_failed(now, rng, kind, out),
+            // A refusal naming no entry of the apply: the app is confused;
+            // start over from the saved cursor.
+            (kind, _) => self.apply_storage_failed(now, rng, kind, out),
         }
     }
 
@@ -1195,17 +1273,24 @@ impl SyncEngine {
         }
     }
 
-    /// Hands the next queued entries to the app, one apply at a time.
+    /// Hands the next queued entries to the app, one apply (or quarantine)
+    /// at a time.
     fn drive_apply(&mut self, out: &mut Vec<Output>) {
         while self.applying.is_none() {
             let Some(next) = self.queue.pop_front() else { return };
+            if !next.quarantine.is_empty() {
+                self.applying = Some(Applying { through: next.through, advance: next.advance, records: Vec::new() });
+                out.push(Output::Quarantine { entries: next.quarantine, through: next.through });
+                continue;
+            }
             if next.entries.is_empty() {
                 if let Some(advance) = next.advance {
                     self.advance_cursor(advance, out);
                 }
                 continue;
             }
-            self.applying = Some(Applying { through: next.through, advance: next.advance });
+            let records = next.entries.iter().map(|e| (e.seq, e.record)).collect();
+            self.applying = Some(Applying { through: next.through, advance: next.advance, records });
             out.push(Output::Apply { entries: next.entries, through: next.through });
         }
     }
@@ -1259,12 +1344,7 @@ impl SyncEngine {
         }
         let Some(limits) = self.limits else { return };
         let want_pull = self.more || self.expected < self.head;
-        if want_pull
-            && self.pull.is_none()
-            && self.applying.is_none()
-            && self.queue.is_empty()
-            && self.blocked.is_none()
-        {
+        if want_pull && self.pull.is_none() && self.applying.is_none() && self.queue.is_empty() {
             let id = self.request_id();
             let limit = self.timing.pull_limit.min(limits.max_pull_entries).max(1);
             self.send(&ClientMessage::Pull { request: id, since: self.expected, limit }, out);
@@ -1274,7 +1354,7 @@ impl SyncEngine {
         self.send_deletes(now, out);
         // A cursor past the head is the relay's loss (`CursorAhead` is on
         // its way), not a catch-up.
-        let caught_up = |target: Seq| self.blocked.is_some() || (target <= self.cursor && self.cursor <= self.head);
+        let caught_up = |target: Seq| target <= self.cursor && self.cursor <= self.head;
         if self.push_after.is_some_and(caught_up) {
             self.push_after = None;
         }

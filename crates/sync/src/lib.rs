@@ -57,6 +57,7 @@ pub mod config;
 pub mod driver;
 pub mod engine;
 pub mod plaintext;
+pub mod quarantine;
 pub mod status;
 
 pub use config::{load_relay_erased, save_relay_erased, turn_on, JoinError, LoadError, SyncConfig};
@@ -64,4 +65,5 @@ pub use driver::{
     apply_page, Applier, Event, Host, Interrupted, RepoApplier, StorageAccess, SyncDriver, Transport, TransportError,
 };
 pub use engine::{ApplyFailure, ApplyFailureKind, Input, Output, Random, Received, SyncEngine, Timing};
+pub use quarantine::{QuarantineList, QuarantinedChange};
 pub use status::{SyncProblem, SyncStatus};

@@ -67,8 +67,9 @@ pub enum SyncProblem {
     /// Local storage failed otherwise.
     LocalStorage(String),
     /// A change on the relay could not be read (not decryptable, malformed,
-    /// or from a newer app). Sync stops before it on this connection so it
-    /// is never skipped.
+    /// from a newer app, misfiled) or applied. It is set aside
+    /// ([`crate::quarantine`]) and sync goes on past it; reported as a
+    /// problem (for the log), never as the lasting status.
     UnreadableChange {
         /// Its position in the workspace log.
         seq: Seq,
@@ -129,8 +130,8 @@ impl SyncProblem {
                  reloading the page can help."
             ),
             SyncProblem::UnreadableChange { seq, reason } => format!(
-                "A change from your team (number {seq}) couldn't be read: {reason}. Sync has stopped before it so \
-                 that nothing is skipped. Updating Rapport may fix this; your own changes are still being sent."
+                "A change from your team (number {seq}) couldn't be read: {reason}. It was set aside (Settings, \
+                 Sync and sharing lists it) and sync goes on with everything else."
             ),
             SyncProblem::ChangeTooLarge { record, bytes, limit } => format!(
                 "A change to record {record} is {bytes} bytes, more than the sync server accepts ({limit} bytes). \

@@ -166,7 +166,7 @@ fn heads(world: &World, client: usize, id: RecordId) -> Vec<automerge::ChangeHas
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(support::proptest_cases(64)))]
 
     #[test]
     fn random_offline_edits_and_connection_interleavings_converge_to_the_same_contacts(
@@ -226,4 +226,35 @@ fn devices_that_never_met_online_converge_through_the_relay() {
         assert_eq!(block_on(read_contact(&run.world.clients[c].repo, id)), merged);
     }
     assert_eq!(merged.consent.status(&support::marketing()), rapport_core::consent::ConsentStatus::Withdrawn);
+}
+
+/// One entry on the relay that no device can read (garbage under a
+/// record's tag, or from a member with another key) must not stop any
+/// device, including ones that join afterwards, from pulling past it.
+#[test]
+fn a_poisoned_entry_is_set_aside_by_every_device_and_sync_converges_past_it() {
+    use rapport_protocol::{EntryKind, Envelope, LogEntry, Seq};
+    let mut world = World::new(3, 11);
+    let ada = contact_id(0);
+    // The first entry of the log is poisoned, before any device synced.
+    let doc_tag = rapport_sync::plaintext::doc_tag(&world.config.keys(), ada);
+    let poisoned = Seq(world.relay.head().0 + 1);
+    world.relay.log.push(LogEntry {
+        seq: poisoned,
+        kind: EntryKind::Change,
+        envelope: Envelope { doc_tag, nonce: [7; 24], ciphertext: vec![0x5a; 48] },
+    });
+    block_on(create_contact(&world.clients[0].repo, ada, 1, |c| c.given_name = "Ada".into()));
+    world.handle(0, Event::LocalChanges);
+    world.heal();
+    block_on(edit_contact(&world.clients[2].repo, ada, |c| c.title = "Countess".into()));
+    world.handle(2, Event::LocalChanges);
+    world.heal();
+    for (i, client) in world.clients.iter().enumerate() {
+        assert_eq!(client.driver.cursor(), world.relay.head(), "device {i} is past the poisoned entry");
+        let listed = client.driver.quarantined();
+        assert_eq!(listed.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [poisoned], "device {i}");
+        let on = block_on(read_contact(&client.repo, ada));
+        assert_eq!((on.given_name.as_str(), on.title.as_str()), ("Ada", "Countess"), "device {i}");
+    }
 }

@@ -11,19 +11,29 @@
 //!    connections, and one envelope per push (interactive edits) from
 //!    `--single-pushers` connections; every workspace has other members
 //!    connected, so each push is also fanned out live;
-//! 3. stops the relay and prints one JSON object with the results.
+//! 3. with the idle clients still connected, measures one-envelope pushes
+//!    from 40 honest connections for `--push-secs`, then again while
+//!    `--hostile` hostile connections from other loopback addresses attack
+//!    (unfinished HTTP requests, silent sockets, members that stop reading,
+//!    ping and push floods), and checks that the relay closed every held
+//!    hostile socket within its deadline;
+//! 4. stops the relay and prints one JSON object with the results.
 //!
 //! ```text
 //! rapport-relay-load --relay target/release/rapport-relay [--idle 10000] [--workspaces 1000]
 //!     [--push-secs 10] [--batch 100] [--batch-pushers 8] [--single-pushers 200] [--body 300]
+//!     [--hostile 1000]
 //! ```
 //!
-//! The relay runs with its default limits (rate limits included) except
-//! `--max-connections`, raised just enough for all the clients.
+//! The relay runs with its default limits (rate limits and timeouts
+//! included) except `--max-connections`, `--max-connections-per-address`
+//! (the honest clients all come from 127.0.0.1) and
+//! `--registrations-per-hour`, raised just enough for the clients.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,12 +60,13 @@ struct Args {
     batch_pushers: usize,
     single_pushers: usize,
     body: usize,
+    hostile: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: rapport-relay-load --relay PATH [--idle N] [--workspaces N] [--push-secs S] [--batch N] \
-         [--batch-pushers N] [--single-pushers N] [--body BYTES]"
+         [--batch-pushers N] [--single-pushers N] [--body BYTES] [--hostile N]"
     );
     std::process::exit(2)
 }
@@ -70,6 +81,7 @@ fn args() -> Args {
         batch_pushers: 8,
         single_pushers: 200,
         body: 300,
+        hostile: 1_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -84,6 +96,7 @@ fn args() -> Args {
             "--batch-pushers" => a.batch_pushers = n(),
             "--single-pushers" => a.single_pushers = n(),
             "--body" => a.body = n(),
+            "--hostile" => a.hostile = n(),
             _ => usage(),
         }
     }
@@ -306,6 +319,170 @@ async fn push_scenario(
     }))
 }
 
+/// A TCP connection to the relay from another loopback address (any
+/// 127.x.y.z is loopback on Linux), optionally with a small receive buffer.
+async fn tcp_from(addr: SocketAddr, source: IpAddr, recv_buffer: Option<u32>) -> Result<TcpStream, Error> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
+    socket.bind(SocketAddr::new(source, 0))?;
+    Ok(socket.connect(addr).await?)
+}
+
+/// [`join`] from another loopback address.
+async fn join_from(addr: SocketAddr, source: IpAddr, recv_buffer: Option<u32>, keys: &Keys) -> Result<Socket, Error> {
+    let stream = tcp_from(addr, source, recv_buffer).await?;
+    let url = format!("ws://{addr}/sync");
+    let (mut socket, _) =
+        tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(stream), Some(client_config())).await?;
+    let challenge = match recv(&mut socket).await? {
+        ServerMessage::Challenge { nonce } => nonce,
+        other => return Err(format!("expected a challenge, got {other:?}").into()),
+    };
+    let hello = ClientMessage::Hello {
+        workspace: keys.workspace(),
+        signature: keys.sign_challenge(&challenge),
+        register: Some(keys.verifier()),
+    };
+    send(&mut socket, &hello).await?;
+    match recv(&mut socket).await? {
+        ServerMessage::Welcome { .. } => Ok(socket),
+        other => Err(format!("expected Welcome, got {other:?}").into()),
+    }
+}
+
+/// Reads and discards until the relay closes `stream`; whether it did
+/// within `within`.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = vec![0u8; 64 * 1024];
+    tokio::time::timeout(within, async { while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {} }).await.is_ok()
+}
+
+/// Honest one-envelope pushes without and then with `hostile` attackers
+/// from 127.0.0.2 and up: 40% unfinished requests, 20% silent sockets, 20%
+/// members that ask for 12 MB and never read, 10% ping floods and 10%
+/// push floods (reconnecting as soon as the relay closes them).
+async fn hostile_scenario(
+    url: &str,
+    first_workspace: u64,
+    hostile: usize,
+    body: usize,
+    secs: u64,
+    pid: u32,
+) -> Result<serde_json::Value, Error> {
+    let addr: SocketAddr = url.trim_start_matches("ws://").trim_end_matches("/sync").parse()?;
+    let source = |i: usize| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 200) as u8));
+    let quiet = push_scenario(url, first_workspace, 40, 10, 1, body, secs).await?;
+
+    // The attackers' workspace, with a 200 KB entry to ask for.
+    let attackers = keys(first_workspace + 100);
+    let mut owner = join_from(addr, source(0), None, &attackers).await?;
+    let big = attackers.seal(attackers.doc_tag("big"), &vec![1u8; 200 * 1024], [3; 24])?;
+    send(&mut owner, &ClientMessage::Push { request: 1, envelopes: vec![big] }).await?;
+    let _ = recv(&mut owner).await?;
+
+    let (partial, silent, slow) = (hostile * 4 / 10, hostile * 2 / 10, hostile * 2 / 10);
+    let floods = hostile.saturating_sub(partial + silent + slow);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut held = Vec::new();
+    for i in 0..partial + silent {
+        let mut stream = tcp_from(addr, source(i), None).await?;
+        if i < partial {
+            stream.write_all(b"GET /sync HTTP/1.1\r\nHost: relay\r\nUpgrade: websocket\r\n").await?;
+        }
+        held.push(stream);
+    }
+    let mut slow_sockets = Vec::new();
+    for i in 0..slow {
+        let mut socket = join_from(addr, source(i), Some(4096), &attackers).await?;
+        // 12 MB of replies: more than the socket buffers (4 MB at most on
+        // Linux by default) and the relay's 2 MB queue.
+        for request in 0..60 {
+            send(&mut socket, &ClientMessage::Pull { request, since: rapport_protocol::Seq(0), limit: 1 }).await?;
+        }
+        slow_sockets.push(socket);
+    }
+    let flood_cycles = Arc::new(AtomicUsize::new(0));
+    let mut flooders = Vec::new();
+    for i in 0..floods {
+        let (stop, cycles, attackers) = (stop.clone(), flood_cycles.clone(), attackers.clone());
+        flooders.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(mut socket) = join_from(addr, source(i), None, &attackers).await else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
+                let frame = if i % 2 == 0 {
+                    Message::Ping(vec![0; 64].into())
+                } else {
+                    let env = attackers.seal(attackers.doc_tag("flood"), &[1; 64], [i as u8; 24]).expect("seal");
+                    let push = ClientMessage::Push { request: 1, envelopes: vec![env] };
+                    Message::Binary(push.encode().expect("encode").into())
+                };
+                for _ in 0..2_000 {
+                    if socket.send(frame.clone()).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(20), async {
+                    while let Some(Ok(_)) = socket.next().await {}
+                })
+                .await;
+                cycles.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }));
+    }
+    let (rss_attack_start, _) = memory(pid);
+    let loaded = push_scenario(url, first_workspace, 40, 10, 1, body, secs).await?;
+    let (rss_attack, _) = memory(pid);
+    stop.store(true, Ordering::Relaxed);
+    for f in flooders {
+        let _ = f.await;
+    }
+    // The relay's default deadlines (10 s for a request head, 30 s for a
+    // frame to leave) plus slack.
+    let deadline = started + Duration::from_secs(40);
+    let mut held_closed = 0;
+    for stream in &mut held {
+        if closed_within(stream, deadline.saturating_duration_since(Instant::now())).await {
+            held_closed += 1;
+        }
+    }
+    let mut slow_closed = 0;
+    for socket in &mut slow_sockets {
+        let MaybeTlsStream::Plain(stream) = socket.get_mut() else { continue };
+        if closed_within(stream, deadline.saturating_duration_since(Instant::now())).await {
+            slow_closed += 1;
+        }
+    }
+    let p50 = |v: &serde_json::Value| v["push_ms_p50"].as_f64().unwrap_or(0.0);
+    let p95 = |v: &serde_json::Value| v["push_ms_p95"].as_f64().unwrap_or(0.0);
+    Ok(json!({
+        "hostile": hostile,
+        "unfinished_requests": partial,
+        "silent_sockets": silent,
+        "slow_readers": slow,
+        "flooders": floods,
+        "flood_connections_closed": flood_cycles.load(Ordering::Relaxed),
+        "held_closed": held_closed,
+        "held": held.len(),
+        "slow_closed": slow_closed,
+        "push_ms_p50_quiet": p50(&quiet),
+        "push_ms_p95_quiet": p95(&quiet),
+        "push_ms_p50_attack": p50(&loaded),
+        "push_ms_p95_attack": p95(&loaded),
+        "p50_ratio": p50(&loaded) / p50(&quiet).max(1e-6),
+        "p95_ratio": p95(&loaded) / p95(&quiet).max(1e-6),
+        "rss_attack_start": rss_attack_start,
+        "rss_attack": rss_attack,
+        "quiet": quiet,
+        "attack": loaded,
+    }))
+}
+
 async fn healthz(addr: &str) -> Option<serde_json::Value> {
     let mut stream = TcpStream::connect(addr).await.ok()?;
     let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
@@ -320,9 +497,12 @@ async fn main() -> Result<(), Error> {
     let a = args();
     let data_dir = std::env::temp_dir().join(format!("rapport-relay-load-{}", std::process::id()));
     std::fs::create_dir_all(&data_dir)?;
-    let max_connections = a.idle + 2 * (a.batch_pushers + a.single_pushers) + 1_000;
+    let max_connections = a.idle + 2 * (a.batch_pushers + a.single_pushers) + 2 * a.hostile + 1_000;
+    let registrations = a.workspaces + 2_000;
     let mut child = tokio::process::Command::new(&a.relay)
         .args(["--bind", "127.0.0.1:0", "--max-connections", &max_connections.to_string()])
+        .args(["--max-connections-per-address", &max_connections.to_string()])
+        .args(["--registrations-per-hour", &registrations.to_string()])
         .arg("--data-dir")
         .arg(&data_dir)
         .env("RUST_LOG", "warn")
@@ -386,6 +566,13 @@ async fn main() -> Result<(), Error> {
     let single_ws = (a.single_pushers / 4).max(1);
     let single = push_scenario(&url, base + 1_000, a.single_pushers, single_ws, 1, a.body, a.push_secs).await?;
     eprintln!("[relay-load] single: {:.0} envelopes/s", single["envelopes_per_sec"].as_f64().unwrap_or(0.0));
+    let hostile = if a.hostile > 0 {
+        let h = hostile_scenario(&url, base + 2_000, a.hostile, a.body, a.push_secs, pid).await?;
+        eprintln!("[relay-load] hostile: push p50 x{:.2} under attack", h["p50_ratio"].as_f64().unwrap_or(0.0));
+        h
+    } else {
+        serde_json::Value::Null
+    };
     let (rss_end, hwm) = memory(pid);
 
     stop.store(true, Ordering::Relaxed);
@@ -416,6 +603,7 @@ async fn main() -> Result<(), Error> {
         "rss_peak": hwm,
         "batched": batched,
         "single": single,
+        "hostile": hostile,
         "store_bytes": db_bytes,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     });

@@ -35,12 +35,27 @@
 //!   with the same number the one with the smaller genesis hash wins on
 //!   every replica.
 //!
+//! # Privacy actions are replayed
+//!
+//! A consent event or a restriction recorded on the old epoch that the
+//! rewriting device had not seen (recorded offline, or concurrently on
+//! another device) is written again onto the new epoch by the replica that
+//! holds it, when it adopts the new epoch ([`replay`]): a withdrawal is
+//! never lost to a rewrite. The rewrite records which changes it had seen
+//! ([`SEEN_KEY`]) so that replicas can tell.
+//!
 //! # Limits
 //!
-//! - Edits a replica made offline on the old epoch are not replayed onto
-//!   the new one: a replica that adopts a newer epoch drops its unpushed
-//!   changes to that record (the user's last offline edits to it are lost,
-//!   never the rewrite).
+//! - Other edits a replica made offline on the old epoch are not replayed
+//!   onto the new one: a replica that adopts a newer epoch drops its
+//!   unpushed changes to that record (the user's last offline edits to it
+//!   are lost, never the rewrite), except privacy actions (above).
+//! - Old-epoch changes that reach a replica already on the new epoch are
+//!   dropped whole (they cannot be read without the old history). Their
+//!   privacy actions reach the new epoch through the replica that recorded
+//!   them, which replays them when it adopts the new epoch; if that
+//!   replica never syncs again, only replicas that merged them before
+//!   adopting replay them.
 //! - A change of the old epoch that a replica pushed *while online*, after
 //!   the rewriting replica's cursor but before the snapshot was stored, is
 //!   kept by the relay (`ReplaceWithSnapshot` keeps entries after
@@ -53,6 +68,7 @@
 //! - A copy on a replica that never syncs again keeps its old epoch.
 
 pub mod receive;
+pub mod replay;
 
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, AutoCommit, AutomergeError, ChangeHash, ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
@@ -67,6 +83,15 @@ pub const KEY: &str = "epoch";
 /// rewrite was built from: no personal data, and what a later replay of
 /// offline edits needs.
 pub const BASE_KEY: &str = "epoch_base";
+/// Root key holding the changes the rewrite had seen: the first
+/// [`SEEN_PREFIX`] bytes of the hash of every change of the previous epoch,
+/// and those the previous epoch had listed (so across several rewrites),
+/// sorted, as one byte string. No personal data; it tells a replica which
+/// of its privacy actions the rewriting device knew of
+/// ([`replay`]).
+pub const SEEN_KEY: &str = "epoch_seen";
+/// How many bytes of a change hash [`SEEN_KEY`] keeps.
+pub const SEEN_PREFIX: usize = 16;
 
 /// A document's epoch: 0 for documents never rewritten.
 ///
@@ -89,7 +114,7 @@ fn copy_object(src: &AutoCommit, from: &ObjId, dst: &mut AutoCommit, to: &ObjId)
     match src.object_type(from)? {
         ObjType::Map | ObjType::Table => {
             for key in src.keys(from).collect::<Vec<_>>() {
-                if *from == ROOT && (key == KEY || key == BASE_KEY) {
+                if *from == ROOT && (key == KEY || key == BASE_KEY || key == SEEN_KEY) {
                     continue;
                 }
                 match src.get(from, key.as_str())? {
@@ -122,12 +147,56 @@ fn copy_object(src: &AutoCommit, from: &ObjId, dst: &mut AutoCommit, to: &ObjId)
     Ok(())
 }
 
-fn stamp_epoch(doc: &mut AutoCommit, number: u64, base: &[ChangeHash], now: Timestamp) -> Result<(), EncodeError> {
+/// The change-hash prefixes a rewrite stored under [`SEEN_KEY`] (`None`
+/// for a rewrite made before the key existed).
+///
+/// # Errors
+/// [`DecodeError::WrongType`] when the field is not a byte string of whole
+/// prefixes.
+pub fn seen_by_rewrite<D: ReadDoc>(
+    doc: &D,
+) -> Result<Option<std::collections::BTreeSet<[u8; SEEN_PREFIX]>>, DecodeError> {
+    let wrong = || DecodeError::WrongType { field: SEEN_KEY.into(), expected: "bytes of change hash prefixes" };
+    match doc.get(&ROOT, SEEN_KEY)? {
+        None => Ok(None),
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Bytes(bytes) if bytes.len() % SEEN_PREFIX == 0 => Ok(Some(
+                bytes.chunks_exact(SEEN_PREFIX).filter_map(|c| <[u8; SEEN_PREFIX]>::try_from(c).ok()).collect(),
+            )),
+            _ => Err(wrong()),
+        },
+        Some(_) => Err(wrong()),
+    }
+}
+
+/// The [`SEEN_KEY`] prefix of a change hash.
+pub fn seen_prefix(hash: &ChangeHash) -> [u8; SEEN_PREFIX] {
+    let mut out = [0; SEEN_PREFIX];
+    out.copy_from_slice(&hash.0[..SEEN_PREFIX]);
+    out
+}
+
+/// What a rewrite of `previous` has seen: every change of it and what its
+/// own rewrite had seen.
+fn seen_of(previous: &mut AutoCommit) -> Result<Vec<u8>, EncodeError> {
+    let mut seen = seen_by_rewrite(previous).map_err(|e| EncodeError(e.to_string()))?.unwrap_or_default();
+    seen.extend(previous.get_changes(&[]).iter().map(|c| seen_prefix(&c.hash())));
+    Ok(seen.into_iter().flatten().collect())
+}
+
+fn stamp_epoch(
+    doc: &mut AutoCommit,
+    number: u64,
+    base: &[ChangeHash],
+    seen: Vec<u8>,
+    now: Timestamp,
+) -> Result<(), EncodeError> {
     doc.put(&ROOT, KEY, number)?;
     let list = doc.put_object(&ROOT, BASE_KEY, ObjType::List)?;
     for (i, h) in base.iter().enumerate() {
         doc.insert(&list, i, h.to_string())?;
     }
+    doc.put(&ROOT, SEEN_KEY, ScalarValue::Bytes(seen))?;
     doc.commit_with(CommitOptions::default().with_time(now.as_millis().div_euclid(1000)));
     Ok(())
 }
@@ -145,9 +214,10 @@ pub fn rewrite_without_history(
 ) -> Result<AutoCommit, EncodeError> {
     let number = epoch(doc).map_err(|e| EncodeError(e.to_string()))? + 1;
     let base = doc.get_heads();
+    let seen = seen_of(doc)?;
     let mut fresh = AutoCommit::new().with_actor(actor);
     copy_object(doc, &ROOT, &mut fresh, &ROOT)?;
-    stamp_epoch(&mut fresh, number, &base, now)?;
+    stamp_epoch(&mut fresh, number, &base, seen, now)?;
     Ok(fresh)
 }
 
@@ -163,10 +233,11 @@ pub fn next_epoch_of<R: Record>(
 ) -> Result<AutoCommit, EncodeError> {
     let number = epoch(previous).map_err(|e| EncodeError(e.to_string()))? + 1;
     let base = previous.get_heads();
+    let seen = seen_of(previous)?;
     let mut fresh = AutoCommit::new().with_actor(actor);
     doc::init_root(&mut fresh, R::KIND.as_str(), R::SCHEMA)?;
     record.write_doc(&mut fresh)?;
-    stamp_epoch(&mut fresh, number, &base, now)?;
+    stamp_epoch(&mut fresh, number, &base, seen, now)?;
     Ok(fresh)
 }
 

@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::{ActorId, AutoCommit, ReadDoc, ROOT};
 use serde::{Deserialize, Serialize};
 
-use crate::consent::{ConsentAction, ConsentEvent, ConsentLedger, ConsentStatus};
+use crate::consent::{ConsentAction, ConsentEvent, ConsentLedger};
 use crate::contact::{Address, Contact};
 use crate::doc::{self, DecodeError, EncodeError};
 use crate::ids::{MemberId, RecordId};
@@ -292,9 +292,11 @@ pub fn review<'a>(
 /// someone), notes, custom values that are free text or dates or no longer
 /// defined, and the consent ledger's notes and history. Kept: id, tags,
 /// owner, creation and deletion state, restriction, custom values of choice
-/// and number fields, and per purpose one consent event carrying the current
-/// status (the head that decides it, without its note), so consent coverage
-/// reports still count the contact.
+/// and number fields, and per purpose the events that decide the current
+/// status (its heads, usually one, without their notes, each listing the ids
+/// of the earlier events it supersedes), so consent coverage reports still
+/// count the contact and a withdrawal recorded elsewhere meanwhile still
+/// wins when it is replayed ([`super::epoch::replay`]).
 pub fn anonymise(contact: &Contact, ws: &Workspace, now: Timestamp, by: MemberId) -> Contact {
     let mut c = contact.clone();
     c.given_name = ANONYMISED_NAME.into();
@@ -319,27 +321,31 @@ pub fn anonymise(contact: &Contact, ws: &Workspace, now: Timestamp, by: MemberId
     c
 }
 
-/// One event per purpose that gives the same status as `ledger`.
+/// Per purpose, the heads of `ledger` (usually one event), without their
+/// notes, each naming in `seen` every event it dominates: the same status
+/// as `ledger`, and the same causal standing for events recorded elsewhere
+/// and replayed onto the anonymised document later
+/// ([`super::epoch::replay`]): an event the anonymising device had seen is
+/// dominated, one it had not is concurrent.
 fn aggregate_ledger(ledger: &ConsentLedger) -> ConsentLedger {
     let mut out = ConsentLedger::new();
     for purpose in ledger.purposes() {
-        let status = ledger.status(&purpose);
-        let wanted = match status {
-            ConsentStatus::Granted => ConsentAction::Granted,
-            ConsentStatus::Withdrawn => ConsentAction::Withdrawn,
-            ConsentStatus::NeverAsked => continue,
-        };
-        let heads = ledger.heads(&purpose);
-        // The newest head with the deciding action; for a ledger caught in a
-        // cycle (no heads, reads as withdrawn) the newest withdrawal.
-        let pick = |ids: &mut dyn Iterator<Item = &ConsentEvent>| {
-            ids.filter(|e| e.action == wanted).max_by_key(|e| (e.recorded_at, e.id)).cloned()
-        };
-        let chosen = pick(&mut heads.iter().filter_map(|id| ledger.get(*id)))
-            .or_else(|| pick(&mut ledger.events().filter(|e| e.purpose == purpose)));
-        if let Some(mut event) = chosen {
+        let mut kept: Vec<ConsentEvent> =
+            ledger.heads(&purpose).into_iter().filter_map(|id| ledger.get(id)).cloned().collect();
+        if kept.is_empty() {
+            // A ledger caught in a cycle (no heads, reads as withdrawn): its
+            // newest withdrawal.
+            kept.extend(
+                ledger
+                    .events()
+                    .filter(|e| e.purpose == purpose && e.action == ConsentAction::Withdrawn)
+                    .max_by_key(|e| (e.recorded_at, e.id))
+                    .cloned(),
+            );
+        }
+        for mut event in kept {
             event.note = String::new();
-            event.seen = Vec::new();
+            event.seen = ledger.dominated_by(event.id).into_iter().collect();
             out.insert(event);
         }
     }
@@ -539,8 +545,16 @@ mod tests {
             (before.owner, before.created_at, before.created_by)
         );
         assert_eq!(after.consent.statuses(), before.consent.statuses(), "consent status per purpose is kept");
-        assert_eq!(after.consent.len(), 2, "one event per purpose");
+        assert_eq!(after.consent.len(), 2, "the head of each purpose");
         assert!(after.consent.events().all(|e| e.note.is_empty()));
+        let email: PurposeId = PurposeId::MARKETING_EMAIL.parse().unwrap();
+        let head = after.consent.events().find(|e| e.purpose == email).unwrap();
+        assert_eq!(head.id, EventId::from_bytes([3; 16]));
+        assert_eq!(
+            head.seen,
+            [1, 2].map(|n| EventId::from_bytes([n; 16])),
+            "the head names every event it supersedes, so a replayed event it had seen stays beneath it"
+        );
         assert_eq!(after.anonymised_at, Some(now()));
         assert_eq!(after.row().column(ROW_COLUMN), "anonymised");
     }
@@ -574,6 +588,27 @@ mod tests {
             assert!(!text.contains(gone), "{gone:?} is still in the saved bytes");
         }
         assert!(text.contains("vip") && text.contains("Gold"));
+    }
+
+    #[test]
+    fn anonymising_keeps_every_head_of_a_purpose_with_concurrent_events() {
+        let mut c = ada();
+        let email: PurposeId = PurposeId::MARKETING_EMAIL.parse().unwrap();
+        // A grant concurrent with the last grant (it saw only the first event).
+        c.consent.insert(ConsentEvent {
+            id: EventId::from_bytes([7; 16]),
+            purpose: email.clone(),
+            action: ConsentAction::Granted,
+            recorded_at: Timestamp::from_millis(7),
+            lawful_basis: LawfulBasis::Consent,
+            source: crate::consent::ConsentSource::Call,
+            recorded_by: me(),
+            note: "concurrent".into(),
+            seen: vec![EventId::from_bytes([1; 16])],
+        });
+        let after = anonymise(&c, &ws(), now(), me());
+        assert_eq!(after.consent.heads(&email), c.consent.heads(&email));
+        assert_eq!(after.consent.statuses(), c.consent.statuses());
     }
 
     #[test]

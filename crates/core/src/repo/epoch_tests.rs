@@ -248,3 +248,370 @@ fn an_edit_of_the_old_epoch_is_refused_after_an_anonymisation() {
         assert_eq!(a.open::<Contact>(c.id, NOW).await.unwrap().1.title, "Reviewed");
     });
 }
+
+// --- privacy actions across an epoch ---------------------------------------
+
+mod replay {
+    //! No consent withdrawal and no restriction is lost to an anonymisation
+    //! made concurrently elsewhere (`privacy::epoch::replay`).
+
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::consent::{
+        ConsentAction, ConsentEvent, ConsentLedger, ConsentSource, LawfulBasis, NewConsentEvent, PurposeId,
+    };
+    use crate::ids::EventId;
+
+    fn purposes() -> [PurposeId; 2] {
+        [PurposeId::MARKETING_EMAIL.parse().unwrap(), PurposeId::PHONE_SMS.parse().unwrap()]
+    }
+
+    /// The restriction operations every replica wrote, as a causal model:
+    /// each op and the ops it overwrote (those winning where it was written).
+    #[derive(Debug, Clone, Default)]
+    struct Ops(BTreeMap<u32, (bool, BTreeSet<u32>)>);
+
+    impl Ops {
+        fn winning(&self) -> BTreeSet<u32> {
+            let overwritten: BTreeSet<u32> = self.0.values().flat_map(|(_, over)| over.iter().copied()).collect();
+            self.0.keys().copied().filter(|k| !overwritten.contains(k)).collect()
+        }
+        fn restricted(&self) -> bool {
+            self.winning().iter().any(|k| self.0[k].0)
+        }
+        fn merge(&mut self, other: &Ops) {
+            self.0.extend(other.0.iter().map(|(k, v)| (*k, v.clone())));
+        }
+    }
+
+    struct Node {
+        repo: Repo<MemoryStorage>,
+        member: MemberId,
+        cursor: usize,
+        /// What this replica knows of the restriction operations.
+        ops: Ops,
+    }
+
+    /// The relay: an append-only log (entries a snapshot covers are kept:
+    /// replicas see more old-epoch history, never less). Each entry carries
+    /// the model of what its pusher knew.
+    #[derive(Default)]
+    struct Log(Vec<(OutboxEntry, Ops)>);
+
+    struct World {
+        nodes: Vec<Node>,
+        log: Log,
+        /// Every consent event ever recorded, as recorded.
+        events: ConsentLedger,
+        next: u32,
+    }
+
+    fn restricted_ops(h: &DocHandle) -> BTreeSet<String> {
+        automerge::ReadDoc::get_all(h.doc(), &automerge::ROOT, "restricted")
+            .unwrap()
+            .into_iter()
+            .map(|(_, id)| id.to_string())
+            .collect()
+    }
+
+    impl World {
+        async fn new(n: usize) -> Self {
+            let nodes: Vec<Node> = (0..n)
+                .map(|i| Node {
+                    repo: replica(i as u8 + 1),
+                    member: member(i as u8 + 1),
+                    cursor: 0,
+                    ops: Ops::default(),
+                })
+                .collect();
+            let mut w = World { nodes, log: Log::default(), events: ConsentLedger::new(), next: 0 };
+            w.nodes[0].repo.create(&ada()).await.unwrap();
+            w.push(0).await;
+            for r in 0..n {
+                w.pull(r).await;
+            }
+            w
+        }
+
+        fn next(&mut self) -> u32 {
+            self.next += 1;
+            self.next
+        }
+
+        async fn consent(&mut self, r: usize, purpose: usize, withdraw: bool) {
+            let n = self.next();
+            let node = &self.nodes[r];
+            let (mut h, mut c) = node.repo.open::<Contact>(ada().id, NOW).await.unwrap();
+            let id = EventId::from_bytes(u128::from(n).to_be_bytes());
+            let recorded = c
+                .consent
+                .record(NewConsentEvent {
+                    id,
+                    purpose: purposes()[purpose].clone(),
+                    action: if withdraw { ConsentAction::Withdrawn } else { ConsentAction::Granted },
+                    recorded_at: NOW,
+                    lawful_basis: LawfulBasis::Consent,
+                    source: ConsentSource::Call,
+                    recorded_by: node.member,
+                    note: format!("note {n}"),
+                })
+                .clone();
+            node.repo.save(&mut h, &c).await.unwrap();
+            self.events.insert(recorded);
+        }
+
+        async fn restrict(&mut self, r: usize, on: bool) {
+            let k = self.next();
+            let node = &mut self.nodes[r];
+            let (mut h, mut c) = node.repo.open::<Contact>(ada().id, NOW).await.unwrap();
+            let before = restricted_ops(&h);
+            if on {
+                c.restrict(NOW, node.member);
+            } else {
+                c.lift_restriction(NOW, node.member);
+            }
+            node.repo.save(&mut h, &c).await.unwrap();
+            if restricted_ops(&h) != before {
+                let over = node.ops.winning();
+                node.ops.0.insert(k, (on, over));
+            }
+        }
+
+        async fn anonymise(&mut self, r: usize) {
+            let n = self.next();
+            let node = &self.nodes[r];
+            let mut h = node.repo.open_doc(ada().id, NOW).await.unwrap();
+            let actor = session_actor(node.member, (u64::from(n) | 1 << 60).to_be_bytes());
+            let (fresh, anon) = anonymise_document(h.doc_mut(), &workspace(), NOW, node.member, actor).unwrap();
+            node.repo.replace_epoch(&mut h, fresh, &anon.row()).await.unwrap();
+        }
+
+        async fn push(&mut self, r: usize) {
+            let node = &self.nodes[r];
+            let entries = drain(&node.repo).await;
+            self.log.0.extend(entries.into_iter().map(|e| (e, node.ops.clone())));
+        }
+
+        async fn pull(&mut self, r: usize) {
+            let node = &mut self.nodes[r];
+            let page: Vec<(RecordId, &[u8])> =
+                self.log.0[node.cursor..].iter().map(|(e, _)| (e.id, e.bytes.as_slice())).collect();
+            let applied = node.repo.apply_remote_many(&page, &mut HashMap::new(), NOW).await.unwrap();
+            assert_eq!(applied.refused, None);
+            for (_, ops) in &self.log.0[node.cursor..] {
+                node.ops.merge(ops);
+            }
+            node.cursor = self.log.0.len();
+        }
+
+        /// Everyone pushes and pulls until nothing is left to push (bounded).
+        async fn settle(&mut self) {
+            for _ in 0..10 {
+                for r in 0..self.nodes.len() {
+                    self.push(r).await;
+                }
+                for r in 0..self.nodes.len() {
+                    self.pull(r).await;
+                }
+                let mut queued = 0;
+                for node in &self.nodes {
+                    queued += node.repo.storage().outbox(usize::MAX).await.unwrap().len();
+                }
+                if queued == 0 {
+                    return;
+                }
+            }
+            panic!("replicas still pushing after 10 rounds");
+        }
+
+        async fn contact(&self, r: usize) -> (Contact, Vec<ChangeHash>) {
+            let (mut h, c) = self.nodes[r].repo.open::<Contact>(ada().id, NOW).await.unwrap();
+            (c, h.doc_mut().get_heads())
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Consent { r: usize, purpose: usize, withdraw: bool },
+        Restrict { r: usize, on: bool },
+        Anonymise { r: usize },
+        Push { r: usize },
+        Pull { r: usize },
+    }
+
+    fn step(n: usize) -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0..n, 0..2usize, any::<bool>()).prop_map(|(r, purpose, withdraw)| Step::Consent { r, purpose, withdraw }),
+            2 => (0..n, any::<bool>()).prop_map(|(r, on)| Step::Restrict { r, on }),
+            2 => (0..n).prop_map(|r| Step::Anonymise { r }),
+            3 => (0..n).prop_map(|r| Step::Push { r }),
+            3 => (0..n).prop_map(|r| Step::Pull { r }),
+        ]
+    }
+
+    fn scenario() -> impl Strategy<Value = (usize, Vec<Step>)> {
+        (2..=3usize).prop_flat_map(|n| (Just(n), prop::collection::vec(step(n), 1..30)))
+    }
+
+    async fn run(n: usize, steps: &[Step]) -> World {
+        let mut w = World::new(n).await;
+        for s in steps {
+            match *s {
+                Step::Consent { r, purpose, withdraw } => w.consent(r, purpose, withdraw).await,
+                Step::Restrict { r, on } => w.restrict(r, on).await,
+                Step::Anonymise { r } => w.anonymise(r).await,
+                Step::Push { r } => w.push(r).await,
+                Step::Pull { r } => w.pull(r).await,
+            }
+        }
+        w.settle().await;
+        w
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::test_support::cases(64)))]
+
+        /// Whatever anonymisations happen where and when, once every
+        /// replica has synced: they hold the same contact; each purpose's
+        /// consent status is the one the consent rule gives over every
+        /// event ever recorded (latest in causal order wins, between
+        /// concurrent events the least permissive); and a restriction no
+        /// later lift overwrote holds.
+        #[test]
+        fn no_withdrawal_or_restriction_is_lost_to_concurrent_anonymisations((n, steps) in scenario()) {
+            let w = block_on(run(n, &steps));
+            let (first, heads) = block_on(w.contact(0));
+            for r in 1..n {
+                let (other, other_heads) = block_on(w.contact(r));
+                prop_assert_eq!(&other, &first, "replica {} differs", r);
+                prop_assert_eq!(&other_heads, &heads);
+            }
+            for purpose in purposes() {
+                prop_assert_eq!(
+                    first.consent.status(&purpose),
+                    w.events.status(&purpose),
+                    "consent for {} after {:?}", purpose, steps
+                );
+            }
+            let mut all = Ops::default();
+            for node in &w.nodes {
+                all.merge(&node.ops);
+            }
+            if all.restricted() {
+                prop_assert!(first.is_restricted(), "a restriction was lost after {:?}", steps);
+            }
+            if all.0.is_empty() {
+                prop_assert!(!first.is_restricted());
+            }
+        }
+    }
+
+    fn event_of(c: &Contact, purpose: &PurposeId) -> Vec<ConsentEvent> {
+        c.consent.events().filter(|e| &e.purpose == purpose).cloned().collect()
+    }
+
+    #[test]
+    fn a_withdrawal_recorded_offline_while_another_device_anonymises_survives_on_every_replica() {
+        block_on(async {
+            let mut w = World::new(2).await;
+            w.consent(0, 0, false).await;
+            w.push(0).await;
+            w.pull(1).await;
+            // B withdraws offline; A anonymises having seen only the grant.
+            w.consent(1, 0, true).await;
+            w.anonymise(0).await;
+            w.push(0).await;
+            w.pull(1).await; // B adopts the new epoch and replays its withdrawal
+            let (on_b, _) = w.contact(1).await;
+            assert_eq!(on_b.given_name, ANONYMISED_NAME);
+            assert_eq!(on_b.consent.status(&purposes()[0]), crate::consent::ConsentStatus::Withdrawn);
+            assert!(event_of(&on_b, &purposes()[0]).iter().all(|e| e.note.is_empty()), "no note comes back");
+            w.settle().await;
+            let (on_a, _) = w.contact(0).await;
+            assert_eq!(on_a.consent.status(&purpose_email()), crate::consent::ConsentStatus::Withdrawn);
+            assert!(!stored_text(w.nodes[0].repo.storage(), ada().id).await.contains("note 2"));
+        });
+    }
+
+    fn purpose_email() -> PurposeId {
+        purposes()[0].clone()
+    }
+
+    #[test]
+    fn a_withdrawal_pushed_while_another_device_anonymises_survives_though_the_anonymiser_drops_it() {
+        block_on(async {
+            let mut w = World::new(3).await;
+            w.consent(0, 0, false).await;
+            w.push(0).await;
+            w.pull(1).await;
+            w.pull(2).await;
+            w.anonymise(0).await;
+            // B's withdrawal reaches the relay before A's snapshot.
+            w.consent(1, 0, true).await;
+            w.push(1).await;
+            w.push(0).await;
+            w.pull(0).await; // A drops B's old-epoch change
+            assert_eq!(w.contact(0).await.0.consent.status(&purpose_email()), crate::consent::ConsentStatus::Granted);
+            w.settle().await;
+            for r in 0..3 {
+                assert_eq!(
+                    w.contact(r).await.0.consent.status(&purpose_email()),
+                    crate::consent::ConsentStatus::Withdrawn
+                );
+            }
+        });
+    }
+
+    #[test]
+    fn a_restriction_recorded_offline_survives_an_anonymisation_and_a_lift_the_anonymiser_had_not_seen_too() {
+        block_on(async {
+            let mut w = World::new(2).await;
+            w.restrict(1, true).await;
+            w.anonymise(0).await;
+            w.settle().await;
+            assert!(w.contact(0).await.0.is_restricted() && w.contact(1).await.0.is_restricted());
+
+            // Now restricted everywhere: B lifts offline; A, having seen only
+            // the restriction, anonymises again. B had seen all A had: its
+            // lift is the latest and is replayed.
+            w.restrict(1, false).await;
+            w.anonymise(0).await;
+            w.settle().await;
+            let (on_a, _) = w.contact(0).await;
+            assert!(on_a.anonymised_at.is_some());
+            assert!(!on_a.is_restricted(), "B's lift came after everything A had seen");
+            assert!(!w.contact(1).await.0.is_restricted());
+        });
+    }
+
+    #[test]
+    fn concurrent_anonymisations_keep_a_grant_made_after_a_withdrawal_both_had_seen() {
+        // Either device's rewrite may win the tie-break: try both roles.
+        for granter in 0..2 {
+            block_on(async {
+                let other = 1 - granter;
+                let mut w = World::new(2).await;
+                w.consent(other, 0, true).await;
+                w.settle().await;
+                // One grants after seeing the withdrawal, then grants again;
+                // both anonymise concurrently.
+                w.consent(granter, 0, false).await;
+                w.consent(granter, 0, false).await;
+                w.anonymise(granter).await;
+                w.anonymise(other).await;
+                w.settle().await;
+                assert_eq!(w.events.status(&purpose_email()), crate::consent::ConsentStatus::Granted);
+                for r in 0..2 {
+                    assert_eq!(
+                        w.contact(r).await.0.consent.status(&purpose_email()),
+                        crate::consent::ConsentStatus::Granted,
+                        "replica {r}, granter {granter}"
+                    );
+                }
+            });
+        }
+    }
+}

@@ -8,6 +8,14 @@
 //! blocking pool over a small pool of read-only connections, each pull in
 //! its own read transaction (a consistent snapshot of the log).
 //!
+//! Erasure leaves no ciphertext behind: deleted rows are zeroed
+//! (`secure_delete`), and once a delete or a snapshot replacement removed
+//! something, the writer truncates the WAL file (`wal_checkpoint(TRUNCATE)`)
+//! within [`ERASURE_CHECKPOINT_DELAY`], coalescing the erasures of that
+//! window into one checkpoint and retrying while readers hold it back.
+//! Deletes that removed nothing cost no checkpoint. The data directory is
+//! created `0700` and the database files `0600`.
+//!
 //! Schema (version 1, in `PRAGMA user_version`):
 //!
 //! ```sql
@@ -21,9 +29,10 @@
 //! reused after deletions.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rapport_protocol::{AuthVerifier, DocTag, EntryKind, Envelope, LogEntry, Seq, WorkspaceId, ENVELOPE_NONCE_LEN};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -38,8 +47,17 @@ const SCHEMA_VERSION: i64 = 1;
 const MAX_GROUP_COMMIT: usize = 128;
 /// Read connections kept open between reads.
 const MAX_IDLE_READERS: usize = 8;
-/// Bytes counted per entry on top of its ciphertext (seq, kind, tag, nonce).
+/// Reads running at once (each on a blocking thread with its own
+/// connection, so this also bounds the descriptors reads take).
+pub const MAX_CONCURRENT_READS: usize = 32;
+/// Bytes counted per entry on top of its ciphertext: at least its encoded
+/// sequence number, kind, tag, nonce and length (72 bytes at most), so a page
+/// never exceeds the byte budget it is given.
 const ENTRY_OVERHEAD: usize = 80;
+/// Erasures are checkpointed out of the WAL file at most this long after
+/// the first one not yet checkpointed (and again every this long while
+/// readers hold the checkpoint back).
+pub const ERASURE_CHECKPOINT_DELAY: Duration = Duration::from_millis(500);
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS workspaces (
@@ -90,7 +108,7 @@ enum Op {
 
 #[derive(Debug)]
 enum Done {
-    Verifier(AuthVerifier),
+    Verifier(AuthVerifier, bool),
     Entries(Vec<LogEntry>),
     Snapshot(SnapshotOutcome),
     Deleted(u64),
@@ -107,6 +125,8 @@ pub struct SqliteStore {
     writer: mpsc::Sender<Job>,
     writer_thread: Option<JoinHandle<()>>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    reads: Arc<tokio::sync::Semaphore>,
+    checkpoints: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -124,8 +144,9 @@ impl SqliteStore {
     /// created or opened; [`StoreError::Corrupt`] for a database written by
     /// a newer relay.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        create_private_dir(data_dir).map_err(|e| StoreError::Backend(Box::new(e)))?;
         let path = data_dir.join(DB_FILE);
+        make_private_files(&path).map_err(|e| StoreError::Backend(Box::new(e)))?;
         let conn = Connection::open(&path).map_err(backend)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
@@ -137,16 +158,28 @@ impl SqliteStore {
         .map_err(backend)?;
         migrate(&conn)?;
         let (tx, rx) = mpsc::channel();
+        let checkpoints = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&checkpoints);
         let writer_thread = std::thread::Builder::new()
             .name("rapport-store-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, &counter))
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        // SQLite creates the WAL and shared-memory files with the database
+        // file's mode; tighten any left by an older relay.
+        make_private_files(&path).map_err(|e| StoreError::Backend(Box::new(e)))?;
         Ok(SqliteStore {
             path,
             writer: tx,
             writer_thread: Some(writer_thread),
             readers: Arc::new(Mutex::new(Vec::new())),
+            reads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_READS)),
+            checkpoints,
         })
+    }
+
+    /// Checkpoints run to move erased ciphertext out of the WAL file.
+    pub fn erasure_checkpoints(&self) -> u64 {
+        self.checkpoints.load(Ordering::SeqCst)
     }
 
     /// The database file.
@@ -170,8 +203,11 @@ impl SqliteStore {
     {
         let readers = Arc::clone(&self.readers);
         let path = self.path.clone();
+        let reads = Arc::clone(&self.reads);
         Box::pin(async move {
+            let permit = reads.acquire_owned().await.map_err(|_| StoreError::WriterStopped)?;
             tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 let pooled = readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
                 let mut conn = match pooled {
                     Some(conn) => conn,
@@ -222,8 +258,96 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
+/// The data directory, created `0700` when missing.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the database file `0600` when missing, and narrows it, its WAL
+/// and its shared-memory file to `0600` when they exist.
+fn make_private_files(db: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if !db.exists() {
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(db)?;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            let path = PathBuf::from(name);
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+    Ok(())
+}
+
+/// Whether a write removed stored ciphertext.
+fn erased(result: &Result<Done, StoreError>) -> bool {
+    match result {
+        Ok(Done::Deleted(n)) => *n > 0,
+        Ok(Done::Snapshot(outcome)) => outcome.removed > 0,
+        _ => false,
+    }
+}
+
+/// Moves every committed page into the database and empties the WAL file.
+/// Returns whether it completed (readers can hold it back).
+fn checkpoint(conn: &Connection) -> bool {
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)) {
+        Ok(0) => true,
+        Ok(_) => {
+            tracing::debug!("checkpoint after erasure held back by readers; retrying");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "checkpoint after erasure deferred");
+            false
+        }
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, checkpoints: &AtomicU64) {
+    // When the oldest erasure not yet out of the WAL file was committed.
+    let mut erased_since: Option<Instant> = None;
+    loop {
+        let first = match erased_since {
+            None => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+            Some(since) => {
+                let due = since + ERASURE_CHECKPOINT_DELAY;
+                match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                    Ok(job) => job,
+                    Err(timeout_or_closed) => {
+                        checkpoints.fetch_add(1, Ordering::SeqCst);
+                        // Retry a held-back checkpoint one delay later.
+                        erased_since = (!checkpoint(&conn)).then(Instant::now);
+                        if matches!(timeout_or_closed, mpsc::RecvTimeoutError::Disconnected) {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP_COMMIT {
             match rx.try_recv() {
@@ -231,18 +355,17 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let had_delete = batch.iter().any(|j| matches!(j.op, Op::Delete { .. }));
         let results = run_batch(&mut conn, &batch);
+        if erased_since.is_none() && results.iter().any(erased) {
+            erased_since = Some(Instant::now());
+        }
         for (job, result) in batch.into_iter().zip(results) {
             // A dropped receiver means the client left; the write stands.
             let _ = job.reply.send(result);
         }
-        if had_delete {
-            // Move erased pages out of the WAL file too. Busy readers can
-            // make this partial; the next checkpoint finishes it.
-            if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)") {
-                tracing::warn!(error = %e, "checkpoint after erasure deferred");
-            }
+        if erased_since.is_some_and(|since| since.elapsed() >= ERASURE_CHECKPOINT_DELAY) {
+            checkpoints.fetch_add(1, Ordering::SeqCst);
+            erased_since = (!checkpoint(&conn)).then(Instant::now);
         }
     }
 }
@@ -300,14 +423,15 @@ fn set_head(conn: &Connection, workspace: &WorkspaceId, head: i64) -> Result<(),
 fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
     match op {
         Op::CreateWorkspace { workspace, verifier } => {
-            conn.execute(
-                "INSERT OR IGNORE INTO workspaces (id, verifier, head, created_at_ms)
+            let created = conn
+                .execute(
+                    "INSERT OR IGNORE INTO workspaces (id, verifier, head, created_at_ms)
                  VALUES (?1, ?2, 0, ?3)",
-                params![&workspace.as_bytes()[..], &verifier.as_bytes()[..], now_ms()],
-            )
-            .map_err(backend)?;
+                    params![&workspace.as_bytes()[..], &verifier.as_bytes()[..], now_ms()],
+                )
+                .map_err(backend)?;
             let stored = read_verifier(conn, workspace)?.ok_or(StoreError::UnknownWorkspace(*workspace))?;
-            Ok(Done::Verifier(stored))
+            Ok(Done::Verifier(stored, created == 1))
         }
         Op::Append { workspace, envelopes } => {
             let mut head = seq_to_sql(head_of(conn, workspace)?)?;
@@ -468,11 +592,15 @@ impl Store for SqliteStore {
         self.read(move |conn| read_verifier(conn, &workspace))
     }
 
-    fn create_workspace(&self, workspace: WorkspaceId, verifier: AuthVerifier) -> StoreFuture<'_, AuthVerifier> {
+    fn create_workspace(
+        &self,
+        workspace: WorkspaceId,
+        verifier: AuthVerifier,
+    ) -> StoreFuture<'_, (AuthVerifier, bool)> {
         let done = self.write(Op::CreateWorkspace { workspace, verifier });
         Box::pin(async move {
             match done.await? {
-                Done::Verifier(v) => Ok(v),
+                Done::Verifier(v, created) => Ok((v, created)),
                 other => Err(unexpected(other)),
             }
         })
@@ -522,8 +650,10 @@ impl Store for SqliteStore {
     }
 
     fn check(&self) -> StoreFuture<'_, ()> {
+        // O(1): at most one row, whatever the number of workspaces.
         self.read(|conn| {
-            conn.query_row("SELECT count(*) FROM workspaces", [], |r| r.get::<_, i64>(0)).map_err(backend)?;
+            conn.query_row("SELECT EXISTS (SELECT 1 FROM workspaces LIMIT 1)", [], |r| r.get::<_, i64>(0))
+                .map_err(backend)?;
             Ok(())
         })
     }
@@ -557,8 +687,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = store_with(dir.path(), &[WS_A]).await;
         let again = store.create_workspace(WS_A, AuthVerifier::from_bytes([2; 32])).await.expect("create");
-        assert_eq!(again, AuthVerifier::from_bytes([1; 32]));
+        assert_eq!(again, (AuthVerifier::from_bytes([1; 32]), false));
         assert_eq!(store.verifier(WS_B).await.expect("read"), None);
+        let new = store.create_workspace(WS_B, AuthVerifier::from_bytes([3; 32])).await.expect("create");
+        assert_eq!(new, (AuthVerifier::from_bytes([3; 32]), true));
     }
 
     #[tokio::test]
@@ -650,6 +782,94 @@ mod tests {
         assert_eq!(p.entries[0].envelope.ciphertext, b"kept");
         let next = store.append(WS_A, vec![env(1, b"next")]).await.expect("append");
         assert_eq!(next[0].seq, Seq(2));
+    }
+
+    /// Whether `needle` occurs in the file (missing counts as absent).
+    fn file_contains(path: &Path, needle: &[u8]) -> bool {
+        std::fs::read(path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+    }
+
+    fn wal(dir: &Path) -> PathBuf {
+        dir.join(format!("{DB_FILE}-wal"))
+    }
+
+    /// Waits (bounded) until `needle` is in neither the database nor its WAL.
+    async fn gone_from_files(dir: &Path, needle: &[u8]) -> bool {
+        let deadline = Instant::now() + ERASURE_CHECKPOINT_DELAY * 2 + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if !file_contains(&wal(dir), needle) && !file_contains(&dir.join(DB_FILE), needle) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn deleting_unknown_documents_costs_no_checkpoint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(dir.path(), &[WS_A]).await;
+        store.append(WS_A, vec![env(1, b"kept")]).await.expect("append");
+        for tag in 100..150u8 {
+            assert_eq!(store.delete_document(WS_A, DocTag::from_bytes([tag; 32])).await.expect("delete"), 0);
+        }
+        tokio::time::sleep(ERASURE_CHECKPOINT_DELAY * 2).await;
+        assert_eq!(store.erasure_checkpoints(), 0);
+    }
+
+    #[tokio::test]
+    async fn erasures_are_checkpointed_together_and_leave_the_wal_within_the_bound() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(dir.path(), &[WS_A]).await;
+        let marker = |i: u8| format!("ERASE-ME-{i:03}-{}", "x".repeat(40)).into_bytes();
+        for i in 0..20u8 {
+            store.append(WS_A, vec![env(i, &marker(i))]).await.expect("append");
+        }
+        assert!(file_contains(&wal(dir.path()), &marker(0)), "the test looks in the right file");
+        let started = Instant::now();
+        for i in 0..20u8 {
+            assert_eq!(store.delete_document(WS_A, DocTag::from_bytes([i; 32])).await.expect("delete"), 1);
+        }
+        let deleting = started.elapsed();
+        for i in 0..20u8 {
+            assert!(gone_from_files(dir.path(), &marker(i)).await, "erased ciphertext {i} is still on disk");
+        }
+        // Coalesced: one checkpoint per window, not one per delete.
+        let windows = 2 + (deleting.as_millis() / ERASURE_CHECKPOINT_DELAY.as_millis()) as u64;
+        let checkpoints = store.erasure_checkpoints();
+        assert!((1..=windows).contains(&checkpoints), "{checkpoints} checkpoints for 20 deletes in {deleting:?}");
+    }
+
+    #[tokio::test]
+    async fn ciphertext_replaced_by_a_snapshot_leaves_the_wal_within_the_bound() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(dir.path(), &[WS_A]).await;
+        let old = b"BEFORE-ANONYMISATION-Ada-Lovelace-0123456789".to_vec();
+        store.append(WS_A, vec![env(1, &old)]).await.expect("append");
+        assert!(file_contains(&wal(dir.path()), &old));
+        let out = store.replace_with_snapshot(WS_A, env(1, b"anonymised snapshot"), Seq(1)).await.expect("snapshot");
+        assert_eq!(out.removed, 1);
+        assert!(gone_from_files(dir.path(), &old).await, "replaced ciphertext is still on disk");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_data_dir_and_database_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().expect("tempdir");
+        let dir = parent.path().join("relay-data");
+        let store = store_with(&dir, &[WS_A]).await;
+        store.append(WS_A, vec![env(1, b"x")]).await.expect("append");
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        for name in [DB_FILE.to_owned(), format!("{DB_FILE}-wal"), format!("{DB_FILE}-shm")] {
+            assert_eq!(mode(&dir.join(&name)), 0o600, "{name}");
+        }
+        drop(store);
+        // A file left readable by an older relay is narrowed on open.
+        std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let _store = SqliteStore::open(&dir).expect("reopen");
+        assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
     }
 
     #[tokio::test]

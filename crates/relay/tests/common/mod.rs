@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -42,9 +42,15 @@ pub fn workspace(n: u8) -> WorkspaceId {
     WorkspaceId::from_bytes([n; 16])
 }
 
-/// Limits for tests: defaults with generous rates.
+/// Limits for tests: defaults with generous rates (for requests and for
+/// registrations: tests register many workspaces from 127.0.0.1).
 pub fn test_limits() -> Limits {
-    Limits { rate_frames_per_sec: 10_000, rate_burst_frames: 10_000, ..Limits::default() }
+    Limits {
+        rate_frames_per_sec: 10_000,
+        rate_burst_frames: 10_000,
+        registrations_per_hour: 10_000,
+        ..Limits::default()
+    }
 }
 
 pub struct TestRelay {
@@ -112,6 +118,63 @@ pub async fn connect(url: &str) -> (Socket, ChallengeNonce) {
     }
 }
 
+/// A TCP connection to `addr` from `source` (any 127.x.y.z address is
+/// loopback on Linux, so tests can play several clients' addresses), with
+/// a small receive buffer when asked (to make a client that does not read
+/// fill up quickly).
+pub async fn tcp_from(addr: SocketAddr, source: IpAddr, recv_buffer: Option<u32>) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size).expect("receive buffer");
+    }
+    socket.bind(SocketAddr::new(source, 0)).expect("bind the source address");
+    socket.connect(addr).await.expect("tcp connects")
+}
+
+/// [`connect`] over [`tcp_from`].
+pub async fn connect_from(addr: SocketAddr, source: IpAddr, recv_buffer: Option<u32>) -> (Socket, ChallengeNonce) {
+    let stream = tcp_from(addr, source, recv_buffer).await;
+    let url = format!("ws://{addr}/sync");
+    let (mut socket, _) =
+        tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.expect("websocket connects");
+    match next_message(&mut socket).await {
+        Some(ServerMessage::Challenge { nonce }) => (socket, nonce),
+        other => panic!("expected a challenge, got {other:?}"),
+    }
+}
+
+/// Reads frames until the connection ends; returns the close frame's code
+/// (`None` when it ended without one) and the protocol messages before it.
+pub async fn read_to_close(socket: &mut Socket, within: Duration) -> (Option<u16>, Vec<ServerMessage>) {
+    let mut messages = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, socket.next()).await.expect("the connection ends in time") {
+            Some(Ok(Message::Binary(bytes))) => messages.push(ServerMessage::decode(&bytes).expect("decode")),
+            Some(Ok(Message::Close(frame))) => {
+                let _ = socket.flush().await;
+                return (frame.map(|f| u16::from(f.code)), messages);
+            }
+            Some(Ok(_)) => {}
+            None | Some(Err(_)) => return (None, messages),
+        }
+    }
+}
+
+/// Polls `check` every 20 ms for up to `within`; whether it held.
+pub async fn eventually(within: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Reads the next protocol message, skipping pings; `None` on close.
 pub async fn next_message(socket: &mut Socket) -> Option<ServerMessage> {
     loop {
@@ -169,7 +232,18 @@ pub struct Client {
 impl Client {
     /// Connects, registers the workspace if new, authenticates.
     pub async fn join(url: &str, keys: Keys) -> Client {
-        let (mut socket, challenge) = connect(url).await;
+        let (socket, challenge) = connect(url).await;
+        Self::authenticate(socket, challenge, keys).await
+    }
+
+    /// [`Client::join`] from another source address, with an optional small
+    /// receive buffer.
+    pub async fn join_from(addr: SocketAddr, source: IpAddr, recv_buffer: Option<u32>, keys: Keys) -> Client {
+        let (socket, challenge) = connect_from(addr, source, recv_buffer).await;
+        Self::authenticate(socket, challenge, keys).await
+    }
+
+    async fn authenticate(mut socket: Socket, challenge: ChallengeNonce, keys: Keys) -> Client {
         send(&mut socket, &hello(&keys, &challenge, true)).await;
         match next_message(&mut socket).await {
             Some(ServerMessage::Welcome { head, limits }) => {

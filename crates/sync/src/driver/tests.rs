@@ -55,6 +55,8 @@ struct FakeHost {
     wakes: RefCell<Vec<u64>>,
     /// What the app's tombstones say.
     erased: RefCell<BTreeSet<RecordId>>,
+    /// The last list of entries set aside it was told of.
+    quarantine: RefCell<Option<QuarantineList>>,
 }
 
 impl Host for FakeHost {
@@ -83,6 +85,10 @@ impl Host for FakeHost {
 
     fn is_erased(&self, record: RecordId) -> bool {
         self.erased.borrow().contains(&record)
+    }
+
+    fn quarantine_changed(&self, list: &QuarantineList) {
+        *self.quarantine.borrow_mut() = Some(list.clone());
     }
 }
 
@@ -211,7 +217,7 @@ fn a_page_is_applied_to_the_repo_and_the_cursor_saved_in_meta() {
 }
 
 #[test]
-fn a_page_with_an_unreadable_change_stores_the_others_and_the_cursor_stops_before_it() {
+fn a_page_with_an_unreadable_change_stores_the_others_sets_it_aside_durably_and_syncs_on_past_it() {
     let repo = repo(1);
     let (driver, wire) = driver(&repo);
     handshake(&driver, 3);
@@ -223,11 +229,54 @@ fn a_page_with_an_unreadable_change_stores_the_others_and_the_cursor_stops_befor
     let now = Timestamp::from_millis(1);
     assert_eq!(block_on(repo.open::<Contact>(ADA, now)).expect("before it: stored").1.given_name, "Ada");
     assert_eq!(block_on(repo.open::<Contact>(GRACE, now)).expect("after it: stored too").1.given_name, "Grace");
-    assert_eq!(driver.cursor(), Seq(1), "the cursor stops just before the unreadable change");
-    assert_eq!(block_on(crate::config::load_cursor(repo.storage())), Ok(Seq(1)));
-    assert!(matches!(driver.status(), SyncStatus::Error(SyncProblem::UnreadableChange { seq: Seq(2), .. })));
+    // Set aside, durably, and the cursor moved past it; the rest comes again.
+    let saved = block_on(crate::quarantine::load_quarantine(repo.storage())).expect("saved list");
+    assert_eq!(saved.entries.len(), 1);
+    assert_eq!((saved.entries[0].seq, saved.entries[0].record), (Seq(2), Some(GRACE)));
+    assert_eq!(driver.quarantined(), saved);
+    assert_eq!(driver.host().quarantine.borrow().as_ref(), Some(&saved), "the host is told");
+    assert_eq!(block_on(crate::config::load_cursor(repo.storage())), Ok(Seq(2)));
+    let (request, since) = last_pull(&wire);
+    assert_eq!(since, Seq(2));
+    assert_ne!(driver.status(), SyncStatus::UpToDate, "not up to date before the log is past it");
+    let entries = vec![entry_of(3, GRACE, &grace)];
+    block_on(driver.handle(frame(&ServerMessage::Batch { request, entries, cursor: Seq(3), more: false })));
+    assert_eq!(block_on(crate::config::load_cursor(repo.storage())), Ok(Seq(3)));
+    assert_eq!(driver.status(), SyncStatus::UpToDate);
     let rows = driver.host().rows.borrow();
     assert!(rows.iter().any(|r| r.id == ADA) && rows.iter().any(|r| r.id == GRACE), "both rows are shown");
+    drop(rows);
+    // A restart still lists it.
+    drop(driver);
+    let (again, _) = self::driver(&repo);
+    assert_eq!(again.quarantined(), saved);
+}
+
+#[test]
+fn a_poisoned_envelope_stalls_no_replica_and_a_new_device_pulls_past_it() {
+    let repo = repo(1);
+    let (driver, wire) = driver(&repo);
+    handshake(&driver, 3);
+    let request = pull_request(&wire);
+    let ada = remote_contact("Ada");
+    // Sealed with another workspace's key: it cannot be decrypted.
+    let foreign = rapport_protocol::Keys::derive(
+        &rapport_protocol::WorkspaceSecret::from_random_bytes([9; 32]),
+        config().keys().workspace(),
+    );
+    let poisoned = LogEntry {
+        seq: Seq(2),
+        kind: EntryKind::Change,
+        envelope: seal_change(&foreign, GRACE, b"x", [2; 24]).expect("seal"),
+    };
+    let entries = vec![entry(1, &ada), poisoned, entry(3, &ada)];
+    block_on(driver.handle(frame(&ServerMessage::Batch { request, entries, cursor: Seq(3), more: false })));
+    assert_eq!(driver.cursor(), Seq(3));
+    assert_eq!(block_on(crate::config::load_cursor(repo.storage())), Ok(Seq(3)));
+    assert_eq!(driver.status(), SyncStatus::UpToDate);
+    let listed = driver.quarantined();
+    assert_eq!(listed.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [Seq(2)]);
+    assert!(listed.entries[0].message().contains("could not be decrypted"), "{}", listed.entries[0].message());
 }
 
 #[test]
@@ -447,4 +496,38 @@ fn erase_tombstoned_asks_only_for_deletions_not_confirmed_or_under_way_and_confi
     handshake(&driver, 0);
     block_on(driver.erase_tombstoned(&tombstones));
     assert!(deletes_sent(&wire).is_empty(), "nothing owed after the restart");
+}
+
+#[test]
+fn live_frames_arriving_while_busy_are_queued_within_the_bound_and_pulled_later() {
+    let repo = repo(1);
+    let wire = FakeWire::default();
+    let applier = SlowApplier { inner: RepoApplier::new(repo.clone()), log: RefCell::new(Vec::new()) };
+    let timing = Timing { max_queued_bytes: 4_000, ..Timing::default() };
+    let driver = block_on(SyncDriver::open_with_timing(
+        &config(),
+        timing,
+        repo.clone(),
+        applier,
+        wire.clone(),
+        FakeHost::default(),
+    ))
+    .expect("opens");
+    handshake(&driver, 0);
+    let bytes = remote_contact("Ada");
+    // The driver is busy (awaiting storage): frames queue up.
+    driver.busy.set(true);
+    for seq in 1..=40 {
+        block_on(driver.handle(frame(&ServerMessage::Live { entries: vec![entry(seq, &bytes)] })));
+        let queued: usize =
+            driver.inbox.borrow().iter().map(|e| if let Event::Frame(b) = e { b.len() } else { 0 }).sum();
+        assert!(queued <= 4_000 + 16, "{queued} bytes queued after live entry {seq}");
+    }
+    assert!(driver.inbox.borrow().len() < 20, "the reduced frames take one slot");
+    driver.busy.set(false);
+    block_on(driver.handle(Event::Tick));
+    // The engine learned the head from what was reduced to it, and pulls.
+    assert_eq!(driver.head(), Seq(40));
+    let (_, since) = last_pull(&wire);
+    assert!(since < Seq(40), "the entries not kept are pulled: since {since:?}");
 }

@@ -171,6 +171,15 @@ fn reconnect_delay(out: &[Output]) -> Option<u64> {
     })
 }
 
+fn quarantines(out: &[Output]) -> Vec<(Vec<QuarantinedChange>, Seq)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Quarantine { entries, through } => Some((entries.clone(), *through)),
+            _ => None,
+        })
+        .collect()
+}
+
 fn seqs(received: &[Received]) -> Vec<u64> {
     received.iter().map(|r| r.seq.0).collect()
 }
@@ -499,6 +508,29 @@ fn a_change_too_large_for_the_relay_is_reported_kept_queued_and_does_not_block_t
     assert!(matches!(h.status(), SyncStatus::Error(SyncProblem::ChangeTooLarge { .. })));
 }
 
+#[test]
+fn a_change_the_relay_could_not_pull_back_alone_is_reported_not_pushed() {
+    // The relay stores only envelopes a batch can carry alone under the
+    // widest numbers (`fits_alone`); a push frame has less around its
+    // envelope, so a change just under the limit would be refused there.
+    let max = 1_000;
+    let edge = (600..max)
+        .map(|n| vec![7u8; n])
+        .find(|body| {
+            let envelope = seal_change(&keys(), RECORD, body, [0; 24]).expect("seal");
+            let push = ClientMessage::Push { request: 1, envelopes: vec![envelope.clone()] };
+            !fits_alone(&envelope, max) && push.encode().expect("encode").len() <= max
+        })
+        .expect("a size whose push fits but whose batch would not");
+    let limits = ServerLimits { max_frame_bytes: max as u32, max_envelopes_per_push: 10, max_pull_entries: 100 };
+    let mut h = Harness::new(false, Seq::ZERO);
+    h.open();
+    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits });
+    let out = h.input(Input::Outbox(vec![outbox_entry(1, RECORD, &edge)]));
+    assert!(matches!(problems(&out).as_slice(), [SyncProblem::ChangeTooLarge { record, .. }] if *record == RECORD));
+    assert!(sent(&out).is_empty(), "{out:?}");
+}
+
 // --- Pull before push -------------------------------------------------------
 
 #[test]
@@ -526,7 +558,7 @@ fn after_a_reconnect_the_outbox_is_read_only_once_the_log_up_to_the_welcome_head
 }
 
 #[test]
-fn an_unreadable_entry_while_catching_up_does_not_hold_local_changes_back() {
+fn an_unreadable_entry_while_catching_up_is_set_aside_and_local_changes_go_once_the_log_is_past_it() {
     let mut h = Harness::new(false, Seq::ZERO);
     let out = h.connect(2);
     let (request, _) = the_pull(&out);
@@ -536,6 +568,12 @@ fn an_unreadable_entry_while_catching_up_does_not_hold_local_changes_back() {
         cursor: Seq(2),
         more: false,
     });
+    assert_eq!(quarantines(&out).len(), 1);
+    assert!(!out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })), "not before the log is past it: {out:?}");
+    let out = h.input(Input::Applied { through: Seq(1) });
+    assert_eq!(saved(&out), [Seq(1)]);
+    assert_eq!(seqs(&applies(&out)[0].0), [2]);
+    let out = h.input(Input::Applied { through: Seq(2) });
     assert!(out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })), "{out:?}");
 }
 
@@ -779,7 +817,7 @@ fn tampered(seq: u64) -> LogEntry {
 }
 
 #[test]
-fn an_envelope_that_fails_to_decrypt_is_reported_never_applied_and_the_cursor_stops_before_it() {
+fn an_envelope_that_fails_to_decrypt_is_set_aside_durably_before_the_cursor_passes_it_and_sync_goes_on() {
     let mut h = Harness::new(false, Seq::ZERO);
     let out = h.connect(4);
     let (request, _) = the_pull(&out);
@@ -790,36 +828,62 @@ fn an_envelope_that_fails_to_decrypt_is_reported_never_applied_and_the_cursor_st
         more: false,
     });
     let apply = applies(&out);
-    assert_eq!(seqs(&apply[0].0), [1, 2], "only what precedes it");
+    assert_eq!(seqs(&apply[0].0), [1, 2], "what precedes it first");
     assert_eq!(apply[0].1, Seq(2));
     assert!(matches!(problems(&out).as_slice(), [SyncProblem::UnreadableChange { seq: Seq(3), .. }]));
     let out = h.input(Input::Applied { through: Seq(2) });
     assert_eq!(saved(&out), [Seq(2)]);
-    assert!(sent(&out).is_empty(), "no pull loop over the bad entry");
+    let set_aside = quarantines(&out);
+    assert_eq!(set_aside.len(), 1);
+    let (entries, through) = &set_aside[0];
+    assert_eq!((entries.len(), entries[0].seq, entries[0].record, *through), (1, Seq(3), None, Seq(3)));
+    assert!(entries[0].reason.contains("decrypted"), "{}", entries[0].reason);
+    assert_eq!(h.engine.cursor(), Seq(2), "not past it before it is recorded");
+    assert!(matches!(h.status(), SyncStatus::Syncing { .. }), "never up to date while it is being set aside");
+    let out = h.input(Input::Applied { through: Seq(3) });
+    assert_eq!(saved(&out), [Seq(3)]);
+    assert_eq!(seqs(&applies(&out)[0].0), [4], "and sync goes on past it");
+    let out = h.input(Input::Applied { through: Seq(4) });
+    assert_eq!(saved(&out), [Seq(4)]);
     h.empty_outbox();
-    assert!(matches!(h.status(), SyncStatus::Error(SyncProblem::UnreadableChange { seq: Seq(3), .. })));
-
-    // Later live entries are still merged as hints, never past the bad one.
+    assert_eq!(h.status(), SyncStatus::UpToDate);
+    // Later live entries follow the cursor again.
     let out = h.recv(ServerMessage::Live { entries: vec![entry(5, OTHER, b"e")] });
-    assert_eq!(applies(&out)[0].1, Seq(2));
-    let out = h.input(Input::Applied { through: Seq(2) });
-    assert!(saved(&out).is_empty() && sent(&out).is_empty());
-    // Local changes are still pushed.
-    h.input(Input::LocalChanges);
-    let out = h.input(Input::Outbox(vec![outbox_entry(1, RECORD, b"mine")]));
-    the_push(&out);
+    assert_eq!(applies(&out)[0].1, Seq(5));
 }
 
 #[test]
-fn an_unreadable_live_entry_in_order_stops_the_cursor_before_it() {
+fn a_failure_to_record_an_entry_as_set_aside_keeps_the_cursor_before_it_and_reconnects() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    let out = h.connect(2);
+    let (request, _) = the_pull(&out);
+    let out = h.recv(ServerMessage::Batch {
+        request,
+        entries: vec![tampered(1), entry(2, RECORD, b"b")],
+        cursor: Seq(2),
+        more: false,
+    });
+    assert_eq!(quarantines(&out).len(), 1);
+    let failure = ApplyFailure { at: Seq(1), kind: ApplyFailureKind::StorageFull };
+    let out = h.input(Input::ApplyFailed { through: Seq(1), failure });
+    assert!(saved(&out).is_empty());
+    assert_eq!(h.engine.cursor(), Seq::ZERO);
+    assert!(out.contains(&Output::Close));
+    assert_eq!(h.status(), SyncStatus::Error(SyncProblem::StorageFull));
+}
+#[test]
+fn an_unreadable_live_entry_in_order_is_set_aside_and_then_passed() {
     let mut h = up_to_date(2);
     let out = h.recv(ServerMessage::Live { entries: vec![tampered(3)] });
     assert!(applies(&out).is_empty());
     assert!(saved(&out).is_empty());
     assert!(matches!(problems(&out).as_slice(), [SyncProblem::UnreadableChange { seq: Seq(3), .. }]));
-    assert_eq!(h.engine.cursor(), Seq(2));
+    assert_eq!(quarantines(&out)[0].1, Seq(3));
+    assert_ne!(h.status(), SyncStatus::UpToDate);
+    let out = h.input(Input::Applied { through: Seq(3) });
+    assert_eq!(saved(&out), [Seq(3)]);
+    assert_eq!(h.status(), SyncStatus::UpToDate);
 }
-
 #[test]
 fn a_change_from_a_newer_app_or_filed_under_another_records_tag_is_not_applied() {
     let keys = keys();
@@ -831,7 +895,7 @@ fn a_change_from_a_newer_app_or_filed_under_another_records_tag_is_not_applied()
         .expect("seal");
     let cases = [
         (keys.seal(doc_tag(&keys, RECORD), &newer, [7; 24]).expect("seal"), "format 2"),
-        (misfiled, "another document"),
+        (misfiled, "another"),
         (foreign, "decrypted"),
         (Envelope { doc_tag: DocTag::from_bytes([0; 32]), nonce: [0; 24], ciphertext: vec![1; 3] }, "decrypted"),
     ];
@@ -851,27 +915,55 @@ fn a_change_from_a_newer_app_or_filed_under_another_records_tag_is_not_applied()
             [SyncProblem::UnreadableChange { seq: Seq(1), reason }] => assert!(reason.contains(says), "{reason}"),
             other => panic!("{other:?}"),
         }
+        let set_aside = quarantines(&out);
+        let change = &set_aside[0].0[0];
+        assert!(change.reason.contains(says), "{}", change.reason);
+        assert_eq!(change.record, (says == "another").then_some(RECORD), "the record when it is known");
+        assert!(!change.detail.is_empty());
+        assert_eq!(saved(&h.input(Input::Applied { through: Seq(1) })), [Seq(1)]);
     }
 }
 
 #[test]
-fn a_change_the_app_rejects_stops_the_cursor_before_it() {
+fn a_change_the_app_rejects_is_set_aside_and_pulling_goes_on_after_it() {
     let mut h = Harness::new(false, Seq::ZERO);
     let out = h.connect(3);
     let (request, _) = the_pull(&out);
     h.recv(ServerMessage::Batch {
         request,
-        entries: vec![entry(1, RECORD, b"a"), entry(2, RECORD, b"not automerge"), entry(3, RECORD, b"c")],
+        entries: vec![entry(1, RECORD, b"a"), entry(2, OTHER, b"not automerge"), entry(3, RECORD, b"c")],
         cursor: Seq(3),
         more: false,
     });
     let failure = ApplyFailure { at: Seq(2), kind: ApplyFailureKind::Rejected("not Automerge data".into()) };
     let out = h.input(Input::ApplyFailed { through: Seq(3), failure });
     assert_eq!(saved(&out), [Seq(1)]);
-    assert!(sent(&out).is_empty());
-    assert!(matches!(h.status(), SyncStatus::Error(SyncProblem::UnreadableChange { seq: Seq(2), .. })));
+    assert!(sent(&out).is_empty(), "no pull before it is recorded");
+    let set_aside = quarantines(&out);
+    assert_eq!(set_aside[0].0[0].seq, Seq(2));
+    assert_eq!(set_aside[0].0[0].record, Some(OTHER));
+    assert!(matches!(h.status(), SyncStatus::Syncing { .. }));
+    let out = h.input(Input::Applied { through: Seq(2) });
+    assert_eq!(saved(&out), [Seq(2)]);
+    assert_eq!(the_pull(&out).1, Seq(2), "the entries after it come again");
 }
 
+#[test]
+fn a_refusal_naming_no_entry_of_the_apply_starts_over_from_the_saved_cursor() {
+    let mut h = Harness::new(false, Seq::ZERO);
+    let out = h.connect(2);
+    let (request, _) = the_pull(&out);
+    h.recv(ServerMessage::Batch {
+        request,
+        entries: vec![entry(1, RECORD, b"a"), entry(2, RECORD, b"b")],
+        cursor: Seq(2),
+        more: false,
+    });
+    let failure = ApplyFailure { at: Seq(9), kind: ApplyFailureKind::Rejected("confused".into()) };
+    let out = h.input(Input::ApplyFailed { through: Seq(2), failure });
+    assert!(quarantines(&out).is_empty(), "nothing is set aside on a wrong answer");
+    assert!(out.contains(&Output::Close));
+}
 #[test]
 fn storage_full_while_applying_closes_and_pulls_again_from_the_saved_cursor_after_reconnecting() {
     let mut h = Harness::new(false, Seq::ZERO);
@@ -1165,4 +1257,45 @@ fn a_stored_snapshot_never_asked_for_is_a_protocol_error() {
     let out = h.recv(ServerMessage::Pushed { request, seqs: vec![Seq(1)] });
     assert!(out.contains(&Output::Close), "{out:?}");
     assert!(!out.iter().any(|o| matches!(o, Output::AckOutbox(_))));
+}
+
+// --- Bounded queue of live entries ---------------------------------------------
+
+#[test]
+fn live_entries_beyond_the_queue_bound_are_dropped_and_pulled_later_in_order() {
+    let mut h = Harness::new(false, Seq(1));
+    h.engine = SyncEngine::with_timing(keys(), false, Seq(1), Timing { max_queued_entries: 3, ..timing() });
+    h.connect(1);
+    h.empty_outbox();
+    // An apply is outstanding (the app is slow) while live frames stream in.
+    let out = h.recv(ServerMessage::Live { entries: vec![entry(2, RECORD, b"b")] });
+    assert_eq!(applies(&out)[0].1, Seq(2));
+    for seq in 3..50 {
+        h.recv(ServerMessage::Live { entries: vec![entry(seq, RECORD, b"x")] });
+        let queued: usize = h.engine.queue.iter().map(|p| p.entries.len()).sum();
+        assert!(queued <= 3, "{queued} entries queued after live entry {seq}");
+    }
+    assert_eq!(h.engine.head(), Seq(49), "the head is still known");
+    // Once the app catches up, what was dropped is pulled, in order.
+    let mut out = h.input(Input::Applied { through: Seq(2) });
+    while let Some((_, through)) = applies(&out).first().cloned() {
+        out = h.input(Input::Applied { through });
+    }
+    let (_, since) = the_pull(&out);
+    assert_eq!(since, Seq(5), "after the entries that fitted");
+    assert_ne!(h.status(), SyncStatus::UpToDate, "not up to date while entries are missing");
+}
+
+#[test]
+fn live_entries_beyond_the_byte_bound_are_dropped_too() {
+    let mut h = Harness::new(false, Seq(1));
+    h.engine = SyncEngine::with_timing(keys(), false, Seq(1), Timing { max_queued_bytes: 1_000, ..timing() });
+    h.connect(1);
+    h.empty_outbox();
+    h.recv(ServerMessage::Live { entries: vec![entry(2, RECORD, b"b")] });
+    h.recv(ServerMessage::Live { entries: vec![entry(3, RECORD, &[7; 600])] });
+    h.recv(ServerMessage::Live { entries: vec![entry(4, RECORD, &[7; 600])] });
+    let bytes: usize = h.engine.queue.iter().flat_map(|p| &p.entries).map(|e| e.bytes.len()).sum();
+    assert!(bytes <= 1_000, "{bytes} bytes queued");
+    assert_eq!(h.engine.head(), Seq(4));
 }

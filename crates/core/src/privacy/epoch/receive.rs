@@ -14,7 +14,8 @@
 //!
 //! Adopting drops whatever the replica had of the old epoch that the new
 //! one does not hold: its offline edits to that record are lost, never the
-//! rewrite (which exists to remove values).
+//! rewrite (which exists to remove values), except privacy actions, which
+//! the caller replays onto the adopted document ([`super::replay`]).
 
 use automerge::{AutoCommit, ChangeHash};
 

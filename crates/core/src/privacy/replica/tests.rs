@@ -471,7 +471,7 @@ fn scenario() -> impl Strategy<Value = (usize, Vec<Step>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig::with_cases(crate::test_support::cases(256)))]
 
     #[test]
     fn erasure_with_concurrent_edits_on_any_number_of_replicas_leaves_no_copy_of_the_subject(
