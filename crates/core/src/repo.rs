@@ -553,9 +553,9 @@ impl<S: Storage> Repo<S> {
                 // `privacy::epoch`): `save()` holds only the new history.
                 appends.push(Append { replace: true, ..Append::chunk(*id, handle.doc.save(), row.clone()) });
                 // The replayed privacy actions are in the snapshot; they are
-                // also queued (and so stored a second time as a chunk, which
-                // loading ignores) for the other replicas, as every local
-                // change is.
+                // also queued, like every local change (and so stored a
+                // second time as a chunk, which loading ignores), for the
+                // other replicas.
                 if let Some(bytes) = replayed {
                     appends.push(Append { outbox: true, ..Append::chunk(*id, bytes, None) });
                 }
