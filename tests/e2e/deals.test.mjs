@@ -185,7 +185,7 @@ test('deals move across the board by mouse and keyboard, are lost with a reason,
   await page.getByLabel('Status').selectOption('');
   await eventually(async () => assert.equal(await page.getByTestId('deal-row').count(), 3));
   await page.getByLabel('Sort by').selectOption('value');
-  await page.getByRole('button', { name: 'Sort descending' }).click();
+  await page.getByRole('button', { name: 'Ascending: reverse the order' }).click();
   await eventually(async () => assert.match(await page.getByTestId('deal-row').first().innerText(), /Initech renewal/));
   await page.getByLabel('Status').selectOption('lost');
   await eventually(async () => assert.equal(await page.getByTestId('deal-row').count(), 1));

@@ -232,7 +232,7 @@ test('a reminder when a task falls due, a desktop notification once allowed; tas
   await month.getByRole('group', { name: 'Wednesday 25 November' }).getByRole('link', { name: /Quarterly review/ }).waitFor();
   await month.getByRole('group', { name: 'Tuesday 24 November' }).getByRole('link', { name: /Call Ada back/ }).waitFor();
   await shot(page, 'desktop-calendar-month');
-  await page.getByRole('button', { name: 'Show the week of Monday 30 November' }).click();
+  await page.getByRole('button', { name: '30, Monday 30 November: show that week' }).click();
   await eventually(async () => assert.equal(await page.getByTestId('cal-range').innerText(), '30 Nov – 6 Dec 2026'));
   await page.getByRole('button', { name: 'Previous week' }).click();
   await page.getByRole('button', { name: 'Month', exact: true }).click();
