@@ -56,7 +56,7 @@ test('a follow-up from a contact page: under Today, completed, undone, done afte
   await followUps.getByRole('button', { name: 'Add follow-up' }).click();
   await followUps.getByRole('checkbox', { name: 'Send the proposal' }).waitFor();
   await eventually(async () => assert.equal(await followUps.getByLabel('Follow-up', { exact: true }).inputValue(), '', 'the form is ready for the next one'));
-  await eventually(async () => assert.equal(await page.getByTestId('task-count').locator('[aria-hidden="true"]').innerText(), '1'));
+  await eventually(async () => assert.equal(await page.getByRole('navigation', { name: 'Main' }).getByTestId('task-count').locator('[aria-hidden="true"]').innerText(), '1'));
   await page.getByRole('link', { name: /^Tasks.*1 due today or overdue$/ }).waitFor();
 
   // A task with details, linked through the picker, due tomorrow.
@@ -261,6 +261,8 @@ test('a reminder when a task falls due, a desktop notification once allowed; tas
   await gotoTasks(page);
   await page.getByTestId('tasks-today').getByRole('checkbox', { name: 'Check the contract' }).waitFor();
   await shot(page, 'phone-tasks');
+  // On a phone the calendar is under "More" in the bottom bar.
+  await page.getByRole('button', { name: 'More' }).click();
   await page.getByRole('link', { name: 'Calendar' }).click();
   await page.getByTestId('cal-week').waitFor();
   await shot(page, 'phone-calendar-week');
