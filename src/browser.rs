@@ -121,3 +121,26 @@ pub fn href(path: &str) -> String {
 pub fn online() -> bool {
     web_sys::window().is_none_or(|w| w.navigator().on_line())
 }
+
+/// After a route change, moves focus to the new page's start, as accessible
+/// single-page apps do: the first field of a form page (`form_page`), else
+/// the page's first heading (made focusable with `tabindex="-1"`). Returns
+/// `false` when the page has not rendered either yet, so the caller can try
+/// again on a later frame.
+pub fn focus_page_start(form_page: bool) -> bool {
+    use wasm_bindgen::JsCast;
+    let Some(main) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id("main")) else {
+        return false;
+    };
+    let field = "form.card input:not([type=hidden]):not([disabled]), form.card select:not([disabled]), \
+                 form.card textarea:not([disabled])";
+    let selector = if form_page { field } else { "h1" };
+    let Some(el) = main.query_selector(selector).ok().flatten().and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+    else {
+        return false;
+    };
+    if !form_page && !el.has_attribute("tabindex") {
+        let _ = el.set_attribute("tabindex", "-1");
+    }
+    el.focus().is_ok()
+}

@@ -32,6 +32,11 @@ mod scrub;
 pub const DEFAULT_DB: &str = "rapport";
 const META_MEMBER: &str = "member_id";
 const META_WORKSPACE: &str = "workspace_id";
+/// The name the person gave when agreeing to join, until the shared
+/// workspace arrives and they are added to its members under it.
+const META_JOIN_NAME: &str = "join_member_name";
+/// Members added before they gave a name (joined from an older version).
+const UNNAMED_MEMBER: &str = "New member";
 /// localStorage key naming the database of the workspace this browser opens.
 /// Only the name is kept there; all data is in IndexedDB.
 const ACTIVE_DB_KEY: &str = "rapport.active-db";
@@ -147,7 +152,7 @@ pub fn remember_workspace(db: &str, name: &str) {
 
 /// The invite in the address (`#join=…`), removed from the address bar so
 /// the secret does not linger in history.
-fn take_invite_from_address() -> Option<String> {
+pub fn take_invite_from_address() -> Option<String> {
     let window = web_sys::window()?;
     let hash = window.location().hash().ok()?;
     if !hash.contains("join=") {
@@ -160,18 +165,45 @@ fn take_invite_from_address() -> Option<String> {
     Some(hash)
 }
 
+/// What an invite link asks to join, shown before anything is joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvitePreview {
+    /// The workspace's name as the link labels it, if it does.
+    pub workspace_name: Option<String>,
+    /// The sync server the workspace uses.
+    pub relay_url: String,
+}
+
+/// Reads what an invite link would join, without joining.
+///
+/// # Errors
+/// [`rapport_sync::JoinError`] naming what is wrong with the link.
+pub fn preview_invite(invite: &str) -> Result<InvitePreview, rapport_sync::JoinError> {
+    let config = SyncConfig::join(invite)?;
+    let workspace_name = rapport_protocol::InviteLink::parse(invite)?.name().map(str::to_owned);
+    Ok(InvitePreview { workspace_name, relay_url: config.relay_url })
+}
+
+/// An invite the person agreed to join, and the name they gave.
+#[derive(Debug, Clone)]
+pub struct Joining {
+    pub invite: String,
+    pub member_name: String,
+}
+
 impl Engine {
-    /// Opens the workspace this browser uses: the one an invite link in the
-    /// address joins, else the last one used, else a new local workspace.
+    /// Opens the workspace this browser uses: the one of an invite the
+    /// person agreed to join, else the last one used, else a new local
+    /// workspace.
     ///
     /// # Errors
     /// [`BootError`] when IndexedDB cannot be opened or the workspace
     /// document cannot be read.
-    pub async fn boot() -> Result<Booted, BootError> {
+    pub async fn boot(joining: Option<Joining>) -> Result<Booted, BootError> {
         let mut join_error = None;
         let mut joined = None;
-        if let Some(invite) = take_invite_from_address() {
-            match SyncConfig::join(&invite) {
+        if let Some(Joining { invite, .. }) = &joining {
+            match SyncConfig::join(invite) {
                 Ok(config) => {
                     let db = format!("rapport-{}", config.workspace);
                     set_active_db(&db);
@@ -186,6 +218,9 @@ impl Engine {
         if let (Some(config), None) = (&joined, &sync) {
             config.save(&storage).await?;
             sync = joined.clone();
+        }
+        if let (Some(_), Some(Joining { member_name, .. })) = (&joined, &joining) {
+            storage.put_meta(META_JOIN_NAME, member_name.trim().as_bytes()).await?;
         }
         let make_member = || MemberId::new(browser::now(), browser::random());
         let (member, _) =
@@ -253,7 +288,12 @@ impl Engine {
         self.workspace_id.set(Some(id));
         let mut ws = self.open::<Workspace>(id).await?;
         if let std::collections::btree_map::Entry::Vacant(slot) = ws.members.entry(self.member) {
-            slot.insert(rapport_core::workspace::Member { name: "New member".into() });
+            let given = self.repo.storage().get_meta(META_JOIN_NAME).await?;
+            let name = given
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| UNNAMED_MEMBER.to_owned());
+            slot.insert(rapport_core::workspace::Member { name });
             ws.updated_at = browser::now();
             // Storage errors surface through the save indicator on the next edit.
             let _ = self.save(&ws).await;

@@ -20,11 +20,22 @@ fn main() {
     let pwa = pwa::Pwa::start();
     // Leptos's executor starts with the first mount; boot runs before it.
     wasm_bindgen_futures::spawn_local(async move {
-        match engine::Engine::boot().await {
+        let (joining, invite_error) = match engine::take_invite_from_address() {
+            None => (None, None),
+            Some(invite) => match engine::preview_invite(&invite) {
+                Ok(preview) => {
+                    let joining =
+                        confirm_join(preview).await.map(|member_name| engine::Joining { invite, member_name });
+                    (joining, None)
+                }
+                Err(e) => (None, Some(format!("This invite link cannot be used: {e}"))),
+            },
+        };
+        match engine::Engine::boot(joining).await {
             Ok(booted) => {
                 let db_name = booted.engine.db_name.clone();
                 let sync_config = booted.sync.clone();
-                let join_error = booted.join_error.clone();
+                let join_error = booted.join_error.clone().or(invite_error);
                 let state = state::AppState::new(booted);
                 let channel = tabs::TabChannel::open(
                     &db_name,
@@ -65,6 +76,29 @@ fn main() {
             }
         }
     });
+}
+
+/// Shows what an invite link would join and waits for the person's answer:
+/// the name they gave, or `None` when they chose not to join. The screen is
+/// unmounted before the app boots.
+async fn confirm_join(preview: engine::InvitePreview) -> Option<String> {
+    use wasm_bindgen::JsValue;
+    let body = web_sys::window().and_then(|w| w.document()).and_then(|d| d.body())?;
+    let mut resolve_slot = None;
+    let answer = js_sys::Promise::new(&mut |resolve, _reject| resolve_slot = Some(resolve));
+    let resolve = resolve_slot?;
+    let decide: views::join::Decide = std::rc::Rc::new(move |name: Option<String>| {
+        let value = name.map_or(JsValue::NULL, |n| JsValue::from_str(&n));
+        // Resolving a promise created here cannot fail.
+        let _ = resolve.call1(&JsValue::NULL, &value);
+    });
+    clear_loading();
+    let screen = leptos::mount::mount_to(body, move || {
+        view! { <views::join::JoinConfirm preview=preview.clone() decide=decide.clone()/> }
+    });
+    let answer = wasm_bindgen_futures::JsFuture::from(answer).await.ok().and_then(|v| v.as_string());
+    drop(screen);
+    answer
 }
 
 /// Removes the static "Opening your workspace…" placeholder of index.html.

@@ -81,7 +81,8 @@ pub struct AppState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sharing {
     pub relay_url: String,
-    pub invite_url: String,
+    config: SyncConfig,
+    app_url: String,
 }
 
 impl Sharing {
@@ -90,7 +91,12 @@ impl Sharing {
             .and_then(|w| w.location().origin().ok())
             .map(|origin| format!("{origin}{}/", crate::browser::base_path()))
             .unwrap_or_default();
-        Self { relay_url: config.relay_url.clone(), invite_url: config.invite_url(&app_url).unwrap_or_default() }
+        Self { relay_url: config.relay_url.clone(), config: config.clone(), app_url }
+    }
+
+    /// The invite link, labelled with the workspace's current name.
+    pub fn invite_url(&self, workspace_name: &str) -> String {
+        self.config.named_invite_url(&self.app_url, workspace_name).unwrap_or_default()
     }
 }
 

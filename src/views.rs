@@ -16,6 +16,7 @@ pub mod deal_page;
 pub mod deals;
 pub mod follow_ups;
 pub mod forecast;
+pub mod join;
 pub mod pipeline_settings;
 pub mod privacy;
 pub mod reminders;

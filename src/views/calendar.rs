@@ -205,7 +205,7 @@ pub fn CalendarPage() -> impl IntoView {
                             view! {
                                 <div class="cal-cell" class:other-month=day.month() != month class:today=is_today
                                     role="group" aria-label=long_day(day) data-date=day.to_string()>
-                                    <button class="cal-dnum" aria-label=format!("Show the week of {}", long_day(day))
+                                    <button class="cal-dnum" aria-label=format!("{}, {}: show that week", day.day(), long_day(day))
                                         on:click=move |_| { anchor.set(day); mode.set(Mode::Week); }>{day.day()}</button>
                                     {(!list.is_empty()).then(|| view! {
                                         <ul class="cal-entries">

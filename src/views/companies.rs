@@ -191,10 +191,12 @@ pub fn CompanyList() -> impl IntoView {
                 </label>
                 <button
                     class="btn ghost"
-                    aria-label=move || if sort.get().descending { "Sort ascending" } else { "Sort descending" }
                     on:click=move |_| sort.update(|s| s.descending = !s.descending)
                 >
-                    {move || if sort.get().descending { "↓ Z–A" } else { "↑ A–Z" }}
+                    // Named by what it shows (the arrow is decoration), then what it does.
+                    <span aria-hidden="true">{move || if sort.get().descending { "↓ " } else { "↑ " }}</span>
+                    {move || if sort.get().descending { "Z–A" } else { "A–Z" }}
+                    <span class="visually-hidden">": reverse the order"</span>
                 </button>
             </div>
             {move || {
@@ -250,14 +252,8 @@ pub fn CompanyList() -> impl IntoView {
                                 if subtitle.is_empty() { n } else { format!("{n} · {subtitle}") }
                             };
                             view! {
-                                <a
-                                    class="vrow"
-                                    role="listitem"
-                                    href=href
-                                    data-pos=i
-                                    data-testid="company-row"
-                                    style:transform=format!("translateY({}px)", i as f64 * ROW_HEIGHT)
-                                >
+                                <div class="vrow-item" role="listitem" style:transform=format!("translateY({}px)", i as f64 * ROW_HEIGHT)>
+                                <a class="vrow" href=href data-pos=i data-testid="company-row">
                                     <span class="cell name">
                                         <span class="avatar square" aria-hidden="true">{company_initials(&row.title)}</span>
                                         <span class="name-text">
@@ -272,6 +268,7 @@ pub fn CompanyList() -> impl IntoView {
                                         {row.tags.iter().take(3).map(|t| view! { <span class="tag">{t.clone()}</span> }).collect_view()}
                                     </span>
                                 </a>
+                                </div>
                             }
                         }
                     />

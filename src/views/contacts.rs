@@ -182,10 +182,12 @@ pub fn ContactList() -> impl IntoView {
                 </label>
                 <button
                     class="btn ghost"
-                    aria-label=move || if sort.get().descending { "Sort ascending" } else { "Sort descending" }
                     on:click=move |_| sort.update(|s| s.descending = !s.descending)
                 >
-                    {move || if sort.get().descending { "↓ Z–A" } else { "↑ A–Z" }}
+                    // Named by what it shows (the arrow is decoration), then what it does.
+                    <span aria-hidden="true">{move || if sort.get().descending { "↓ " } else { "↑ " }}</span>
+                    {move || if sort.get().descending { "Z–A" } else { "A–Z" }}
+                    <span class="visually-hidden">": reverse the order"</span>
                 </button>
             </div>
             {move || {
@@ -236,14 +238,8 @@ pub fn ContactList() -> impl IntoView {
                             let href = browser::href(&format!("/contacts/{}", row.id));
                             let owner = member_name(row.column("owner"));
                             view! {
-                                <a
-                                    class="vrow"
-                                    role="listitem"
-                                    href=href
-                                    data-pos=i
-                                    data-testid="contact-row"
-                                    style:transform=format!("translateY({}px)", i as f64 * ROW_HEIGHT)
-                                >
+                                <div class="vrow-item" role="listitem" style:transform=format!("translateY({}px)", i as f64 * ROW_HEIGHT)>
+                                <a class="vrow" href=href data-pos=i data-testid="contact-row">
                                     <span class="cell name">
                                         <span class="avatar" aria-hidden="true">{initials(&row.title)}</span>
                                         <span class="name-text">
@@ -262,6 +258,7 @@ pub fn ContactList() -> impl IntoView {
                                         <span class="visually-hidden">{format!("Owner {owner}")}</span>
                                     </span>
                                 </a>
+                                </div>
                             }
                         }
                     />

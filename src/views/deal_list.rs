@@ -179,9 +179,11 @@ pub fn DealList() -> impl IntoView {
                 </select>
             </label>
             <button type="button" class="btn ghost"
-                aria-label=move || if filters.with(|f| f.desc) { "Sort ascending" } else { "Sort descending" }
                 on:click=move |_| { let desc = filters.with_untracked(|f| f.desc); set.with_value(|s| s("dir", if desc { String::new() } else { "desc".into() })); }>
-                {move || if filters.with(|f| f.desc) { "↓ Descending" } else { "↑ Ascending" }}
+                // Named by what it shows (the arrow is decoration), then what it does.
+                <span aria-hidden="true">{move || if filters.with(|f| f.desc) { "↓ " } else { "↑ " }}</span>
+                {move || if filters.with(|f| f.desc) { "Descending" } else { "Ascending" }}
+                <span class="visually-hidden">": reverse the order"</span>
             </button>
         </div>
         {move || {

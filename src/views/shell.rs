@@ -2,6 +2,7 @@
 
 use leptos::prelude::*;
 use leptos_router::components::{Redirect, Route, Router, Routes, A};
+use leptos_router::hooks::use_location;
 use leptos_router::path;
 
 use super::audit_log::AuditLog;
@@ -43,19 +44,12 @@ pub fn App() -> impl IntoView {
             <a class="skip-link" href="#main">"Skip to content"</a>
             <div class="app">
                 <header class="topbar">
-                    <a class="brand" href=browser::href("/contacts") aria-label="Rapport home">
+                    <a class="brand" href=browser::href("/contacts")>
                         <span class="brand-mark" aria-hidden="true">"R"</span>
                         <span class="brand-name">"Rapport"</span>
                     </a>
-                    <nav class="mainnav" aria-label="Main">
-                        <A href=browser::href("/contacts")>"Contacts"</A>
-                        <A href=browser::href("/companies")>"Companies"</A>
-                        <A href=browser::href("/deals")>"Deals"</A>
-                        <A href=browser::href("/forecast")>"Forecast"</A>
-                        <A href=browser::href("/tasks")>"Tasks"<TaskCount/></A>
-                        <A href=browser::href("/calendar")>"Calendar"</A>
-                        <A href=browser::href("/privacy")>"Privacy"</A>
-                        <A href=browser::href("/settings")>"Settings"</A>
+                    <nav class="mainnav" aria-label="Main" data-testid="desktop-nav">
+                        {SECTIONS.iter().map(section_link).collect_view()}
                     </nav>
                     <SyncIndicator/>
                     <SaveIndicator/>
@@ -93,9 +87,107 @@ pub fn App() -> impl IntoView {
                     </Routes>
                 </main>
             </div>
+            <PhoneNav/>
             <ToastArea/>
+            <RouteFocus/>
         </Router>
     }
+}
+
+/// A section of the app, as the navigation lists it.
+struct Section {
+    label: &'static str,
+    path: &'static str,
+    /// In the phone's bottom bar; the others are under "More".
+    on_phone_bar: bool,
+}
+
+static SECTIONS: [Section; 8] = [
+    Section { label: "Contacts", path: "/contacts", on_phone_bar: true },
+    Section { label: "Companies", path: "/companies", on_phone_bar: true },
+    Section { label: "Deals", path: "/deals", on_phone_bar: true },
+    Section { label: "Forecast", path: "/forecast", on_phone_bar: false },
+    Section { label: "Tasks", path: "/tasks", on_phone_bar: true },
+    Section { label: "Calendar", path: "/calendar", on_phone_bar: false },
+    Section { label: "Privacy", path: "/privacy", on_phone_bar: false },
+    Section { label: "Settings", path: "/settings", on_phone_bar: false },
+];
+
+fn section_link(section: &'static Section) -> impl IntoView {
+    let count = (section.path == "/tasks").then(|| view! { <TaskCount/> });
+    view! { <A href=browser::href(section.path)>{section.label}{count}</A> }
+}
+
+/// The phone's navigation: the main sections in a bottom bar within reach
+/// of a thumb, the others in a "More" list that opens above it. The list is
+/// a disclosure (a button with `aria-expanded`), so it works from the
+/// keyboard as a button and links do; Escape closes it and returns focus.
+#[component]
+fn PhoneNav() -> impl IntoView {
+    let open = RwSignal::new(false);
+    let location = use_location();
+    // Any navigation (a link in the list, the back button) closes it.
+    Effect::new(move |_| {
+        location.pathname.track();
+        open.set(false);
+    });
+    let more_current = move || {
+        let path = location.pathname.get();
+        let path = path.strip_prefix(browser::base_path()).unwrap_or(&path).to_owned();
+        SECTIONS.iter().filter(|s| !s.on_phone_bar).any(|s| path == s.path || path.starts_with(&format!("{}/", s.path)))
+    };
+    let button = NodeRef::<leptos::html::Button>::new();
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        if ev.key() == "Escape" && open.get_untracked() {
+            open.set(false);
+            if let Some(b) = button.get_untracked() {
+                let _ = b.focus();
+            }
+        }
+    };
+    view! {
+        <nav class="phonenav" aria-label="Main" data-testid="phone-nav" on:keydown=on_key>
+            <div class="phonebar">
+                {SECTIONS.iter().filter(|s| s.on_phone_bar).map(section_link).collect_view()}
+                <button type="button" class="more-button" class:current=more_current node_ref=button
+                    aria-expanded=move || open.get().to_string() aria-controls="more-menu"
+                    on:click=move |_| open.update(|o| *o = !*o)>
+                    "More"
+                </button>
+            </div>
+            // After the button in the document, so Tab goes from "More" into
+            // the list; shown above the bar.
+            <div class="more-menu" id="more-menu" hidden=move || !open.get() data-testid="more-menu">
+                {SECTIONS.iter().filter(|s| !s.on_phone_bar).map(section_link).collect_view()}
+            </div>
+        </nav>
+    }
+}
+
+/// Moves focus to the new page's heading or first field after every route
+/// change (not on the first load), so keyboard and screen-reader users start
+/// at the page they opened instead of at the top of the document. The page
+/// may still be loading its record, so this tries again on later frames
+/// (about a second at most).
+#[component]
+fn RouteFocus() -> impl IntoView {
+    let location = use_location();
+    Effect::new(move |previous: Option<String>| {
+        let path = location.pathname.get();
+        if previous.is_some_and(|p| p != path) {
+            let form_page = path.ends_with("/new") || path.ends_with("/edit");
+            focus_when_ready(form_page, 60);
+        }
+        path
+    });
+}
+
+fn focus_when_ready(form_page: bool, tries: u32) {
+    request_animation_frame(move || {
+        if !browser::focus_page_start(form_page) && tries > 0 {
+            focus_when_ready(form_page, tries - 1);
+        }
+    });
 }
 
 /// Always visible in a shared workspace: offline, connecting, syncing with
@@ -103,18 +195,24 @@ pub fn App() -> impl IntoView {
 #[component]
 fn SyncIndicator() -> impl IntoView {
     let app = use_app();
-    move || {
-        app.sync_badge.get().map(|badge| {
-            let class = format!("dot {}", badge.tone);
-            let title = badge.detail.clone().unwrap_or_else(|| badge.label.clone());
-            view! {
-                <a class="sync-status" href=browser::href("/settings#sync") role="status" aria-live="polite"
-                    data-testid="sync-status" title=title data-tone=badge.tone.clone()>
-                    <span class=class aria-hidden="true"></span>
-                    <span>{badge.label.clone()}</span>
-                </a>
-            }
-        })
+    // The live region is a plain container; the link inside keeps its
+    // native role, named by what it shows.
+    view! {
+        <div class="sync-region" role="status" aria-live="polite">
+            {move || {
+                app.sync_badge.get().map(|badge| {
+                    let class = format!("dot {}", badge.tone);
+                    let title = badge.detail.clone().unwrap_or_else(|| badge.label.clone());
+                    view! {
+                        <a class="sync-status" href=browser::href("/settings#sync")
+                            data-testid="sync-status" title=title data-tone=badge.tone.clone()>
+                            <span class=class aria-hidden="true"></span>
+                            <span>{badge.label.clone()}</span>
+                        </a>
+                    }
+                })
+            }}
+        </div>
     }
 }
 

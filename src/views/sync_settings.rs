@@ -80,9 +80,12 @@ fn ShareForm() -> impl IntoView {
 fn SharedInfo(sharing: Sharing) -> impl IntoView {
     let app = use_app();
     let copied = RwSignal::new(false);
-    let invite = sharing.invite_url.clone();
+    let invite = {
+        let sharing = sharing.clone();
+        Memo::new(move |_| app.workspace.with(|w| sharing.invite_url(&w.name)))
+    };
     let copy = move |_| {
-        let invite = invite.clone();
+        let invite = invite.get_untracked();
         if let Some(clipboard) = web_sys::window().map(|w| w.navigator().clipboard()) {
             let _ = clipboard.write_text(&invite);
             copied.set(true);
@@ -117,7 +120,7 @@ fn SharedInfo(sharing: Sharing) -> impl IntoView {
         <div class="field">
             <label for="invite-link">"Invite link"</label>
             <div class="copy-row">
-                <input id="invite-link" readonly=true value=sharing.invite_url.clone() data-testid="invite-link"
+                <input id="invite-link" readonly=true prop:value=move || invite.get() data-testid="invite-link"
                     on:focus=|ev| {
                         use wasm_bindgen::JsCast;
                         if let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) {

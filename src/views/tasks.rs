@@ -129,8 +129,9 @@ pub fn LinkedRecord(id: RecordId) -> impl IntoView {
             Some(row) if !row.deleted => match record_href(row.kind, row.id) {
                 Some(href) => view! {
                     <a class="linked" href=href>
-                        <span class="visually-hidden">{format!("{}: ", kind_label(row.kind))}</span>
+                        // Named by what it shows first, then the kind of record.
                         {row.title.clone()}
+                        <span class="visually-hidden">{format!(" ({})", kind_label(row.kind).to_lowercase())}</span>
                     </a>
                 }
                 .into_any(),

@@ -185,7 +185,7 @@ test('deals move across the board by mouse and keyboard, are lost with a reason,
   await page.getByLabel('Status').selectOption('');
   await eventually(async () => assert.equal(await page.getByTestId('deal-row').count(), 3));
   await page.getByLabel('Sort by').selectOption('value');
-  await page.getByRole('button', { name: 'Sort descending' }).click();
+  await page.getByRole('button', { name: /^Ascending\b.*reverse the order$/ }).click();
   await eventually(async () => assert.match(await page.getByTestId('deal-row').first().innerText(), /Initech renewal/));
   await page.getByLabel('Status').selectOption('lost');
   await eventually(async () => assert.equal(await page.getByTestId('deal-row').count(), 1));
@@ -220,6 +220,8 @@ test('deals move across the board by mouse and keyboard, are lost with a reason,
   await nav(page, 'Deals').click();
   await card(page, 'Initech renewal').waitFor();
   await shot(page, 'deals-board-phone');
+  // On a phone the forecast is under "More" in the bottom bar.
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('button', { name: 'More' }).click();
   await nav(page, 'Forecast').click();
   await page.getByTestId('month-row').first().waitFor();
   await shot(page, 'forecast-phone');

@@ -149,6 +149,25 @@ export async function dumpIndexedDb(page) {
 
 
 /**
+ * Opens an invite link and agrees to join under `name` on the confirmation
+ * that names the workspace and its sync server; returns what it showed.
+ */
+export async function joinByInvite(page, invite, name) {
+  await page.goto(invite);
+  const confirm = page.getByTestId('join-confirm');
+  await confirm.waitFor();
+  const shown = {
+    workspace: await confirm.getByTestId('join-workspace').innerText(),
+    relay: await confirm.getByTestId('join-relay').innerText(),
+    text: await confirm.innerText(),
+  };
+  await confirm.getByLabel('Your name').fill(name);
+  await confirm.getByRole('button', { name: 'Join workspace' }).click();
+  await page.getByTestId('join-confirm').waitFor({ state: 'detached' });
+  return shown;
+}
+
+/**
  * Registers the usual set-up of a test file: dist/ served on a free port and
  * one Chromium for the file's tests. Read `env.server` and `env.browser` inside tests.
  */

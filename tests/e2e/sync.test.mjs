@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { dumpIndexedDb, eventually, launch, newPage, serveApp, shot, startRelay } from './harness.mjs';
+import { dumpIndexedDb, eventually, joinByInvite, launch, newPage, serveApp, shot, startRelay } from './harness.mjs';
 
 let server;
 let relay;
@@ -40,7 +40,7 @@ async function statusOf(page, purpose) {
 }
 
 async function openContact(page, name) {
-  await page.getByRole('link', { name: 'Contacts' }).click();
+  await page.getByRole('link', { name: 'Contacts', exact: true }).click();
   await page.getByRole('listitem').filter({ hasText: name }).click();
   await page.getByRole('heading', { name }).waitFor();
 }
@@ -58,8 +58,11 @@ test('two browsers share a workspace through the relay, edit offline and converg
   const a = await newPage(ctxA);
   const b = await newPage(ctxB);
 
-  // A shares its workspace and creates a contact.
+  // A names its workspace, shares it and creates a contact.
   await a.goto(`${server.url}/settings`);
+  await a.getByLabel('Workspace name').fill('Analytical team');
+  await a.getByRole('button', { name: 'Save settings' }).click();
+  await a.getByText('Settings saved').waitFor();
   await a.getByLabel('Sync server address').fill(relay.url);
   await a.getByRole('button', { name: 'Share this workspace' }).click();
   const invite = await a.getByTestId('invite-link').inputValue();
@@ -77,10 +80,35 @@ test('two browsers share a workspace through the relay, edit offline and converg
   // B has a local workspace of its own, then joins with the link and receives everything.
   await b.goto(`${server.url}/contacts`);
   await b.getByText('No contacts yet').waitFor();
+  // Opening the link asks first, showing what would be joined; declining
+  // leaves B in its own workspace and the secret out of the address bar.
   await b.goto(invite);
+  const confirm = b.getByTestId('join-confirm');
+  await confirm.getByRole('heading', { name: 'Join “Analytical team”?' }).waitFor();
+  assert.equal(await confirm.getByTestId('join-relay').innerText(), relay.url);
+  await shot(b, 'sync-join-confirm');
+  await confirm.getByRole('button', { name: 'Join workspace' }).click();
+  await confirm.getByText('Enter your name to join').waitFor();
+  await eventually(async () => assert.equal(await b.evaluate(() => document.activeElement?.id), 'join-name', 'focus moves to the name'));
+  await confirm.getByRole('button', { name: "Don't join" }).click();
+  await b.getByText('No contacts yet').waitFor();
+  assert.doesNotMatch(b.url(), /join=/);
+  await eventually(async () => assert.equal(await b.getByTestId('sync-status').count(), 0, 'nothing was joined'));
+
+  const shown = await joinByInvite(b, invite, 'Bea Byron');
+  assert.equal(shown.workspace, 'Analytical team');
+  assert.equal(shown.relay, relay.url);
+  assert.match(shown.text, /can be used until the workspace's key is changed/);
   await b.getByRole('listitem').filter({ hasText: 'Ada Lovelace' }).waitFor({ timeout: 30000 });
   await synced(b);
   await shot(b, 'sync-joined-list');
+  // B is a member under the name given when joining, not "New member".
+  await eventually(async () => {
+    await b.goto(`${server.url}/settings`);
+    await eventually(async () => assert.equal(await b.getByLabel('Your name').inputValue(), 'Bea Byron'), 3000);
+  }, 20000);
+  // The sync indicator is a link (native role) inside a status region.
+  await b.getByRole('status').getByRole('link', { name: /^Synced/ }).waitFor();
   await openContact(b, 'Ada Lovelace');
   await openContact(a, 'Ada Lovelace');
 
@@ -206,7 +234,7 @@ test('anonymising in a shared workspace replaces the contact on every browser an
   await synced(a);
   await b.goto(`${server.url}/contacts`);
   await b.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
-  await b.goto(invite);
+  await joinByInvite(b, invite, 'Bob Baker');
   await b.getByRole('listitem').filter({ hasText: 'Olga Oldname' }).waitFor({ timeout: 30000 });
   await synced(b);
 

@@ -56,7 +56,7 @@ test('a follow-up from a contact page: under Today, completed, undone, done afte
   await followUps.getByRole('button', { name: 'Add follow-up' }).click();
   await followUps.getByRole('checkbox', { name: 'Send the proposal' }).waitFor();
   await eventually(async () => assert.equal(await followUps.getByLabel('Follow-up', { exact: true }).inputValue(), '', 'the form is ready for the next one'));
-  await eventually(async () => assert.equal(await page.getByTestId('task-count').locator('[aria-hidden="true"]').innerText(), '1'));
+  await eventually(async () => assert.equal(await page.getByRole('navigation', { name: 'Main' }).getByTestId('task-count').locator('[aria-hidden="true"]').innerText(), '1'));
   await page.getByRole('link', { name: /^Tasks.*1 due today or overdue$/ }).waitFor();
 
   // A task with details, linked through the picker, due tomorrow.
@@ -232,7 +232,7 @@ test('a reminder when a task falls due, a desktop notification once allowed; tas
   await month.getByRole('group', { name: 'Wednesday 25 November' }).getByRole('link', { name: /Quarterly review/ }).waitFor();
   await month.getByRole('group', { name: 'Tuesday 24 November' }).getByRole('link', { name: /Call Ada back/ }).waitFor();
   await shot(page, 'desktop-calendar-month');
-  await page.getByRole('button', { name: 'Show the week of Monday 30 November' }).click();
+  await page.getByRole('button', { name: '30, Monday 30 November: show that week' }).click();
   await eventually(async () => assert.equal(await page.getByTestId('cal-range').innerText(), '30 Nov – 6 Dec 2026'));
   await page.getByRole('button', { name: 'Previous week' }).click();
   await page.getByRole('button', { name: 'Month', exact: true }).click();
@@ -261,6 +261,8 @@ test('a reminder when a task falls due, a desktop notification once allowed; tas
   await gotoTasks(page);
   await page.getByTestId('tasks-today').getByRole('checkbox', { name: 'Check the contract' }).waitFor();
   await shot(page, 'phone-tasks');
+  // On a phone the calendar is under "More" in the bottom bar.
+  await page.getByRole('button', { name: 'More' }).click();
   await page.getByRole('link', { name: 'Calendar' }).click();
   await page.getByTestId('cal-week').waitFor();
   await shot(page, 'phone-calendar-week');

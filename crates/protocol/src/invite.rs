@@ -4,10 +4,13 @@
 //! Format (the part after `#`; browsers never send it to any server):
 //!
 //! ```text
-//! #join=<percent-encoded relay URL>&ws=<workspace id, base64url>&k=<secret, base64url>
+//! #join=<percent-encoded relay URL>&ws=<workspace id, base64url>&k=<secret, base64url>[&name=<percent-encoded workspace name>]
 //! ```
 //!
-//! `join` is omitted for a workspace that syncs without a relay. Parsing
+//! `join` is omitted for a workspace that syncs without a relay. `name` is
+//! the workspace's name when the link was made, shown to the person joining
+//! before they agree to join; it is a label only (anyone holding the link
+//! can change it), never used to decide anything. Parsing
 //! accepts a whole URL (`https://app.example/crm/#join=...`) or just the
 //! fragment, with or without `#`, in any field order; unknown fields are
 //! ignored so later versions can add some.
@@ -46,7 +49,12 @@ pub struct InviteLink {
     relay_url: Option<String>,
     workspace: WorkspaceId,
     secret: WorkspaceSecret,
+    name: Option<String>,
 }
+
+/// The longest workspace name an invite carries, in characters; a longer
+/// one is cut, so a link stays short enough to paste anywhere.
+pub const MAX_NAME_CHARS: usize = 80;
 
 impl fmt::Debug for InviteLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -54,6 +62,7 @@ impl fmt::Debug for InviteLink {
             .field("relay_url", &self.relay_url)
             .field("workspace", &self.workspace)
             .field("secret", &self.secret)
+            .field("name", &self.name)
             .finish()
     }
 }
@@ -79,7 +88,21 @@ impl InviteLink {
         if let Some(url) = &relay_url {
             check_relay_url(url)?;
         }
-        Ok(Self { relay_url, workspace, secret })
+        Ok(Self { relay_url, workspace, secret, name: None })
+    }
+
+    /// The same invite, labelled with the workspace's name (trimmed, cut
+    /// to [`MAX_NAME_CHARS`]; an empty name is no name).
+    #[must_use]
+    pub fn with_name(mut self, name: &str) -> Self {
+        let name: String = name.trim().chars().filter(|c| !c.is_control()).take(MAX_NAME_CHARS).collect();
+        self.name = (!name.is_empty()).then_some(name);
+        self
+    }
+
+    /// The workspace's name as the link's author labelled it, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// The relay's WebSocket URL, if the workspace uses one.
@@ -109,6 +132,10 @@ impl InviteLink {
         out.push_str(&self.workspace.to_string());
         out.push_str("&k=");
         out.push_str(&self.secret.to_base64url());
+        if let Some(name) = &self.name {
+            out.push_str("&name=");
+            out.push_str(&percent_encode(name));
+        }
         out
     }
 
@@ -125,12 +152,14 @@ impl InviteLink {
         let mut join = None;
         let mut ws = None;
         let mut k = None;
+        let mut name = None;
         for pair in fragment.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             let (slot, name) = match key {
                 "join" => (&mut join, "join"),
                 "ws" => (&mut ws, "ws"),
                 "k" => (&mut k, "k"),
+                "name" => (&mut name, "name"),
                 _ => continue,
             };
             if slot.is_some() {
@@ -143,7 +172,11 @@ impl InviteLink {
         let secret = WorkspaceSecret::from_base64url(&k.ok_or(InviteError::MissingField("k"))?)
             .map_err(InviteError::BadSecret)?;
         let relay_url = join.filter(|u| !u.is_empty());
-        Self::new(relay_url, workspace, secret)
+        let link = Self::new(relay_url, workspace, secret)?;
+        Ok(match name {
+            Some(name) => link.with_name(&name),
+            None => link,
+        })
     }
 }
 
@@ -252,5 +285,25 @@ mod tests {
     fn debug_does_not_leak_the_secret() {
         let link = sample();
         assert!(!format!("{link:?}").contains(&link.secret().to_base64url()));
+    }
+
+    #[test]
+    fn a_workspace_name_round_trips_and_links_without_one_still_parse() {
+        let named = sample().with_name("Acme & Söhne sales");
+        let fragment = named.to_fragment();
+        assert!(fragment.ends_with("&name=Acme%20%26%20S%C3%B6hne%20sales"), "{fragment}");
+        let parsed = InviteLink::parse(&fragment).expect("valid");
+        assert_eq!(parsed.name(), Some("Acme & Söhne sales"));
+        assert_eq!(parsed, named);
+        assert_eq!(InviteLink::parse(&sample().to_fragment()).expect("valid").name(), None);
+    }
+
+    #[test]
+    fn a_workspace_name_is_trimmed_cut_and_stripped_of_control_characters() {
+        assert_eq!(sample().with_name("  ").name(), None);
+        assert_eq!(sample().with_name(" Team\nA ").name(), Some("TeamA"));
+        let long = "x".repeat(MAX_NAME_CHARS + 20);
+        let fragment = format!("{}&name={long}", sample().to_fragment());
+        assert_eq!(InviteLink::parse(&fragment).expect("valid").name().map(str::len), Some(MAX_NAME_CHARS));
     }
 }

@@ -146,6 +146,16 @@ impl SyncConfig {
         Ok(format!("{base}{}", self.invite()?.to_fragment()))
     }
 
+    /// As [`SyncConfig::invite_url`], with the workspace's name in the link
+    /// so the person opening it sees what they are asked to join.
+    ///
+    /// # Errors
+    /// As [`SyncConfig::invite`].
+    pub fn named_invite_url(&self, app_url: &str, workspace_name: &str) -> Result<String, InviteError> {
+        let base = app_url.split('#').next().unwrap_or(app_url);
+        Ok(format!("{base}{}", self.invite()?.with_name(workspace_name).to_fragment()))
+    }
+
     /// The workspace's keys.
     pub fn keys(&self) -> Keys {
         Keys::derive(&self.secret, self.workspace)
@@ -357,6 +367,15 @@ mod tests {
         assert!(url.starts_with("https://app.example/crm/#join="), "{url}");
         let joined = SyncConfig::join(&url).expect("joins");
         assert_eq!(joined, SyncConfig { created_here: false, ..config });
+    }
+
+    #[test]
+    fn a_named_invite_link_carries_the_workspace_name_and_joins_the_same_workspace() {
+        let config = SyncConfig::create("wss://relay.example/sync", random()).expect("valid url");
+        let url = config.named_invite_url("https://app.example/crm/", "Sales team").expect("invite");
+        assert!(url.ends_with("&name=Sales%20team"), "{url}");
+        assert_eq!(rapport_protocol::InviteLink::parse(&url).expect("parses").name(), Some("Sales team"));
+        assert_eq!(SyncConfig::join(&url).expect("joins"), SyncConfig { created_here: false, ..config });
     }
 
     #[test]
