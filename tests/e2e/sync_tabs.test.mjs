@@ -4,7 +4,7 @@
 // once.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { eventually, launch, newPage, serveApp, shot, startRelay } from './harness.mjs';
+import { eventually, joinByInvite, launch, newPage, serveApp, shot, startRelay } from './harness.mjs';
 
 const OFFLINE = 'Offline: changes are saved on this device';
 
@@ -66,7 +66,7 @@ test('a tab opened before the workspace was shared sends its edits, and says Syn
   await synced(first);
   const ctxB = await browser.newContext();
   const other = await newPage(ctxB);
-  await other.goto(invite);
+  await joinByInvite(other, invite, 'Bea Byron');
   await synced(other, 30000);
 
   // An edit made in the second tab reaches the other browser.
@@ -105,7 +105,7 @@ test('going offline says so at once, edits wait on this device, and coming back 
   const invite = await page.getByTestId('invite-link').inputValue();
   const joiner = await browser.newContext();
   const other = await newPage(joiner);
-  await other.goto(invite);
+  await joinByInvite(other, invite, 'Cai Carter');
   await eventually(async () => assert.equal(await listed(other, 'Offline Edit').count(), 1), 30000);
   assert.deepEqual([...page.errors, ...other.errors], []);
   await context.close();
