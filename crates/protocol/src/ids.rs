@@ -1,5 +1,5 @@
-//! Identifiers that travel on the wire: [`WorkspaceId`], [`DocTag`], [`Seq`]
-//! and [`RequestId`]. Text forms are unpadded base64url, validated at the
+//! Identifiers that travel on the wire: [`WorkspaceId`], [`DocTag`], [`Seq`],
+//! [`Incarnation`] and [`RequestId`]. Text forms are unpadded base64url, validated at the
 //! boundary by `FromStr`.
 
 use core::fmt;
@@ -90,6 +90,51 @@ impl FromStr for WorkspaceId {
     }
 }
 
+/// One life of a workspace's log on a relay: 16 random bytes drawn by the
+/// relay when it creates the log, and drawn again whenever the log may
+/// have lost committed entries (restored from a backup, or reset by its
+/// operator). Sequence numbers, and so a client's cursor, mean something
+/// only within one incarnation: a client that sees another one in
+/// `Welcome` pulls from zero and uploads again what the relay lacks.
+/// Shown as 22 base64url characters.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Incarnation(#[serde(with = "crate::serde_bytes::array")] [u8; 16]);
+
+impl Incarnation {
+    /// Length in bytes.
+    pub const LEN: usize = 16;
+
+    /// Wraps 16 bytes; the relay supplies fresh randomness for a new one.
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
+    /// The raw bytes.
+    pub const fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl fmt::Display for Incarnation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&encode_b64(&self.0))
+    }
+}
+
+impl fmt::Debug for Incarnation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Incarnation({self})")
+    }
+}
+
+impl FromStr for Incarnation {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<Self, IdError> {
+        decode_b64_array(s, "relay log incarnation").map(Self)
+    }
+}
+
 /// The relay-visible name of one document (record): a keyed hash of the
 /// record id, so the relay can group and erase a document's envelopes
 /// without learning which record it is. Computed by [`crate::Keys::doc_tag`].
@@ -132,8 +177,9 @@ impl FromStr for DocTag {
 }
 
 /// A server sequence number in a workspace's log. The relay assigns them
-/// strictly increasing from 1 and never reuses one, even after deletions;
-/// `Seq::ZERO` is the cursor of a client that has pulled nothing.
+/// strictly increasing from 1 and never reuses one within an
+/// [`Incarnation`] of the log, even after deletions; `Seq::ZERO` is the
+/// cursor of a client that has pulled nothing.
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Seq(pub u64);
@@ -173,6 +219,13 @@ mod tests {
             "AAAA".parse::<WorkspaceId>(),
             Err(IdError::WrongLength { what: "workspace id", expected: 16, found: 3 })
         );
+    }
+
+    #[test]
+    fn incarnation_text_round_trips() {
+        let incarnation = Incarnation::from_bytes([0x5a; 16]);
+        assert_eq!(incarnation.to_string().parse::<Incarnation>(), Ok(incarnation));
+        assert!(matches!("AAAA".parse::<Incarnation>(), Err(IdError::WrongLength { expected: 16, .. })));
     }
 
     #[test]

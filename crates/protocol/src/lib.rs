@@ -62,9 +62,9 @@ pub use crypto::{
     verify, AuthError, AuthSignature, AuthVerifier, ChallengeNonce, CryptoError, Envelope, Keys, SecretError,
     WorkspaceSecret, ENVELOPE_NONCE_LEN, ENVELOPE_TAG_LEN,
 };
-pub use ids::{DocTag, IdError, RequestId, Seq, WorkspaceId};
+pub use ids::{DocTag, IdError, Incarnation, RequestId, Seq, WorkspaceId};
 pub use invite::{InviteError, InviteLink};
 pub use wire::{
     ClientMessage, DecodeError, EncodeError, EntryKind, ErrorCode, LogEntry, ServerLimits, ServerMessage, WireError,
-    PROTOCOL_VERSION,
+    OLDEST_READABLE_ERROR_VERSION, PROTOCOL_VERSION,
 };

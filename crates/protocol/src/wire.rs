@@ -18,10 +18,21 @@
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{AuthSignature, AuthVerifier, ChallengeNonce, Envelope};
-use crate::ids::{DocTag, RequestId, Seq, WorkspaceId};
+use crate::ids::{DocTag, Incarnation, RequestId, Seq, WorkspaceId};
 
 /// The first byte of every frame.
-pub const PROTOCOL_VERSION: u8 = 1;
+///
+/// Version 2 added the log's [`Incarnation`] to [`ServerMessage::Welcome`]
+/// and [`ClientMessage::ReplaceWithSnapshot`], and
+/// [`ErrorCode::IncarnationChanged`]. Each side refuses frames of another
+/// version (never misreads them): see [`DecodeError::UnsupportedVersion`]
+/// and [`WireError::encode_for_version`].
+pub const PROTOCOL_VERSION: u8 = 2;
+
+/// The oldest version whose `Error` frames are encoded exactly as in
+/// [`PROTOCOL_VERSION`]: a relay answers a client of that version (or
+/// newer) with an error frame that client can read ("update the app").
+pub const OLDEST_READABLE_ERROR_VERSION: u8 = 1;
 
 /// A frame could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -116,7 +127,10 @@ pub enum ClientMessage {
     /// Replaces every entry of `snapshot.doc_tag` with `seq <= covers_through`
     /// (change chunks and any older snapshot) by this compacted snapshot,
     /// which gets a new sequence number. Entries after `covers_through` are
-    /// kept, so concurrent pushes are never lost.
+    /// kept, so concurrent pushes are never lost. Refused with
+    /// [`ErrorCode::IncarnationChanged`], and not executed, unless
+    /// `incarnation` is the log's current one: `covers_through` is a
+    /// position in that log only.
     ReplaceWithSnapshot {
         /// Echoed in the reply.
         request: RequestId,
@@ -124,6 +138,9 @@ pub enum ClientMessage {
         snapshot: Envelope,
         /// The highest sequence number whose content the snapshot includes.
         covers_through: Seq,
+        /// The incarnation of the log `covers_through` was read from (the
+        /// one `Welcome` announced on this connection).
+        incarnation: Incarnation,
     },
     /// Erasure: removes every envelope and the snapshot of a document.
     DeleteDocument {
@@ -234,6 +251,11 @@ pub enum ErrorCode {
     Unavailable,
     /// The relay failed internally (storage); the request was not applied.
     Internal,
+    /// A `ReplaceWithSnapshot` named another incarnation of the log than
+    /// the current one (the relay was restored or reset since the client
+    /// read it): not executed. Reconnect, pull from `Seq::ZERO`, and
+    /// compute the replacement again.
+    IncarnationChanged,
 }
 
 /// An error reply.
@@ -251,6 +273,27 @@ pub struct WireError {
     pub retry_after_ms: Option<u32>,
 }
 
+impl WireError {
+    /// Encodes this error as a `ServerMessage::Error` frame of `version`,
+    /// so that a peer speaking an older version reads it (in words: "update
+    /// the app") instead of refusing the frame. `Error` frames are encoded
+    /// identically from [`OLDEST_READABLE_ERROR_VERSION`] to
+    /// [`PROTOCOL_VERSION`]; any other version gets the current encoding.
+    ///
+    /// # Errors
+    /// [`EncodeError`] only if serialization itself fails (not expected).
+    pub fn encode_for_version(&self, version: u8) -> Result<Vec<u8>, EncodeError> {
+        let version = if (OLDEST_READABLE_ERROR_VERSION..=PROTOCOL_VERSION).contains(&version) {
+            version
+        } else {
+            PROTOCOL_VERSION
+        };
+        let mut frame = ServerMessage::Error(self.clone()).encode()?;
+        frame[0] = version;
+        Ok(frame)
+    }
+}
+
 /// Messages from the relay to a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerMessage {
@@ -262,10 +305,14 @@ pub enum ServerMessage {
     /// Authentication succeeded.
     Welcome {
         /// The workspace's newest sequence number: nothing to pull when the
-        /// client's cursor equals it.
+        /// client's cursor equals it (within the same incarnation).
         head: Seq,
         /// What the relay accepts.
         limits: ServerLimits,
+        /// The current incarnation of the workspace's log. A client whose
+        /// cursor was read from another incarnation pulls from
+        /// `Seq::ZERO` and uploads again what the relay may lack.
+        incarnation: Incarnation,
     },
     /// A push was durably committed; one sequence number per envelope, in
     /// order.
@@ -370,7 +417,12 @@ mod tests {
             },
             ClientMessage::Push { request: 7, envelopes: vec![envelope(1), envelope(2)] },
             ClientMessage::Pull { request: u32::MAX, since: Seq(u64::MAX), limit: 100 },
-            ClientMessage::ReplaceWithSnapshot { request: 9, snapshot: envelope(3), covers_through: Seq(42) },
+            ClientMessage::ReplaceWithSnapshot {
+                request: 9,
+                snapshot: envelope(3),
+                covers_through: Seq(42),
+                incarnation: Incarnation::from_bytes([8; 16]),
+            },
             ClientMessage::DeleteDocument { request: 10, doc_tag: DocTag::from_bytes([4; 32]) },
             ClientMessage::Ping { request: 11 },
         ]
@@ -383,6 +435,7 @@ mod tests {
             ServerMessage::Welcome {
                 head: Seq(3),
                 limits: ServerLimits { max_frame_bytes: 1 << 20, max_envelopes_per_push: 1000, max_pull_entries: 500 },
+                incarnation: Incarnation::from_bytes([6; 16]),
             },
             ServerMessage::Pushed { request: 1, seqs: vec![Seq(4), Seq(5)] },
             ServerMessage::Batch {
@@ -427,9 +480,53 @@ mod tests {
     fn the_encoding_is_pinned() {
         // A change to these bytes is a protocol break: bump PROTOCOL_VERSION.
         let frame = ClientMessage::Pull { request: 300, since: Seq(5), limit: 2 }.encode().expect("encode");
-        assert_eq!(frame, vec![1, 2, 0xac, 0x02, 5, 2]);
+        assert_eq!(frame, vec![2, 2, 0xac, 0x02, 5, 2]);
         let frame = ServerMessage::Pong { request: 1 }.encode().expect("encode");
-        assert_eq!(frame, vec![1, 8, 1]);
+        assert_eq!(frame, vec![2, 8, 1]);
+        let welcome = ServerMessage::Welcome {
+            head: Seq(3),
+            limits: ServerLimits { max_frame_bytes: 1024, max_envelopes_per_push: 1, max_pull_entries: 2 },
+            incarnation: Incarnation::from_bytes([0xab; 16]),
+        };
+        let mut expected = vec![2, 1, 3, 0x80, 0x08, 1, 2];
+        expected.extend([0xab; 16]);
+        assert_eq!(welcome.encode().expect("encode"), expected);
+    }
+
+    #[test]
+    fn a_version_1_frame_is_refused_not_misread() {
+        // A version-1 Welcome (no incarnation) as an older relay sends it.
+        let v1_welcome = [1, 1, 3, 0x80, 0x08, 1, 2];
+        assert_eq!(ServerMessage::decode(&v1_welcome), Err(DecodeError::UnsupportedVersion { found: 1, supported: 2 }));
+        // A version-1 ReplaceWithSnapshot as an older app sends it.
+        let mut v1_replace = vec![1, 3, 9];
+        v1_replace.extend([3; 32]);
+        v1_replace.extend([4; 24]);
+        v1_replace.extend([16]);
+        v1_replace.extend([5; 16]);
+        v1_replace.push(42);
+        assert_eq!(ClientMessage::decode(&v1_replace), Err(DecodeError::UnsupportedVersion { found: 1, supported: 2 }));
+    }
+
+    #[test]
+    fn an_error_for_an_older_client_is_encoded_in_its_version() {
+        let error = WireError {
+            request: None,
+            code: ErrorCode::UnsupportedVersion,
+            message: "update the app".into(),
+            fatal: true,
+            retry_after_ms: None,
+        };
+        let v1 = error.encode_for_version(1).expect("encode");
+        assert_eq!(v1[0], 1);
+        // The bytes after the version are what a version-1 app decodes:
+        // variant 9 (Error), no request, code 0, the message, fatal, none.
+        let mut expected = vec![1, 9, 0, 0, 14];
+        expected.extend(b"update the app");
+        expected.extend([1, 0]);
+        assert_eq!(v1, expected);
+        let current = error.encode_for_version(0).expect("encode");
+        assert_eq!(ServerMessage::decode(&current), Ok(ServerMessage::Error(error)));
     }
 
     #[test]
@@ -441,8 +538,8 @@ mod tests {
     #[test]
     fn a_wrong_version_is_reported_with_both_versions() {
         let mut frame = ClientMessage::Ping { request: 1 }.encode().expect("encode");
-        frame[0] = 2;
-        assert_eq!(ClientMessage::decode(&frame), Err(DecodeError::UnsupportedVersion { found: 2, supported: 1 }));
+        frame[0] = 3;
+        assert_eq!(ClientMessage::decode(&frame), Err(DecodeError::UnsupportedVersion { found: 3, supported: 2 }));
     }
 
     #[test]
@@ -470,9 +567,9 @@ mod tests {
 
     #[test]
     fn an_unknown_variant_and_a_huge_length_are_malformed() {
-        assert!(matches!(ClientMessage::decode(&[1, 200]), Err(DecodeError::Malformed { .. })));
+        assert!(matches!(ClientMessage::decode(&[PROTOCOL_VERSION, 200]), Err(DecodeError::Malformed { .. })));
         // Push with a claimed 2^63 envelopes and nothing behind it.
-        let frame = [1, 1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
+        let frame = [PROTOCOL_VERSION, 1, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f];
         assert!(matches!(ClientMessage::decode(&frame), Err(DecodeError::Malformed { .. })));
     }
 

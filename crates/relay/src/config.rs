@@ -28,6 +28,17 @@ pub struct Cli {
     #[arg(long, env = "RAPPORT_RELAY_STATIC_DIR")]
     pub static_dir: Option<PathBuf>,
 
+    /// Give every workspace's log a new incarnation at start, so every
+    /// client pulls everything again and uploads what the relay lacks. Use
+    /// it once after restoring a backup the relay cannot detect by itself
+    /// (the whole data directory, high-water file included, or a database
+    /// moved to another machine); a database file copied back over a newer
+    /// one is detected without it.
+    /// (No environment variable on purpose: left set, it would make every
+    /// restart cost every client a full sync.)
+    #[arg(long)]
+    pub new_incarnation: bool,
+
     /// Connection limits.
     #[command(flatten)]
     pub limits: Limits,
@@ -239,6 +250,9 @@ mod tests {
         assert_eq!(cli.limits.max_frame_bytes, Limits::default().max_frame_bytes);
         assert_eq!(cli.limits.idle_timeout_ms, Limits::default().idle_timeout_ms);
         assert_eq!(cli.limits.validate(), Ok(()));
+        assert!(!cli.new_incarnation);
+        let cli = Cli::try_parse_from(["rapport-relay", "--new-incarnation"]).expect("the flag parses");
+        assert!(cli.new_incarnation);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Parser;
 use rapport_relay::config::Cli;
 use rapport_relay::server::{serve, AppState};
-use rapport_relay::store::sqlite::SqliteStore;
+use rapport_relay::store::sqlite::{OpenOptions, SqliteStore};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -35,9 +35,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             return Err(format!("--static-dir {} has no index.html", dir.display()).into());
         }
     }
-    let store = SqliteStore::open(&cli.data_dir)
+    let options = OpenOptions { new_incarnation: cli.new_incarnation };
+    let store = SqliteStore::open_with(&cli.data_dir, options)
         .map_err(|e| format!("cannot open the store in {}: {e}", cli.data_dir.display()))?;
     tracing::info!(path = %store.path().display(), "store opened");
+    if let Some(renewal) = store.renewal() {
+        tracing::warn!(reason = %renewal, "every workspace log has a new incarnation");
+    }
     let listener =
         tokio::net::TcpListener::bind(cli.bind).await.map_err(|e| format!("cannot listen on {}: {e}", cli.bind))?;
     let addr = listener.local_addr()?;

@@ -29,7 +29,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use rapport_protocol::{
     verify, AuthSignature, AuthVerifier, ChallengeNonce, ClientMessage, DecodeError, Envelope, ErrorCode, LogEntry,
-    RequestId, Seq, ServerMessage, WireError, WorkspaceId, ENVELOPE_TAG_LEN,
+    RequestId, Seq, ServerMessage, WireError, WorkspaceId, ENVELOPE_TAG_LEN, PROTOCOL_VERSION,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast::error::RecvError;
@@ -46,7 +46,7 @@ use crate::frames;
 use crate::hub::LiveFrame;
 use crate::rate::{ConnectionBudget, Verdict};
 use crate::server::{truncated, AppState, ConnectionGuard};
-use crate::store::StoreError;
+use crate::store::{LogState, StoreError};
 
 /// The upgraded connection (hyper's `Upgraded` wraps the connection's
 /// [`crate::deadline::WriteDeadline`], so a stalled write fails there too).
@@ -73,6 +73,10 @@ enum End {
     Stalled,
     /// A refusal: send it, then close with this code and reason.
     Fatal(WireError, CloseCode, String),
+    /// A frame of another protocol version: refuse it in an error frame of
+    /// that version when the client can read one (an older app then says
+    /// "update the app" instead of failing to read the reply), then close.
+    Version(WireError, u8),
 }
 
 fn close_code_for(code: ErrorCode) -> CloseCode {
@@ -122,11 +126,29 @@ fn soft(request: Option<RequestId>, code: ErrorCode, message: impl Into<String>)
 }
 
 fn decode_error(e: DecodeError) -> End {
+    let version = |found: u8, message: String| {
+        End::Version(
+            WireError {
+                request: None,
+                code: ErrorCode::UnsupportedVersion,
+                message,
+                fatal: true,
+                retry_after_ms: None,
+            },
+            found,
+        )
+    };
     match e {
-        DecodeError::UnsupportedVersion { found, supported } => fatal(
-            ErrorCode::UnsupportedVersion,
-            format!("protocol version {found} is not supported; this relay speaks version {supported}"),
+        DecodeError::UnsupportedVersion { found, supported } if found < supported => version(
+            found,
+            format!(
+                "this app speaks sync protocol version {found} and this relay version {supported}: \
+                 update the app (reload the page) to sync again"
+            ),
         ),
+        DecodeError::UnsupportedVersion { found, supported } => {
+            version(found, format!("protocol version {found} is not supported; this relay speaks version {supported}"))
+        }
         other => fatal(ErrorCode::Malformed, other.to_string()),
     }
 }
@@ -377,7 +399,7 @@ impl Session {
 
     async fn finish(self, end: End) {
         let Session { stream, writer, state, .. } = self;
-        let (error, code, reason) = match end {
+        let (error, code, reason, version) = match end {
             End::Gone => {
                 tracing::debug!("disconnected");
                 writer.abort();
@@ -391,7 +413,8 @@ impl Session {
                 writer.abort();
                 return;
             }
-            End::Fatal(error, code, reason) => (error, code, reason),
+            End::Fatal(error, code, reason) => (error, code, reason, PROTOCOL_VERSION),
+            End::Version(error, found) => (error, CloseCode::Protocol, "UnsupportedVersion".to_owned(), found),
         };
         match error.code {
             ErrorCode::Internal => tracing::error!(code = ?error.code, message = %error.message, "closing connection"),
@@ -403,7 +426,7 @@ impl Session {
             CLOSE_GRACE
         };
         let mut frames = Vec::with_capacity(2);
-        if let Ok(frame) = ServerMessage::Error(error).encode() {
+        if let Ok(frame) = error.encode_for_version(version) {
             frames.push(Message::Binary(frame.into()));
         }
         frames.push(Message::Close(Some(CloseFrame { code, reason: reason.into() })));
@@ -569,8 +592,8 @@ impl Session {
                 ),
             ));
         };
-        let head = state.store().head(workspace).await.map_err(store_fatal)?;
-        self.reply(&ServerMessage::Welcome { head, limits: limits.announced() })?;
+        let LogState { head, incarnation } = state.store().log_state(workspace).await.map_err(store_fatal)?;
+        self.reply(&ServerMessage::Welcome { head, limits: limits.announced(), incarnation })?;
         tracing::debug!(%head, "authenticated");
 
         let mut budget = ConnectionBudget::new(&limits, Instant::now().into_std());
@@ -737,13 +760,13 @@ impl Session {
                     Err(e) => store_soft(request, e)?,
                 }
             }
-            ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through } => {
+            ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through, incarnation } => {
                 if snapshot.ciphertext.len() < ENVELOPE_TAG_LEN {
                     soft(Some(request), ErrorCode::InvalidRequest, "the snapshot is shorter than an authentication tag")
                 } else if let Some(refusal) = self.oversized(request, std::slice::from_ref(&snapshot)) {
                     refusal
                 } else {
-                    match store.replace_with_snapshot(workspace, snapshot, covers_through).await {
+                    match store.replace_with_snapshot(workspace, snapshot, covers_through, incarnation).await {
                         Ok(outcome) => {
                             let (seq, removed) = (outcome.entry.seq, outcome.removed);
                             self.publish(workspace, vec![outcome.entry]);
@@ -800,6 +823,7 @@ fn store_soft(request: RequestId, e: StoreError) -> Result<ServerMessage, End> {
     Ok(match e {
         StoreError::CursorAhead { .. } => soft(request, ErrorCode::CursorAhead, e.to_string()),
         StoreError::SnapshotAhead { .. } => soft(request, ErrorCode::InvalidRequest, e.to_string()),
+        StoreError::IncarnationChanged { .. } => soft(request, ErrorCode::IncarnationChanged, e.to_string()),
         StoreError::UnknownWorkspace(_) => soft(request, ErrorCode::UnknownWorkspace, e.to_string()),
         StoreError::WriterStopped => return Err(store_fatal(e)),
         StoreError::Corrupt(_) | StoreError::Backend(_) => {

@@ -1,6 +1,9 @@
 //! The storage contract of the relay: per workspace, an auth verifier, an
 //! append-only log of encrypted change envelopes and compacted snapshots,
-//! all sharing one sequence of server sequence numbers.
+//! all sharing one sequence of server sequence numbers, and the log's
+//! [`Incarnation`]: drawn when the log is created and drawn again when the
+//! log may have lost committed entries (restored from a backup), so that
+//! clients never take a reused sequence number for one they already read.
 //!
 //! [`Store`] is small on purpose so a PostgreSQL backend can sit beside the
 //! embedded [`sqlite::SqliteStore`]. Every write future resolves only after
@@ -11,7 +14,7 @@ pub mod sqlite;
 use std::future::Future;
 use std::pin::Pin;
 
-use rapport_protocol::{AuthVerifier, DocTag, Envelope, LogEntry, Seq, WorkspaceId};
+use rapport_protocol::{AuthVerifier, DocTag, Envelope, Incarnation, LogEntry, Seq, WorkspaceId};
 
 /// A boxed future returned by [`Store`] methods.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -35,6 +38,15 @@ pub enum StoreError {
         covers_through: Seq,
         /// The workspace's newest sequence number.
         head: Seq,
+    },
+    /// A snapshot replacement was computed against another incarnation of
+    /// the log than the current one; nothing was changed.
+    #[error("the snapshot names log incarnation {sent}, but the log is now incarnation {current}")]
+    IncarnationChanged {
+        /// What the client named.
+        sent: Incarnation,
+        /// The log's incarnation.
+        current: Incarnation,
     },
     /// The workspace does not exist.
     #[error("workspace {0} does not exist on this relay")]
@@ -62,6 +74,15 @@ pub struct Page {
     pub more: bool,
 }
 
+/// Where a workspace's log stands, read at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogState {
+    /// The newest sequence number handed out (`Seq::ZERO` when none).
+    pub head: Seq,
+    /// The log's current incarnation.
+    pub incarnation: Incarnation,
+}
+
 /// What replacing a document's entries with a snapshot did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotOutcome {
@@ -86,6 +107,10 @@ pub trait Store: Send + Sync + 'static {
     /// The newest sequence number handed out (`Seq::ZERO` when none).
     fn head(&self, workspace: WorkspaceId) -> StoreFuture<'_, Seq>;
 
+    /// The head and the incarnation of the log, from one read (for
+    /// `Welcome`).
+    fn log_state(&self, workspace: WorkspaceId) -> StoreFuture<'_, LogState>;
+
     /// Appends change envelopes; resolves once committed, with their entries.
     fn append(&self, workspace: WorkspaceId, envelopes: Vec<Envelope>) -> StoreFuture<'_, Vec<LogEntry>>;
 
@@ -94,12 +119,15 @@ pub trait Store: Send + Sync + 'static {
     fn pull(&self, workspace: WorkspaceId, since: Seq, limit: u32, max_bytes: usize) -> StoreFuture<'_, Page>;
 
     /// Removes every entry of `snapshot.doc_tag` with `seq <= covers_through`
-    /// and appends the snapshot, in one transaction.
+    /// and appends the snapshot, in one transaction, if `incarnation` is
+    /// the log's current one (checked in the same transaction); otherwise
+    /// [`StoreError::IncarnationChanged`] and nothing changes.
     fn replace_with_snapshot(
         &self,
         workspace: WorkspaceId,
         snapshot: Envelope,
         covers_through: Seq,
+        incarnation: Incarnation,
     ) -> StoreFuture<'_, SnapshotOutcome>;
 
     /// Erases every envelope and snapshot of a document; returns how many

@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use futures_util::SinkExt;
-use rapport_protocol::{ClientMessage, EntryKind, ErrorCode, Seq, ServerMessage, PROTOCOL_VERSION};
+use futures_util::{SinkExt, StreamExt};
+use rapport_protocol::{ClientMessage, EntryKind, ErrorCode, Incarnation, Seq, ServerMessage, PROTOCOL_VERSION};
 use rapport_relay::config::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -135,7 +135,7 @@ async fn malformed_frames_get_an_error_and_a_close_while_others_keep_working() {
     let mut good = Client::join(&relay.url, keys(1)).await;
 
     let cases: Vec<(&str, Message, ErrorCode)> = vec![
-        ("garbage", Message::Binary(vec![1, 0xff, 0xfe, 0xfd].into()), ErrorCode::Malformed),
+        ("garbage", Message::Binary(vec![PROTOCOL_VERSION, 0xff, 0xfe, 0xfd].into()), ErrorCode::Malformed),
         ("empty", Message::Binary(Vec::new().into()), ErrorCode::Malformed),
         ("wrong version", Message::Binary(vec![42, 0, 0].into()), ErrorCode::UnsupportedVersion),
         ("text", Message::Text("hello".into()), ErrorCode::Malformed),
@@ -149,6 +149,25 @@ async fn malformed_frames_get_an_error_and_a_close_while_others_keep_working() {
         let mut member = Client::join(&relay.url, keys(1)).await;
         member.socket.send(frame).await.expect("send");
         assert_eq!(expect_fatal(&mut member.socket).await.code, code, "{name} after Hello");
+    }
+
+    // An app of protocol version 1 (before incarnations) sends its Hello:
+    // the refusal is a version-1 frame it can read, telling it to update.
+    let (mut socket, challenge) = connect(&relay.url).await;
+    let mut frame = hello(&keys(1), &challenge, false).encode().expect("encode");
+    frame[0] = 1;
+    socket.send(Message::Binary(frame.into())).await.expect("send");
+    let reply = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.expect("a reply in time");
+    let Some(Ok(Message::Binary(bytes))) = reply else { panic!("expected an error frame, got {reply:?}") };
+    assert_eq!(bytes[0], 1, "encoded in the app's version");
+    let mut readable = bytes.to_vec();
+    readable[0] = PROTOCOL_VERSION; // Error frames are the same in both versions.
+    match ServerMessage::decode(&readable) {
+        Ok(ServerMessage::Error(e)) => {
+            assert_eq!((e.code, e.fatal), (ErrorCode::UnsupportedVersion, true));
+            assert!(e.message.contains("update the app"), "{}", e.message);
+        }
+        other => panic!("expected an error, got {other:?}"),
     }
 
     // A truncated Hello.
@@ -253,10 +272,31 @@ async fn a_snapshot_really_replaces_the_rows_it_covers() {
     bob.live().await;
     assert_eq!(row_counts(&relay.db_path(), workspace(1), tag), (3, 0));
 
+    // A snapshot computed against another incarnation of the log is
+    // refused, and deletes nothing.
+    let incarnation = alice.incarnation;
+    let stale = Incarnation::from_bytes([0x57; 16]);
+    assert_ne!(stale, incarnation);
+    let snapshot = alice.seal("deal-7", b"computed against a lost log");
+    let request = alice.next_request();
+    let err = alice
+        .error_reply(&ClientMessage::ReplaceWithSnapshot {
+            request,
+            snapshot,
+            covers_through: Seq(3),
+            incarnation: stale,
+        })
+        .await;
+    assert_code(&err, ErrorCode::IncarnationChanged);
+    assert_eq!(row_counts(&relay.db_path(), workspace(1), tag), (3, 0));
+
     // The snapshot covers seq 1..=3; seq 4 came after and stays.
     let snapshot = alice.seal("deal-7", b"compacted v1+v2");
     let request = alice.next_request();
-    match alice.request(&ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through: Seq(3) }).await {
+    match alice
+        .request(&ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through: Seq(3), incarnation })
+        .await
+    {
         ServerMessage::SnapshotStored { seq, removed, .. } => {
             assert_eq!((seq, removed), (Seq(5), 2))
         }
@@ -274,8 +314,9 @@ async fn a_snapshot_really_replaces_the_rows_it_covers() {
     // A snapshot ahead of the log is refused.
     let snapshot = alice.seal("deal-7", b"future");
     let request = alice.next_request();
-    let err =
-        alice.error_reply(&ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through: Seq(50) }).await;
+    let err = alice
+        .error_reply(&ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through: Seq(50), incarnation })
+        .await;
     assert_code(&err, ErrorCode::InvalidRequest);
     relay.shutdown().await;
 }
@@ -294,7 +335,8 @@ async fn deleting_a_document_removes_all_its_rows() {
     c.push(envs).await;
     let snapshot = c.seal("contact-erased", b"Jane Doe, compacted");
     let request = c.next_request();
-    c.request(&ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through: Seq(1) }).await;
+    let incarnation = c.incarnation;
+    c.request(&ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through: Seq(1), incarnation }).await;
     assert_eq!(row_counts(&relay.db_path(), workspace(1), tag), (1, 1));
 
     let request = c.next_request();

@@ -1,5 +1,6 @@
 //! Durability of the real binary: every acknowledged push survives
-//! `kill -9` and a restart on the same data directory.
+//! `kill -9` and a restart on the same data directory, and a database
+//! copied back from an older copy gives the log a new incarnation.
 
 mod common;
 
@@ -18,9 +19,15 @@ use tokio::process::{Child, Command};
 /// Starts `rapport-relay` on a free port and returns it with its URL, read
 /// from the "listening on" line it prints.
 async fn spawn_relay(data_dir: &Path) -> (Child, String) {
+    spawn_relay_with(data_dir, &[]).await
+}
+
+/// [`spawn_relay`] with more flags.
+async fn spawn_relay_with(data_dir: &Path, flags: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rapport-relay"))
         .args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(flags)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -186,4 +193,71 @@ async fn the_binary_raises_its_descriptor_limit_or_refuses_to_start() {
     assert_eq!(soft, rapport_relay::limits::descriptors_needed(&Limits { max_connections: 50, ..Limits::default() }));
     let _ = child.start_kill();
     let _ = child.wait().await;
+}
+
+/// Stops the relay with SIGTERM (it closes its database cleanly).
+#[cfg(unix)]
+async fn terminate(mut relay: Child) {
+    let pid = relay.id().expect("pid");
+    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.expect("kill runs");
+    assert!(status.success());
+    let exit =
+        tokio::time::timeout(Duration::from_secs(10), relay.wait()).await.expect("exits in time").expect("exit status");
+    assert!(exit.success(), "{exit:?}");
+}
+
+/// Copies the database file (and a WAL file, if one was left) from `from`
+/// to `to`, as an operator's backup or restore does.
+fn copy_database(from: &Path, to: &Path) {
+    let db = rapport_relay::store::sqlite::DB_FILE;
+    for suffix in ["", "-wal", "-shm"] {
+        let name = format!("{db}{suffix}");
+        let _ = std::fs::remove_file(to.join(&name));
+        if suffix != "-shm" && from.join(&name).exists() {
+            std::fs::copy(from.join(&name), to.join(&name)).expect("copy");
+        }
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_copied_back_from_a_backup_gives_the_log_a_new_incarnation() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let backup = tempfile::tempdir().expect("tempdir");
+    let (relay, url) = spawn_relay(data.path()).await;
+    let mut c = Client::join(&url, keys(9)).await;
+    c.push(vec![c.seal("record-a", b"one"), c.seal("record-a", b"two")]).await;
+    let first = c.incarnation;
+    drop(c);
+    terminate(relay).await;
+    copy_database(data.path(), backup.path());
+
+    // A clean restart keeps the incarnation; these pushes will be lost.
+    let (relay, url) = spawn_relay(data.path()).await;
+    let mut c = Client::join(&url, keys(9)).await;
+    assert_eq!(c.incarnation, first, "a restart is not a restore");
+    c.push(vec![c.seal("record-a", b"three"), c.seal("record-b", b"four")]).await;
+    assert_eq!(c.head, Seq(2));
+    drop(c);
+    terminate(relay).await;
+
+    copy_database(backup.path(), data.path());
+    let (relay, url) = spawn_relay(data.path()).await;
+    let c = Client::join(&url, keys(9)).await;
+    assert_eq!(c.head, Seq(2), "the restored log");
+    let restored = c.incarnation;
+    assert_ne!(restored, first, "sequence numbers 3 and 4 will be handed out again: a new incarnation says so");
+    drop(c);
+    terminate(relay).await;
+
+    // Detected once; the operator's flag renews it again.
+    let (relay, url) = spawn_relay(data.path()).await;
+    assert_eq!(Client::join(&url, keys(9)).await.incarnation, restored);
+    terminate(relay).await;
+    let (relay, url) = spawn_relay_with(data.path(), &["--new-incarnation"]).await;
+    let c = Client::join(&url, keys(9)).await;
+    assert_ne!(c.incarnation, restored);
+    assert_eq!(c.head, Seq(2), "a new incarnation keeps the log");
+    drop(c);
+    terminate(relay).await;
 }

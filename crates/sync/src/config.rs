@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `sync/config` | JSON [`SyncConfig`]: relay URL, workspace id, workspace secret, `created_here` |
 //! | `sync/cursor` | the log position applied so far, as decimal text |
+//! | `sync/incarnation` | the incarnation of the relay's log that cursor is a position in, 22 base64url characters (empty or absent: none yet) |
 //! | `privacy/relay-erased` | JSON list of the record ids (hyphenated UUIDs) whose envelopes the relay confirmed deleting, e.g. `["0190f1c2-7a3b-7c00-8000-000000000000"]` |
 //!
 //! The secret is stored on this device only (like the documents it
@@ -20,13 +21,15 @@ use std::collections::BTreeSet;
 use rapport_core::ids::RecordId;
 use rapport_core::repo::{hydrate, Repo};
 use rapport_core::storage::{Storage, StorageError};
-use rapport_protocol::{InviteError, InviteLink, Keys, Seq, WorkspaceId, WorkspaceSecret};
+use rapport_protocol::{Incarnation, InviteError, InviteLink, Keys, Seq, WorkspaceId, WorkspaceSecret};
 use serde::{Deserialize, Serialize};
 
 /// Meta key of the sync settings.
 pub const META_CONFIG: &str = "sync/config";
 /// Meta key of the persisted cursor.
 pub const META_CURSOR: &str = "sync/cursor";
+/// Meta key of the incarnation of the relay's log the cursor belongs to.
+pub const META_INCARNATION: &str = "sync/incarnation";
 /// Meta key of the records the relay confirmed erasing (the `confirmed`
 /// set of `rapport_core::privacy::relay_deletions`).
 pub const META_RELAY_ERASED: &str = "privacy/relay-erased";
@@ -193,6 +196,7 @@ impl SyncConfig {
         if !same_log {
             // All three are facts about one relay's log of one workspace.
             save_cursor(storage, Seq::ZERO).await?;
+            save_incarnation(storage, None).await?;
             save_relay_erased(storage, &BTreeSet::new()).await?;
             crate::quarantine::save_quarantine(storage, &crate::quarantine::QuarantineList::default()).await?;
         }
@@ -224,6 +228,29 @@ pub async fn load_cursor<S: Storage>(storage: &S) -> Result<Seq, LoadError> {
 /// [`StorageError`].
 pub async fn save_cursor<S: Storage>(storage: &S, cursor: Seq) -> Result<(), StorageError> {
     storage.put_meta(META_CURSOR, cursor.0.to_string().as_bytes()).await
+}
+
+/// The incarnation of the relay's log that the saved cursor belongs to
+/// (`None` when none is saved).
+///
+/// # Errors
+/// [`LoadError`] when storage fails or the value is not an incarnation.
+pub async fn load_incarnation<S: Storage>(storage: &S) -> Result<Option<Incarnation>, LoadError> {
+    let Some(bytes) = storage.get_meta(META_INCARNATION).await? else { return Ok(None) };
+    let text = std::str::from_utf8(&bytes).map_err(|e| corrupt(META_INCARNATION, e))?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|e| corrupt(META_INCARNATION, e))
+}
+
+/// Persists the incarnation the cursor belongs to (`None`: forget it).
+///
+/// # Errors
+/// [`StorageError`].
+pub async fn save_incarnation<S: Storage>(storage: &S, incarnation: Option<Incarnation>) -> Result<(), StorageError> {
+    let text = incarnation.map(|i| i.to_string()).unwrap_or_default();
+    storage.put_meta(META_INCARNATION, text.as_bytes()).await
 }
 
 /// The records whose envelopes the relay confirmed deleting (empty when
@@ -411,8 +438,10 @@ mod tests {
             config.save(&storage).await.expect("save again");
             assert_eq!(load_cursor(&storage).await, Ok(Seq(42)));
             let other = SyncConfig::create("ws://127.0.0.1:1/sync", [9; 48]).expect("valid url");
+            save_incarnation(&storage, Some(Incarnation::from_bytes([5; 16]))).await.expect("incarnation");
             other.save(&storage).await.expect("save other");
             assert_eq!(load_cursor(&storage).await, Ok(Seq::ZERO));
+            assert_eq!(load_incarnation(&storage).await, Ok(None), "another log");
         });
     }
 
@@ -447,6 +476,8 @@ mod tests {
             assert!(matches!(load_cursor(&storage).await, Err(LoadError::Corrupt { key: META_CURSOR, .. })));
             storage.put_meta(META_CONFIG, b"{not json").await.expect("put");
             assert!(matches!(SyncConfig::load(&storage).await, Err(LoadError::Corrupt { key: META_CONFIG, .. })));
+            storage.put_meta(META_INCARNATION, b"not an incarnation").await.expect("put");
+            assert!(matches!(load_incarnation(&storage).await, Err(LoadError::Corrupt { key: META_INCARNATION, .. })));
             storage.put_meta(META_RELAY_ERASED, br#"["not-an-id"]"#).await.expect("put");
             assert!(matches!(
                 load_relay_erased(&storage).await,

@@ -12,6 +12,8 @@
 //! | `SaveCursor` | `Storage::put_meta("sync/cursor")` |
 //! | `ReadOutbox`, `AckOutbox` | `Storage::outbox` (a snapshot entry's bytes replaced by the record's document as stored now), `Storage::ack_outbox` |
 //! | `Reupload` | [`enqueue_existing`] |
+//! | `ResetLog` | cursor 0, confirmed relay erasures asked for again, entries set aside forgotten, [`enqueue_existing`], then `Storage::put_meta("sync/incarnation")` last (then `LogReset` is fed back) |
+//! | `SaveIncarnation` | `Storage::put_meta("sync/incarnation")` |
 //! | `RelayErased` | `Storage::put_meta("privacy/relay-erased")` ([`save_relay_erased`]) |
 //! | `Status`, `Problem`, `WakeAfter`, `ReconnectAfter` | [`Host`] |
 //!
@@ -52,10 +54,11 @@ use rapport_core::record::Row;
 use rapport_core::repo::{hydrate, AppliedMany, ApplyError, DocHandle, Repo};
 use rapport_core::storage::{OutboxEntry, OutboxKind, Storage, StorageError};
 use rapport_core::Timestamp;
-use rapport_protocol::{Seq, ServerMessage};
+use rapport_protocol::{Incarnation, Seq, ServerMessage};
 
 use crate::config::{
-    enqueue_existing, load_cursor, load_relay_erased, save_cursor, save_relay_erased, LoadError, SyncConfig,
+    enqueue_existing, load_cursor, load_incarnation, load_relay_erased, save_cursor, save_incarnation,
+    save_relay_erased, LoadError, SyncConfig,
 };
 use crate::engine::{ApplyFailure, ApplyFailureKind, Input, Output, Received, SyncEngine, Timing};
 use crate::quarantine::{load_quarantine, save_quarantine, QuarantineList, QuarantinedChange};
@@ -300,9 +303,11 @@ where
         host: H,
     ) -> Result<Self, LoadError> {
         let cursor = load_cursor(storage.storage()).await?;
+        let incarnation = load_incarnation(storage.storage()).await?;
         let relay_erased = load_relay_erased(storage.storage()).await?;
         let quarantine = load_quarantine(storage.storage()).await?;
-        let engine = SyncEngine::with_timing(config.keys(), config.created_here, cursor, timing);
+        let engine =
+            SyncEngine::with_timing(config.keys(), config.created_here, cursor, timing).with_incarnation(incarnation);
         Ok(Self {
             engine: RefCell::new(engine),
             relay_url: config.relay_url.clone(),
@@ -505,16 +510,17 @@ where
                     return self.step(Input::StorageFailed(e));
                 }
             }
-            Output::Reupload => match enqueue_existing(storage).await {
-                Ok(report) => {
-                    for (key, reason) in report.unreadable {
-                        self.host.problem(&SyncProblem::LocalStorage(format!(
-                            "record {key} could not be read, so it was not uploaded again: {reason}"
-                        )));
-                    }
+            Output::Reupload => {
+                if let Err(e) = self.reupload().await {
+                    return self.step(Input::StorageFailed(e));
                 }
-                Err(e) => return self.step(Input::StorageFailed(e)),
-            },
+            }
+            Output::ResetLog { incarnation } => return self.reset_log(incarnation).await,
+            Output::SaveIncarnation(incarnation) => {
+                if let Err(e) = save_incarnation(storage, Some(incarnation)).await {
+                    return self.step(Input::StorageFailed(e));
+                }
+            }
             Output::RelayErased(records) => {
                 let confirmed = {
                     let mut confirmed = self.relay_erased.borrow_mut();
@@ -532,6 +538,57 @@ where
             Output::ReconnectAfter { ms } | Output::WakeAfter { ms } => self.host.wake_after(ms),
         }
         Vec::new()
+    }
+
+    /// Queues every local document for upload again (`enqueue_existing`),
+    /// reporting the ones that cannot be read.
+    async fn reupload(&self) -> Result<(), StorageError> {
+        let report = enqueue_existing(self.storage.storage()).await?;
+        for (key, reason) in report.unreadable {
+            self.host.problem(&SyncProblem::LocalStorage(format!(
+                "record {key} could not be read, so it was not uploaded again: {reason}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// `ResetLog`: the relay's log is another incarnation. Everything this
+    /// device knew about the old one is forgotten, durably and in an order
+    /// that survives a crash at any point (the new incarnation is saved
+    /// last, so a crash part-way resets again at the next start):
+    ///
+    /// 1. cursor 0, so the whole log is pulled again;
+    /// 2. the confirmed relay erasures: a restored log may hold those
+    ///    records again, so each is deleted on the relay again (and
+    ///    `erase_tombstoned` after a crash asks for them too);
+    /// 3. the entries set aside (their positions name the old log);
+    /// 4. every local document queued whole: what the relay lost,
+    ///    acknowledged edits included, goes up again after the pull;
+    /// 5. the new incarnation.
+    async fn reset_log(&self, incarnation: Incarnation) -> Vec<Output> {
+        let storage = self.storage.storage();
+        let owed: Vec<RecordId> = self.relay_erased.borrow().iter().copied().collect();
+        let steps = async {
+            save_cursor(storage, Seq::ZERO).await?;
+            save_relay_erased(storage, &BTreeSet::new()).await?;
+            self.relay_erased.borrow_mut().clear();
+            let empty = QuarantineList::default();
+            save_quarantine(storage, &empty).await?;
+            if !self.quarantine.borrow().entries.is_empty() {
+                self.host.quarantine_changed(&empty);
+            }
+            *self.quarantine.borrow_mut() = empty;
+            self.reupload().await?;
+            save_incarnation(storage, Some(incarnation)).await
+        };
+        if let Err(e) = steps.await {
+            return self.step(Input::StorageFailed(e));
+        }
+        let mut follow = self.step(Input::LogReset { incarnation });
+        if !owed.is_empty() {
+            follow.extend(self.step(Input::EraseOnRelay(owed)));
+        }
+        follow
     }
 
     /// Hands received changes to the applier, except those of erased

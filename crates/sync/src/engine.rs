@@ -16,6 +16,7 @@
 //! Connected       -> (wait for the relay's challenge)
 //! Frame(Challenge)-> Send(Hello{workspace, signature, register?})
 //! Frame(Welcome)  -> Send(Pull{since: cursor}) if cursor != head, else ReadOutbox{limit}
+//!                    (another incarnation of the log: ResetLog{incarnation}, then LogReset -> Pull{since: 0})
 //! Frame(Batch)    -> Apply{entries, through}                  (the app merges them durably...)
 //! Applied{through}-> SaveCursor(through), Send(Pull) while `more`
 //! Outbox(entries) -> Send(Push{envelopes})                    (sealed with fresh random nonces)
@@ -75,6 +76,18 @@
 //!   (`Output::Quarantine`, [`crate::quarantine`]): the app records it
 //!   durably, and only then does the cursor move past it. Pulling goes on,
 //!   and "up to date" means the whole log was applied or set aside.
+//! - **One incarnation of the log** (docs/SYNC.md, "Relay incarnations"):
+//!   the cursor, the confirmed relay erasures and the entries set aside
+//!   are positions in one incarnation of the relay's log, which `Welcome`
+//!   names. When it names another one than the engine was given (the
+//!   relay was restored from a backup and hands out sequence numbers
+//!   again), the engine emits `Output::ResetLog` and waits for
+//!   `Input::LogReset`: the app resets the cursor and those lists and
+//!   queues every document for upload again; then the whole log is pulled
+//!   (applying twice is harmless) before the upload goes. A snapshot names
+//!   the incarnation its `covers_through` was read from, so the relay
+//!   refuses it (`IncarnationChanged`) rather than delete entries of a log
+//!   its author never read; the engine then reconnects and resets.
 //! - **Errors**: `Unauthorized` is final (no reconnect until the app says
 //!   `Start` again); `RateLimited` pauses requests for `retry_after_ms`;
 //!   `CursorAhead` restarts from zero and asks the app to upload every
@@ -91,8 +104,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use rapport_core::ids::RecordId;
 use rapport_core::storage::{OutboxEntry, OutboxKind, StorageError};
 use rapport_protocol::{
-    ClientMessage, ErrorCode, Keys, LogEntry, RequestId, Seq, ServerLimits, ServerMessage, WireError,
-    ENVELOPE_NONCE_LEN,
+    ClientMessage, DecodeError, ErrorCode, Incarnation, Keys, LogEntry, RequestId, Seq, ServerLimits, ServerMessage,
+    WireError, ENVELOPE_NONCE_LEN,
 };
 
 use rapport_protocol::sizes::{envelope_len, fits_alone, varint_len};
@@ -250,6 +263,12 @@ pub enum Input<'a> {
     /// Time passed (as asked by `Output::WakeAfter`/`ReconnectAfter`; extra
     /// ticks are harmless).
     Tick,
+    /// `Output::ResetLog` with this incarnation is carried out durably
+    /// (the new incarnation saved last).
+    LogReset {
+        /// Echoes `Output::ResetLog::incarnation`.
+        incarnation: Incarnation,
+    },
     /// Delete every envelope and snapshot of these records on the relay
     /// (erased records: `privacy::replica::relay_deletions`, or a received
     /// change of an erased record). Sent when connected, again after each
@@ -300,6 +319,21 @@ pub enum Output {
     /// upload again (`Storage::enqueue` of each saved document). The engine
     /// reads the outbox afterwards.
     Reupload,
+    /// The relay's log is another incarnation than the one this device
+    /// read (restored from a backup, or reset). Durably, in this order:
+    /// save cursor 0; forget the confirmed relay erasures (ask the relay
+    /// to delete those records again: the restored log may hold them) and
+    /// the entries set aside; queue every local document for upload again
+    /// (as for `Reupload`); save `incarnation` last. Then answer
+    /// `Input::LogReset` (or `Input::StorageFailed`). A crash part-way
+    /// leaves the old incarnation saved, so the next start resets again.
+    ResetLog {
+        /// The log's incarnation now.
+        incarnation: Incarnation,
+    },
+    /// Persist the log's incarnation (meta `sync/incarnation`): the first
+    /// one this device learns, with nothing read from an earlier one.
+    SaveIncarnation(Incarnation),
     /// The status changed: show it.
     Status(SyncStatus),
     /// Something went wrong that a log or a notification should mention
@@ -448,6 +482,16 @@ pub struct SyncEngine {
     /// After `Welcome`: the outbox is read only once the log up to here is
     /// applied (pull before push).
     push_after: Option<Seq>,
+    /// The incarnation of the log the cursor is a position in (as saved).
+    incarnation: Option<Incarnation>,
+    /// The incarnation `Welcome` announced on this connection.
+    relay_incarnation: Option<Incarnation>,
+    /// `ResetLog` emitted, `LogReset` not yet received: nothing is pulled
+    /// or pushed meanwhile.
+    resetting: Option<Incarnation>,
+    /// The relay refused a snapshot as computed against another
+    /// incarnation: reset at the next `Welcome` whatever it announces.
+    force_reset: bool,
 
     /// Records to delete on the relay: not sent yet, or to be sent again.
     erase_owed: BTreeSet<RecordId>,
@@ -560,11 +604,29 @@ impl SyncEngine {
             hold_until: None,
             last_heard: 0,
             push_after: None,
+            incarnation: None,
+            relay_incarnation: None,
+            resetting: None,
+            force_reset: false,
             erase_owed: BTreeSet::new(),
             erase_sent: BTreeMap::new(),
             last_status: None,
             last_wake: None,
         }
+    }
+
+    /// The incarnation of the relay's log that the cursor belongs to, as
+    /// saved in meta `sync/incarnation` (`None` before the first
+    /// `Welcome`). Without it, a cursor above 0 is not trusted: the first
+    /// `Welcome` resets the log once.
+    pub fn with_incarnation(mut self, incarnation: Option<Incarnation>) -> Self {
+        self.incarnation = incarnation;
+        self
+    }
+
+    /// The incarnation of the relay's log the cursor is a position in.
+    pub fn incarnation(&self) -> Option<Incarnation> {
+        self.incarnation
     }
 
     /// The durably applied position in the workspace log.
@@ -623,6 +685,7 @@ impl SyncEngine {
                     || self.outbox_reading
                     || self.outbox_wanted
                     || self.hold_until.is_some()
+                    || self.resetting.is_some()
                     || !self.erase_owed.is_empty()
                     || !self.erase_sent.is_empty();
                 if busy {
@@ -675,6 +738,12 @@ impl SyncEngine {
                 self.tick(now, rng, &mut out);
             }
             Input::EraseOnRelay(records) => self.erase_owed.extend(records),
+            Input::LogReset { incarnation } => {
+                if self.resetting == Some(incarnation) {
+                    self.resetting = None;
+                    self.incarnation = Some(incarnation);
+                }
+            }
         }
         self.drive_apply(&mut out);
         self.pump(now, &mut out);
@@ -737,6 +806,10 @@ impl SyncEngine {
         self.outbox_reading = false;
         self.hold_until = None;
         self.push_after = None;
+        self.relay_incarnation = None;
+        // A reset not confirmed is done again after the next `Welcome`
+        // (the saved incarnation is still the old one).
+        self.resetting = None;
         // Unconfirmed deletes are sent again on the next connection.
         let unconfirmed = std::mem::take(&mut self.erase_sent);
         self.erase_owed.extend(unconfirmed.into_values().map(|e| e.record));
@@ -800,6 +873,11 @@ impl SyncEngine {
         self.last_heard = now;
         let msg = match ServerMessage::decode(frame) {
             Ok(msg) => msg,
+            Err(DecodeError::UnsupportedVersion { found, supported }) => {
+                let problem = SyncProblem::VersionMismatch { relay: found, app: supported };
+                out.push(Output::Problem(problem.clone()));
+                return self.fail(now, rng, problem, Retry::Slowly, out);
+            }
             Err(e) => return self.protocol_error(now, rng, format!("an unreadable message: {e}"), out),
         };
         match (self.conn, msg) {
@@ -813,10 +891,25 @@ impl SyncEngine {
                 self.send(&hello, out);
                 self.conn = Conn::AwaitingWelcome { since: now };
             }
-            (Conn::AwaitingWelcome { .. }, ServerMessage::Welcome { head, limits }) => {
+            (Conn::AwaitingWelcome { .. }, ServerMessage::Welcome { head, limits, incarnation }) => {
                 self.conn = Conn::Ready;
                 self.problem = None;
                 self.limits = Some(limits);
+                self.relay_incarnation = Some(incarnation);
+                let reset = self.force_reset
+                    || match self.incarnation {
+                        Some(known) => known != incarnation,
+                        // Nothing read from any incarnation yet: adopt it.
+                        // A cursor without one (an app from before
+                        // incarnations) cannot be trusted: reset once.
+                        None => self.cursor != Seq::ZERO || self.expected != Seq::ZERO,
+                    };
+                if reset {
+                    self.reset_log(incarnation, out);
+                } else if self.incarnation.is_none() {
+                    self.incarnation = Some(incarnation);
+                    out.push(Output::SaveIncarnation(incarnation));
+                }
                 self.head = head;
                 self.base = self.cursor;
                 // A cursor past the head: the relay lost data; the pull
@@ -901,6 +994,16 @@ impl SyncEngine {
             {
                 self.restart_log(out)
             }
+            // The relay's log is not the one our snapshot's cursor came
+            // from: nothing was deleted. Reconnect and reset; the snapshot
+            // stays queued and goes again over the new log.
+            ErrorCode::IncarnationChanged
+                if !error.fatal && error.request.is_some_and(|r| self.push.as_ref().is_some_and(|p| p.id == r)) =>
+            {
+                self.force_reset = true;
+                out.push(Output::Problem(SyncProblem::RelayReset));
+                self.fail(now, rng, SyncProblem::RelayReset, Retry::Backoff, out);
+            }
             ErrorCode::Unavailable | ErrorCode::HandshakeTimeout | ErrorCode::IdleTimeout => {
                 self.fail(now, rng, SyncProblem::RelayUnreachable, Retry::Backoff, out)
             }
@@ -939,6 +1042,27 @@ impl SyncEngine {
         // The relay's log comes first (it may hold tombstones), then the
         // upload.
         self.push_after = Some(self.head);
+    }
+
+    /// `Welcome` named another incarnation of the log: forget every
+    /// position in the old one and have the app reset (`ResetLog`); pull
+    /// from zero once it answers `LogReset`, then upload.
+    fn reset_log(&mut self, incarnation: Incarnation, out: &mut Vec<Output>) {
+        self.force_reset = false;
+        self.cursor = Seq::ZERO;
+        self.expected = Seq::ZERO;
+        self.base = Seq::ZERO;
+        for pending in &mut self.queue {
+            pending.advance = None;
+        }
+        if let Some(applying) = &mut self.applying {
+            applying.advance = None;
+        }
+        // Entries set aside are positions in the old log: judged again.
+        self.too_large.clear();
+        self.resetting = Some(incarnation);
+        out.push(Output::Problem(SyncProblem::RelayReset));
+        out.push(Output::ResetLog { incarnation });
     }
 
     /// The relay deleted a record's envelopes. It is confirmed unless it was
@@ -1114,9 +1238,12 @@ impl SyncEngine {
         let mut nonce = [0u8; ENVELOPE_NONCE_LEN];
         rng.fill(&mut nonce);
         let request = self.next_request.wrapping_add(1);
-        let message = seal_change(&self.keys, entry.id, &entry.bytes, nonce)
-            .ok()
-            .map(|snapshot| ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through: self.cursor });
+        // `covers_through` is a position in the log this connection's
+        // `Welcome` named; the relay refuses it under any other.
+        let Some(incarnation) = self.relay_incarnation else { return false };
+        let message = seal_change(&self.keys, entry.id, &entry.bytes, nonce).ok().map(|snapshot| {
+            ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through: self.cursor, incarnation }
+        });
         let frame = message.as_ref().and_then(|m| m.encode().ok());
         let size = frame.as_ref().map_or(entry.bytes.len(), Vec::len);
         let max_frame = limits.max_frame_bytes as usize;
@@ -1339,7 +1466,7 @@ impl SyncEngine {
 
     /// Sends the requests that are due.
     fn pump(&mut self, now: u64, out: &mut Vec<Output>) {
-        if self.conn != Conn::Ready || self.hold_until.is_some() {
+        if self.conn != Conn::Ready || self.hold_until.is_some() || self.resetting.is_some() {
             return;
         }
         let Some(limits) = self.limits else { return };

@@ -23,7 +23,7 @@
 //! real):
 //!
 //! ```
-//! use rapport_protocol::{ChallengeNonce, ClientMessage, Seq, ServerLimits, ServerMessage};
+//! use rapport_protocol::{ChallengeNonce, ClientMessage, Incarnation, Seq, ServerLimits, ServerMessage};
 //! use rapport_sync::engine::{Input, Output, SyncEngine};
 //! use rapport_sync::{SyncConfig, SyncStatus};
 //!
@@ -42,8 +42,10 @@
 //! assert!(matches!(ClientMessage::decode(hello), Ok(ClientMessage::Hello { register: Some(_), .. })));
 //!
 //! let limits = ServerLimits { max_frame_bytes: 1 << 20, max_envelopes_per_push: 100, max_pull_entries: 100 };
-//! let welcome = ServerMessage::Welcome { head: Seq::ZERO, limits }.encode()?;
+//! let incarnation = Incarnation::from_bytes([2; 16]); // the relay log's
+//! let welcome = ServerMessage::Welcome { head: Seq::ZERO, limits, incarnation }.encode()?;
 //! let out = engine.handle(3, &mut rng, Input::Frame(&welcome));
+//! assert!(out.contains(&Output::SaveIncarnation(incarnation))); // the first one: remember it
 //! assert!(out.contains(&Output::ReadOutbox { limit: 100 }));
 //!
 //! let out = engine.handle(4, &mut rng, Input::Outbox(Vec::new()));

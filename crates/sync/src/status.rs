@@ -91,6 +91,18 @@ pub enum SyncProblem {
     /// The relay sent something this app does not understand, or refused a
     /// request as invalid. Retrying with back-off.
     Protocol(String),
+    /// The relay speaks another version of the sync protocol. Retried
+    /// slowly (an update on either side fixes it).
+    VersionMismatch {
+        /// The relay's protocol version.
+        relay: u8,
+        /// This app's.
+        app: u8,
+    },
+    /// The relay's log was restored from a backup or reset: this device
+    /// receives everything again and sends again what the relay lacks.
+    /// Reported for the log; nothing is lost.
+    RelayReset,
 }
 
 impl SyncProblem {
@@ -106,6 +118,9 @@ impl SyncProblem {
             SyncProblem::ChangeTooLarge { .. } => "A change is too large to sync",
             SyncProblem::RelayFailed(_) => "Sync server problem",
             SyncProblem::Protocol(_) => "Sync problem",
+            SyncProblem::VersionMismatch { relay, app } if relay > app => "Update needed",
+            SyncProblem::VersionMismatch { .. } => "Sync server out of date",
+            SyncProblem::RelayReset => "Sync server restored",
         }
     }
 
@@ -145,6 +160,17 @@ impl SyncProblem {
                 "The sync server answered something this version of Rapport doesn't understand ({detail}). \
                  Rapport will try again; updating the app may help."
             ),
+            SyncProblem::VersionMismatch { relay, app } if relay > app => "The sync server has been updated and \
+                 this version of Rapport can no longer sync with it. Reload the page to update the app; your \
+                 changes are saved on this device and will be sent afterwards."
+                .into(),
+            SyncProblem::VersionMismatch { .. } => "The sync server runs an older version than this app and \
+                 can't sync with it. Ask whoever runs the server to update it; your changes stay saved on this \
+                 device until then."
+                .into(),
+            SyncProblem::RelayReset => "The sync server was restored from a backup. This device is receiving \
+                 everything again and sending what the server lost; nothing on this device is lost."
+                .into(),
         }
     }
 }
@@ -171,6 +197,9 @@ mod tests {
             SyncProblem::ChangeTooLarge { record: RecordId::from_bytes([1; 16]), bytes: 10, limit: 5 },
             SyncProblem::RelayFailed("disk".into()),
             SyncProblem::Protocol("x".into()),
+            SyncProblem::VersionMismatch { relay: 2, app: 1 },
+            SyncProblem::VersionMismatch { relay: 1, app: 2 },
+            SyncProblem::RelayReset,
         ];
         for p in problems {
             assert!(!p.title().is_empty());

@@ -540,3 +540,96 @@ fn joining_a_workspace_the_relay_does_not_know_says_so() {
         relay.shutdown().await;
     });
 }
+
+/// Waits (bounded) until the stopped relay has closed its database: the
+/// last connection to close removes the WAL file.
+async fn closed(dir: &std::path::Path) {
+    let wal = dir.join(format!("{}-wal", rapport_relay::store::sqlite::DB_FILE));
+    for _ in 0..250 {
+        if !wal.exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the relay did not close its database within 5 s");
+}
+
+/// Copies the relay's database file from `from` to `to`, replacing what
+/// is there: an operator's backup of a stopped relay, or a restore of it.
+fn copy_database(from: &std::path::Path, to: &std::path::Path) {
+    let db = rapport_relay::store::sqlite::DB_FILE;
+    for suffix in ["", "-wal", "-shm"] {
+        let name = format!("{db}{suffix}");
+        let _ = std::fs::remove_file(to.join(&name));
+        if suffix != "-shm" && from.join(&name).exists() {
+            std::fs::copy(from.join(&name), to.join(&name)).expect("copy the database");
+        }
+    }
+}
+
+#[test]
+fn a_relay_restored_from_a_backup_gets_back_the_acknowledged_edits_it_lost_and_every_device_converges() {
+    run(async {
+        let dir = relay_dir();
+        let backup = relay_dir();
+        let relay = TestRelay::start(dir.path().to_path_buf()).await;
+        let (addr, url) = (relay.addr, relay.url.clone());
+        let config = SyncConfig::create(url, [16; 48]).expect("config");
+        let mut a = Client::new("A", 1, config.clone()).await;
+        let mut b = Client::new("B", 2, SyncConfig { created_here: false, ..config }).await;
+        create_contact(&a.repo, ADA, 1, ada).await;
+        a.edited().await;
+        a.sync().await;
+        b.sync().await;
+        a.go_offline().await;
+        b.go_offline().await;
+
+        // The operator backs the database up.
+        relay.shutdown().await;
+        closed(dir.path()).await;
+        copy_database(dir.path(), backup.path());
+        let relay = TestRelay::start_at(addr, dir.path().to_path_buf()).await;
+
+        // A's edits are acknowledged (they leave its outbox), then lost
+        // when the backup is restored.
+        edit_contact(&a.repo, ADA, |x| x.title = "Countess".into()).await;
+        create_contact(&a.repo, GRACE, 1, grace).await;
+        a.edited().await;
+        a.sync().await;
+        assert_eq!(outbox_len(&a.repo).await, 0, "acknowledged");
+        let cursor_before = a.driver.cursor();
+        a.go_offline().await;
+        relay.shutdown().await;
+        closed(dir.path()).await;
+        copy_database(backup.path(), dir.path());
+        let relay = TestRelay::start_at(addr, dir.path().to_path_buf()).await;
+
+        // B, which never saw A's edits, adds three contacts: the restored
+        // log grows back past A's cursor with entries A never read.
+        let linus = RecordId::from_bytes([0x71; 16]);
+        let mary = RecordId::from_bytes([0x72; 16]);
+        let alan = RecordId::from_bytes([0x73; 16]);
+        for (id, name) in [(linus, "Linus"), (mary, "Mary"), (alan, "Alan")] {
+            create_contact(&b.repo, id, 2, |c| c.given_name = name.into()).await;
+        }
+        b.edited().await;
+        b.sync().await;
+        assert!(b.driver.head() > cursor_before, "the restored log reuses the positions A had read");
+
+        // A notices the new incarnation: it pulls everything again and
+        // uploads what the relay lost; then B receives it.
+        a.sync().await;
+        assert!(a.driver.host().seen.problems.borrow().contains(&SyncProblem::RelayReset), "A reports the restore");
+        for id in [linus, mary, alan] {
+            assert!(a.has(id), "A skipped nothing of the restored log");
+        }
+        b.sync().await;
+        assert_eq!(read_contact(&b.repo, ADA).await.title, "Countess", "A's lost edit reached B");
+        assert_eq!(read_contact(&b.repo, GRACE).await.given_name, "Grace", "A's lost contact reached B");
+        converge(&mut [&mut a, &mut b]).await;
+        for id in [ADA, GRACE, linus, mary, alan] {
+            assert_eq!(read_contact(&a.repo, id).await, read_contact(&b.repo, id).await);
+        }
+        relay.shutdown().await;
+    });
+}

@@ -16,17 +16,28 @@
 //! Deletes that removed nothing cost no checkpoint. The data directory is
 //! created `0700` and the database files `0600`.
 //!
-//! Schema (version 1, in `PRAGMA user_version`):
+//! Schema (version 2, in `PRAGMA user_version`):
 //!
 //! ```sql
-//! workspaces(id BLOB PK, verifier BLOB, head INTEGER, created_at_ms INTEGER)
+//! workspaces(id BLOB PK, verifier BLOB, head INTEGER, created_at_ms INTEGER, incarnation BLOB)
 //! envelopes(workspace, seq, doc_tag, nonce, ciphertext)      -- change log
 //! snapshots(workspace, seq, doc_tag, covers_through, nonce, ciphertext)
+//! relay_meta(id = 1, commits INTEGER)                        -- write transactions committed
 //! ```
 //!
 //! `head` is the last sequence number handed out; entries of both tables
 //! draw from it, so sequence numbers are unique per workspace and never
-//! reused after deletions.
+//! reused after deletions, within one `incarnation` of the log.
+//!
+//! **Restores are detected.** Every write transaction adds one to
+//! `relay_meta.commits`; after it commits, the writer records that count
+//! in the *high-water file* `relay.high-water` beside the database (not
+//! inside it, so a database copied back from a backup does not bring it
+//! along). At open, a database whose count is below the file's lost
+//! committed transactions: every workspace gets a new incarnation
+//! ([`Renewal::Restored`]), as it does when the file is missing or
+//! unreadable beside a database that has committed something, and when the
+//! operator asks for it ([`OpenOptions::new_incarnation`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,15 +45,20 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rapport_protocol::{AuthVerifier, DocTag, EntryKind, Envelope, LogEntry, Seq, WorkspaceId, ENVELOPE_NONCE_LEN};
+use rapport_protocol::{
+    AuthVerifier, DocTag, EntryKind, Envelope, Incarnation, LogEntry, Seq, WorkspaceId, ENVELOPE_NONCE_LEN,
+};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::{Page, SnapshotOutcome, Store, StoreError, StoreFuture};
+use super::{LogState, Page, SnapshotOutcome, Store, StoreError, StoreFuture};
 
 /// The database file name inside the data directory.
 pub const DB_FILE: &str = "relay.sqlite3";
-const SCHEMA_VERSION: i64 = 1;
+/// The high-water file beside it: the count of write transactions the
+/// database had committed, as decimal text.
+pub const HIGH_WATER_FILE: &str = "relay.high-water";
+const SCHEMA_VERSION: i64 = 2;
 /// Most requests committed together in one transaction.
 const MAX_GROUP_COMMIT: usize = 128;
 /// Read connections kept open between reads.
@@ -87,6 +103,59 @@ CREATE TABLE IF NOT EXISTS snapshots (
 CREATE INDEX IF NOT EXISTS snapshots_by_doc ON snapshots (workspace, doc_tag, seq);
 ";
 
+/// Version 1 to 2: incarnations (a fresh one for every existing log) and
+/// the commit count.
+const SCHEMA_2: &str = "
+ALTER TABLE workspaces ADD COLUMN incarnation BLOB CHECK (incarnation IS NULL OR length(incarnation) = 16);
+UPDATE workspaces SET incarnation = randomblob(16);
+CREATE TABLE relay_meta (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    commits INTEGER NOT NULL
+);
+INSERT INTO relay_meta (id, commits) VALUES (1, 0);
+";
+
+/// How to open the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Give every workspace a new incarnation at open (the operator's
+    /// `--new-incarnation`, after restoring a backup the high-water file
+    /// cannot reveal, such as a whole data directory).
+    pub new_incarnation: bool,
+}
+
+/// Why the store gave every workspace a new incarnation when it opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Renewal {
+    /// The database has committed fewer write transactions than the
+    /// high-water file records: it was restored from an older copy.
+    Restored {
+        /// Transactions the database holds.
+        database: u64,
+        /// Transactions the high-water file records.
+        high_water: u64,
+    },
+    /// The high-water file is missing or unreadable beside a database that
+    /// has committed writes: whether it lost some cannot be told.
+    Unknown(String),
+    /// [`OpenOptions::new_incarnation`] asked for it.
+    Requested,
+}
+
+impl std::fmt::Display for Renewal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Renewal::Restored { database, high_water } => write!(
+                f,
+                "the database holds {database} committed writes but {HIGH_WATER_FILE} records {high_water}: \
+                 it was restored from an older copy"
+            ),
+            Renewal::Unknown(why) => write!(f, "{why}; whether the database lost writes cannot be told"),
+            Renewal::Requested => f.write_str("--new-incarnation was given"),
+        }
+    }
+}
+
 fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(Box::new(e))
 }
@@ -100,9 +169,9 @@ fn seq_from_sql(v: i64) -> Result<Seq, StoreError> {
 }
 
 enum Op {
-    CreateWorkspace { workspace: WorkspaceId, verifier: AuthVerifier },
+    CreateWorkspace { workspace: WorkspaceId, verifier: AuthVerifier, incarnation: Incarnation },
     Append { workspace: WorkspaceId, envelopes: Vec<Envelope> },
-    Snapshot { workspace: WorkspaceId, snapshot: Envelope, covers_through: Seq },
+    Snapshot { workspace: WorkspaceId, snapshot: Envelope, covers_through: Seq, incarnation: Incarnation },
     Delete { workspace: WorkspaceId, doc_tag: DocTag },
 }
 
@@ -127,6 +196,7 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     reads: Arc<tokio::sync::Semaphore>,
     checkpoints: Arc<AtomicU64>,
+    renewal: Option<Renewal>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -144,6 +214,17 @@ impl SqliteStore {
     /// created or opened; [`StoreError::Corrupt`] for a database written by
     /// a newer relay.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, OpenOptions::default())
+    }
+
+    /// As [`SqliteStore::open`], with options. Gives every workspace a new
+    /// incarnation when the database is behind the high-water file (see
+    /// the module doc) or when `options` ask for it; [`SqliteStore::renewal`]
+    /// says why.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub fn open_with(data_dir: &Path, options: OpenOptions) -> Result<Self, StoreError> {
         create_private_dir(data_dir).map_err(|e| StoreError::Backend(Box::new(e)))?;
         let path = data_dir.join(DB_FILE);
         make_private_files(&path).map_err(|e| StoreError::Backend(Box::new(e)))?;
@@ -156,13 +237,20 @@ impl SqliteStore {
              PRAGMA busy_timeout = 5000;",
         )
         .map_err(backend)?;
-        migrate(&conn)?;
+        let mut conn = conn;
+        let migrated = migrate(&conn)?;
+        let mark = HighWater::new(data_dir);
+        let renewal = check_high_water(&conn, &mark, migrated, options)?;
+        if renewal.is_some() {
+            renew_incarnations(&mut conn)?;
+        }
+        mark.record(commits(&conn)?).map_err(|e| StoreError::Backend(Box::new(e)))?;
         let (tx, rx) = mpsc::channel();
         let checkpoints = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&checkpoints);
         let writer_thread = std::thread::Builder::new()
             .name("rapport-store-writer".into())
-            .spawn(move || writer_loop(conn, rx, &counter))
+            .spawn(move || writer_loop(conn, rx, &counter, &mark))
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
         // SQLite creates the WAL and shared-memory files with the database
         // file's mode; tighten any left by an older relay.
@@ -174,7 +262,13 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(Vec::new())),
             reads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_READS)),
             checkpoints,
+            renewal,
         })
+    }
+
+    /// Why every workspace got a new incarnation at open, if it did.
+    pub fn renewal(&self) -> Option<&Renewal> {
+        self.renewal.as_ref()
     }
 
     /// Checkpoints run to move erased ciphertext out of the WAL file.
@@ -246,7 +340,9 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-fn migrate(conn: &Connection) -> Result<(), StoreError> {
+/// Brings the schema to [`SCHEMA_VERSION`]; returns whether it added the
+/// commit count (a new or version-1 database).
+fn migrate(conn: &Connection) -> Result<bool, StoreError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
@@ -254,8 +350,135 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         )));
     }
     conn.execute_batch(SCHEMA).map_err(backend)?;
-    conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).map_err(backend)?;
+    let added = version < 2;
+    if added {
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA_2} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
+            .map_err(backend)?;
+    }
+    Ok(added)
+}
+
+/// The write transactions the database has committed.
+fn commits(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row("SELECT commits FROM relay_meta WHERE id = 1", [], |r| r.get(0)).map_err(backend)?;
+    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative commit count {n}")))
+}
+
+/// The high-water file: the commit count, kept outside the database.
+struct HighWater {
+    path: PathBuf,
+    /// The last write failed (logged once until one succeeds).
+    failing: std::cell::Cell<bool>,
+}
+
+/// What the high-water file says.
+enum Mark {
+    Missing,
+    Unreadable(String),
+    At(u64),
+}
+
+impl HighWater {
+    fn new(data_dir: &Path) -> Self {
+        Self { path: data_dir.join(HIGH_WATER_FILE), failing: std::cell::Cell::new(false) }
+    }
+
+    fn read(&self) -> Mark {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => match text.trim().parse::<u64>() {
+                Ok(n) => Mark::At(n),
+                Err(e) => Mark::Unreadable(format!("{HIGH_WATER_FILE} holds {:?}, not a count: {e}", text.trim())),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Mark::Missing,
+            Err(e) => Mark::Unreadable(format!("{HIGH_WATER_FILE} cannot be read: {e}")),
+        }
+    }
+
+    /// Replaces the file (a new file renamed over the old one, so a crash
+    /// leaves the old count or the new one, never a torn file). Not
+    /// synced: after a power loss the count can only be lower, which
+    /// detects less, never a restore that did not happen.
+    fn record(&self, commits: u64) -> std::io::Result<()> {
+        let mut tmp = self.path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        std::fs::write(&tmp, format!("{commits}\n"))?;
+        std::fs::rename(&tmp, &self.path)
+    }
+
+    /// As `record`, from the writer: a failure is logged (once until the
+    /// next success) and otherwise ignored, since a lagging count only
+    /// detects less.
+    fn record_or_log(&self, commits: u64) {
+        match self.record(commits) {
+            Ok(()) => self.failing.set(false),
+            Err(e) => {
+                if !self.failing.replace(true) {
+                    tracing::warn!(error = %e, file = %self.path.display(), "cannot record the commit high-water mark");
+                }
+            }
+        }
+    }
+}
+
+/// Whether every workspace needs a new incarnation, and why.
+fn check_high_water(
+    conn: &Connection,
+    mark: &HighWater,
+    migrated: bool,
+    options: OpenOptions,
+) -> Result<Option<Renewal>, StoreError> {
+    if options.new_incarnation {
+        return Ok(Some(Renewal::Requested));
+    }
+    let database = commits(conn)?;
+    Ok(match mark.read() {
+        Mark::At(high_water) if high_water > database => Some(Renewal::Restored { database, high_water }),
+        Mark::At(_) => None,
+        // A new database, or one of a relay without incarnations (which
+        // just got fresh ones).
+        Mark::Missing if database == 0 || migrated => None,
+        Mark::Missing => Some(Renewal::Unknown(format!("{HIGH_WATER_FILE} is missing"))),
+        Mark::Unreadable(why) => Some(Renewal::Unknown(why)),
+    })
+}
+
+/// A fresh incarnation from the operating system's CSPRNG.
+fn fresh_incarnation() -> Result<Incarnation, StoreError> {
+    let mut bytes = [0u8; Incarnation::LEN];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| StoreError::Backend(format!("no randomness for an incarnation: {e}").into()))?;
+    Ok(Incarnation::from_bytes(bytes))
+}
+
+/// Gives every workspace a new incarnation, in one counted transaction.
+fn renew_incarnations(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+    let ids: Vec<Vec<u8>> = {
+        let mut stmt = tx.prepare("SELECT id FROM workspaces").map_err(backend)?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(backend)?;
+        rows.collect::<Result<_, _>>().map_err(backend)?
+    };
+    for id in &ids {
+        let incarnation = fresh_incarnation()?;
+        tx.execute("UPDATE workspaces SET incarnation = ?2 WHERE id = ?1", params![id, &incarnation.as_bytes()[..]])
+            .map_err(backend)?;
+    }
+    count_commit(&tx)?;
+    tx.commit().map_err(backend)?;
+    tracing::warn!(
+        workspaces = ids.len(),
+        "every workspace log has a new incarnation: clients will pull everything again"
+    );
     Ok(())
+}
+
+/// Adds this transaction to the commit count; returns the new count.
+fn count_commit(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .query_row("UPDATE relay_meta SET commits = commits + 1 WHERE id = 1 RETURNING commits", [], |r| r.get(0))
+        .map_err(backend)?;
+    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative commit count {n}")))
 }
 
 /// The data directory, created `0700` when missing.
@@ -323,7 +546,7 @@ fn checkpoint(conn: &Connection) -> bool {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, checkpoints: &AtomicU64) {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, checkpoints: &AtomicU64, mark: &HighWater) {
     // When the oldest erasure not yet out of the WAL file was committed.
     let mut erased_since: Option<Instant> = None;
     loop {
@@ -355,7 +578,10 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, checkpoints: &Atom
                 Err(_) => break,
             }
         }
-        let results = run_batch(&mut conn, &batch);
+        let (results, committed) = run_batch(&mut conn, &batch);
+        if let Some(commits) = committed {
+            mark.record_or_log(commits);
+        }
         if erased_since.is_none() && results.iter().any(erased) {
             erased_since = Some(Instant::now());
         }
@@ -372,15 +598,15 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Job>, checkpoints: &Atom
 
 /// Runs a group of writes in one transaction, each in its own savepoint so a
 /// failing request does not undo the others. Results are only `Ok` if the
-/// whole transaction committed.
-fn run_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Done, StoreError>> {
-    let fail_all = |e: rusqlite::Error| -> Vec<Result<Done, StoreError>> {
+/// whole transaction committed; then the new commit count comes with them.
+fn run_batch(conn: &mut Connection, batch: &[Job]) -> (Vec<Result<Done, StoreError>>, Option<u64>) {
+    let fail_all = |e: &dyn std::fmt::Display| -> (Vec<Result<Done, StoreError>>, Option<u64>) {
         let msg = e.to_string();
-        batch.iter().map(|_| Err(StoreError::Backend(msg.clone().into()))).collect()
+        (batch.iter().map(|_| Err(StoreError::Backend(msg.clone().into()))).collect(), None)
     };
     let mut tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
         Ok(tx) => tx,
-        Err(e) => return fail_all(e),
+        Err(e) => return fail_all(&e),
     };
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
@@ -396,9 +622,13 @@ fn run_batch(conn: &mut Connection, batch: &[Job]) -> Vec<Result<Done, StoreErro
         };
         results.push(result);
     }
+    let commits = match count_commit(&tx) {
+        Ok(n) => n,
+        Err(e) => return fail_all(&e),
+    };
     match tx.commit() {
-        Ok(()) => results,
-        Err(e) => fail_all(e),
+        Ok(()) => (results, Some(commits)),
+        Err(e) => fail_all(&e),
     }
 }
 
@@ -414,6 +644,21 @@ fn head_of(conn: &Connection, workspace: &WorkspaceId) -> Result<Seq, StoreError
     seq_from_sql(head.ok_or(StoreError::UnknownWorkspace(*workspace))?)
 }
 
+fn log_state_of(conn: &Connection, workspace: &WorkspaceId) -> Result<LogState, StoreError> {
+    let row: Option<(i64, Option<Vec<u8>>)> = conn
+        .query_row("SELECT head, incarnation FROM workspaces WHERE id = ?1", [&workspace.as_bytes()[..]], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(backend)?;
+    let (head, incarnation) = row.ok_or(StoreError::UnknownWorkspace(*workspace))?;
+    let incarnation = incarnation
+        .and_then(|b| <[u8; Incarnation::LEN]>::try_from(b.as_slice()).ok())
+        .map(Incarnation::from_bytes)
+        .ok_or_else(|| StoreError::Corrupt(format!("workspace {workspace} has no valid incarnation")))?;
+    Ok(LogState { head: seq_from_sql(head)?, incarnation })
+}
+
 fn set_head(conn: &Connection, workspace: &WorkspaceId, head: i64) -> Result<(), StoreError> {
     conn.execute("UPDATE workspaces SET head = ?2 WHERE id = ?1", params![&workspace.as_bytes()[..], head])
         .map_err(backend)?;
@@ -422,12 +667,12 @@ fn set_head(conn: &Connection, workspace: &WorkspaceId, head: i64) -> Result<(),
 
 fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
     match op {
-        Op::CreateWorkspace { workspace, verifier } => {
+        Op::CreateWorkspace { workspace, verifier, incarnation } => {
             let created = conn
                 .execute(
-                    "INSERT OR IGNORE INTO workspaces (id, verifier, head, created_at_ms)
-                 VALUES (?1, ?2, 0, ?3)",
-                    params![&workspace.as_bytes()[..], &verifier.as_bytes()[..], now_ms()],
+                    "INSERT OR IGNORE INTO workspaces (id, verifier, head, created_at_ms, incarnation)
+                 VALUES (?1, ?2, 0, ?3, ?4)",
+                    params![&workspace.as_bytes()[..], &verifier.as_bytes()[..], now_ms(), &incarnation.as_bytes()[..]],
                 )
                 .map_err(backend)?;
             let stored = read_verifier(conn, workspace)?.ok_or(StoreError::UnknownWorkspace(*workspace))?;
@@ -460,8 +705,11 @@ fn apply(conn: &Connection, op: &Op) -> Result<Done, StoreError> {
             set_head(conn, workspace, head)?;
             Ok(Done::Entries(entries))
         }
-        Op::Snapshot { workspace, snapshot, covers_through } => {
-            let head = head_of(conn, workspace)?;
+        Op::Snapshot { workspace, snapshot, covers_through, incarnation } => {
+            let LogState { head, incarnation: current } = log_state_of(conn, workspace)?;
+            if *incarnation != current {
+                return Err(StoreError::IncarnationChanged { sent: *incarnation, current });
+            }
             if *covers_through > head {
                 return Err(StoreError::SnapshotAhead { covers_through: *covers_through, head });
             }
@@ -597,8 +845,10 @@ impl Store for SqliteStore {
         workspace: WorkspaceId,
         verifier: AuthVerifier,
     ) -> StoreFuture<'_, (AuthVerifier, bool)> {
-        let done = self.write(Op::CreateWorkspace { workspace, verifier });
+        let done =
+            fresh_incarnation().map(|incarnation| self.write(Op::CreateWorkspace { workspace, verifier, incarnation }));
         Box::pin(async move {
+            let done = done?;
             match done.await? {
                 Done::Verifier(v, created) => Ok((v, created)),
                 other => Err(unexpected(other)),
@@ -608,6 +858,10 @@ impl Store for SqliteStore {
 
     fn head(&self, workspace: WorkspaceId) -> StoreFuture<'_, Seq> {
         self.read(move |conn| head_of(conn, &workspace))
+    }
+
+    fn log_state(&self, workspace: WorkspaceId) -> StoreFuture<'_, LogState> {
+        self.read(move |conn| log_state_of(conn, &workspace))
     }
 
     fn append(&self, workspace: WorkspaceId, envelopes: Vec<Envelope>) -> StoreFuture<'_, Vec<LogEntry>> {
@@ -629,8 +883,9 @@ impl Store for SqliteStore {
         workspace: WorkspaceId,
         snapshot: Envelope,
         covers_through: Seq,
+        incarnation: Incarnation,
     ) -> StoreFuture<'_, SnapshotOutcome> {
-        let done = self.write(Op::Snapshot { workspace, snapshot, covers_through });
+        let done = self.write(Op::Snapshot { workspace, snapshot, covers_through, incarnation });
         Box::pin(async move {
             match done.await? {
                 Done::Snapshot(s) => Ok(s),
@@ -676,6 +931,10 @@ mod tests {
             store.create_workspace(*ws, AuthVerifier::from_bytes([1; 32])).await.expect("create");
         }
         store
+    }
+
+    async fn inc(store: &SqliteStore) -> Incarnation {
+        store.log_state(WS_A).await.expect("state").incarnation
     }
 
     fn seqs(page: &Page) -> Vec<u64> {
@@ -739,18 +998,20 @@ mod tests {
         let store = store_with(dir.path(), &[WS_A]).await;
         store.append(WS_A, vec![env(1, b"a1"), env(2, b"b1"), env(1, b"a2"), env(1, b"a3")]).await.expect("append");
         // The snapshot saw entries up to 3; entry 4 (a3) arrived concurrently.
-        let out = store.replace_with_snapshot(WS_A, env(1, b"snap"), Seq(3)).await.expect("snapshot");
+        let out =
+            store.replace_with_snapshot(WS_A, env(1, b"snap"), Seq(3), inc(&store).await).await.expect("snapshot");
         assert_eq!((out.entry.seq, out.removed), (Seq(5), 2));
         let p = store.pull(WS_A, Seq::ZERO, 100, 1 << 20).await.expect("pull");
         let bodies: Vec<_> = p.entries.iter().map(|e| e.envelope.ciphertext.clone()).collect();
         assert_eq!(bodies, [b"b1".to_vec(), b"a3".to_vec(), b"snap".to_vec()]);
         assert_eq!(p.entries[2].kind, EntryKind::Snapshot);
         assert!(matches!(
-            store.replace_with_snapshot(WS_A, env(1, b"x"), Seq(99)).await,
+            store.replace_with_snapshot(WS_A, env(1, b"x"), Seq(99), inc(&store).await).await,
             Err(StoreError::SnapshotAhead { .. })
         ));
         // A later snapshot replaces the older one too.
-        let out = store.replace_with_snapshot(WS_A, env(1, b"snap2"), Seq(5)).await.expect("snapshot");
+        let out =
+            store.replace_with_snapshot(WS_A, env(1, b"snap2"), Seq(5), inc(&store).await).await.expect("snapshot");
         assert_eq!(out.removed, 2);
     }
 
@@ -760,7 +1021,7 @@ mod tests {
         let store = store_with(dir.path(), &[WS_A, WS_B]).await;
         store.append(WS_A, vec![env(1, b"a1"), env(2, b"b1"), env(1, b"a2")]).await.expect("append");
         store.append(WS_B, vec![env(1, b"other")]).await.expect("append");
-        store.replace_with_snapshot(WS_A, env(1, b"snap"), Seq(1)).await.expect("snapshot");
+        store.replace_with_snapshot(WS_A, env(1, b"snap"), Seq(1), inc(&store).await).await.expect("snapshot");
         let removed = store.delete_document(WS_A, DocTag::from_bytes([1; 32])).await.expect("delete");
         assert_eq!(removed, 2);
         let p = store.pull(WS_A, Seq::ZERO, 100, 1 << 20).await.expect("pull");
@@ -847,7 +1108,10 @@ mod tests {
         let old = b"BEFORE-ANONYMISATION-Ada-Lovelace-0123456789".to_vec();
         store.append(WS_A, vec![env(1, &old)]).await.expect("append");
         assert!(file_contains(&wal(dir.path()), &old));
-        let out = store.replace_with_snapshot(WS_A, env(1, b"anonymised snapshot"), Seq(1)).await.expect("snapshot");
+        let out = store
+            .replace_with_snapshot(WS_A, env(1, b"anonymised snapshot"), Seq(1), inc(&store).await)
+            .await
+            .expect("snapshot");
         assert_eq!(out.removed, 1);
         assert!(gone_from_files(dir.path(), &old).await, "replaced ciphertext is still on disk");
     }
@@ -870,6 +1134,153 @@ mod tests {
         std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let _store = SqliteStore::open(&dir).expect("reopen");
         assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
+    }
+
+    fn incarnation_of(dir: &Path) -> Incarnation {
+        let conn = Connection::open(dir.join(DB_FILE)).expect("open");
+        log_state_of(&conn, &WS_A).expect("state").incarnation
+    }
+
+    /// Copies the database (and its WAL, when one is left) to `to`.
+    fn copy_db(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for suffix in ["", "-wal"] {
+            let name = format!("{DB_FILE}{suffix}");
+            let _ = std::fs::remove_file(to.join(&name));
+            if from.join(&name).exists() {
+                std::fs::copy(from.join(&name), to.join(&name)).expect("copy");
+            }
+        }
+        let _ = std::fs::remove_file(to.join(format!("{DB_FILE}-shm")));
+    }
+
+    #[tokio::test]
+    async fn a_workspace_keeps_its_incarnation_across_restarts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = {
+            let store = store_with(dir.path(), &[WS_A]).await;
+            store.append(WS_A, vec![env(1, b"x")]).await.expect("append");
+            let state = store.log_state(WS_A).await.expect("state");
+            assert_eq!(state.head, Seq(1));
+            assert_eq!(store.renewal(), None);
+            state.incarnation
+        };
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.renewal(), None, "a clean restart is not a restore");
+        assert_eq!(store.log_state(WS_A).await.expect("state").incarnation, first);
+        // Another workspace gets its own.
+        store.create_workspace(WS_B, AuthVerifier::from_bytes([1; 32])).await.expect("create");
+        assert_ne!(store.log_state(WS_B).await.expect("state").incarnation, first);
+    }
+
+    #[tokio::test]
+    async fn a_database_copied_back_from_an_older_copy_gets_new_incarnations() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backup = tempfile::tempdir().expect("tempdir");
+        let before = {
+            let store = store_with(dir.path(), &[WS_A]).await;
+            store.append(WS_A, vec![env(1, b"kept"), env(1, b"kept too")]).await.expect("append");
+            store.log_state(WS_A).await.expect("state").incarnation
+        };
+        copy_db(dir.path(), backup.path());
+        {
+            let store = SqliteStore::open(dir.path()).expect("reopen");
+            store.append(WS_A, vec![env(2, b"lost in the restore")]).await.expect("append");
+        }
+        copy_db(backup.path(), dir.path());
+        let store = SqliteStore::open(dir.path()).expect("open the restored copy");
+        assert!(
+            matches!(store.renewal(), Some(Renewal::Restored { database, high_water }) if database < high_water),
+            "{:?}",
+            store.renewal()
+        );
+        let after = store.log_state(WS_A).await.expect("state");
+        assert_eq!(after.head, Seq(2), "the restored log");
+        assert_ne!(after.incarnation, before, "sequence numbers after 2 will be handed out again");
+        // The next sequence number is reused, under the new incarnation.
+        assert_eq!(store.append(WS_A, vec![env(3, b"new")]).await.expect("append")[0].seq, Seq(3));
+        drop(store);
+        // Detected once: the high-water mark now follows the restored copy.
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.renewal(), None);
+        assert_eq!(incarnation_of(dir.path()), after.incarnation);
+    }
+
+    #[tokio::test]
+    async fn new_incarnation_is_given_on_request_and_when_the_high_water_file_is_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = {
+            let store = store_with(dir.path(), &[WS_A]).await;
+            store.log_state(WS_A).await.expect("state").incarnation
+        };
+        let second = {
+            let store = SqliteStore::open_with(dir.path(), OpenOptions { new_incarnation: true }).expect("open");
+            assert_eq!(store.renewal(), Some(&Renewal::Requested));
+            store.log_state(WS_A).await.expect("state").incarnation
+        };
+        assert_ne!(first, second);
+        std::fs::remove_file(dir.path().join(HIGH_WATER_FILE)).expect("remove the mark");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        assert!(matches!(store.renewal(), Some(Renewal::Unknown(_))), "{:?}", store.renewal());
+        assert_ne!(store.log_state(WS_A).await.expect("state").incarnation, second);
+        drop(store);
+        std::fs::write(dir.path().join(HIGH_WATER_FILE), "garbage").expect("write");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        assert!(matches!(store.renewal(), Some(Renewal::Unknown(_))), "{:?}", store.renewal());
+    }
+
+    #[tokio::test]
+    async fn a_new_database_needs_no_renewal_and_records_its_high_water_mark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(dir.path(), &[WS_A]).await;
+        assert_eq!(store.renewal(), None);
+        store.append(WS_A, vec![env(1, b"x")]).await.expect("append");
+        let mark: u64 = std::fs::read_to_string(dir.path().join(HIGH_WATER_FILE))
+            .expect("the mark is written")
+            .trim()
+            .parse()
+            .expect("a count");
+        assert_eq!(mark, 2, "one count per committed write transaction");
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_computed_against_another_incarnation_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = store_with(dir.path(), &[WS_A]).await;
+        store.append(WS_A, vec![env(1, b"a1"), env(1, b"a2")]).await.expect("append");
+        let current = store.log_state(WS_A).await.expect("state").incarnation;
+        let stale = Incarnation::from_bytes([0x57; 16]);
+        assert_ne!(stale, current);
+        let refused = store.replace_with_snapshot(WS_A, env(1, b"snap"), Seq(2), stale).await;
+        assert!(
+            matches!(refused, Err(StoreError::IncarnationChanged { sent, current: c }) if sent == stale && c == current),
+            "{refused:?}"
+        );
+        let p = store.pull(WS_A, Seq::ZERO, 100, 1 << 20).await.expect("pull");
+        assert_eq!(seqs(&p), vec![1, 2], "nothing deleted, nothing appended");
+        let out = store.replace_with_snapshot(WS_A, env(1, b"snap"), Seq(2), current).await.expect("snapshot");
+        assert_eq!(out.removed, 2);
+    }
+
+    #[test]
+    fn a_version_1_database_gets_incarnations_without_a_renewal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE)).expect("open");
+            conn.execute_batch(SCHEMA).expect("v1 schema");
+            conn.execute_batch("PRAGMA user_version = 1").expect("version");
+            conn.execute(
+                "INSERT INTO workspaces (id, verifier, head, created_at_ms) VALUES (?1, ?2, 7, 0)",
+                params![&WS_A.as_bytes()[..], &[1u8; 32][..]],
+            )
+            .expect("a v1 workspace");
+        }
+        let store = SqliteStore::open(dir.path()).expect("migrates");
+        assert_eq!(store.renewal(), None);
+        drop(store);
+        let conn = Connection::open(dir.path().join(DB_FILE)).expect("open");
+        let state = log_state_of(&conn, &WS_A).expect("an incarnation");
+        assert_eq!(state.head, Seq(7));
     }
 
     #[tokio::test]

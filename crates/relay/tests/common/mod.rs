@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rapport_protocol::{
-    ChallengeNonce, ClientMessage, DocTag, Envelope, ErrorCode, Keys, LogEntry, Seq, ServerLimits, ServerMessage,
-    WireError, WorkspaceId, WorkspaceSecret,
+    ChallengeNonce, ClientMessage, DocTag, Envelope, ErrorCode, Incarnation, Keys, LogEntry, Seq, ServerLimits,
+    ServerMessage, WireError, WorkspaceId, WorkspaceSecret,
 };
 use rapport_relay::config::Limits;
 use rapport_relay::server::{serve, AppState};
@@ -225,6 +225,7 @@ pub struct Client {
     pub keys: Keys,
     pub head: Seq,
     pub limits: ServerLimits,
+    pub incarnation: Incarnation,
     next_request: u32,
     live: VecDeque<Vec<LogEntry>>,
 }
@@ -246,8 +247,8 @@ impl Client {
     async fn authenticate(mut socket: Socket, challenge: ChallengeNonce, keys: Keys) -> Client {
         send(&mut socket, &hello(&keys, &challenge, true)).await;
         match next_message(&mut socket).await {
-            Some(ServerMessage::Welcome { head, limits }) => {
-                Client { socket, keys, head, limits, next_request: 1, live: VecDeque::new() }
+            Some(ServerMessage::Welcome { head, limits, incarnation }) => {
+                Client { socket, keys, head, limits, incarnation, next_request: 1, live: VecDeque::new() }
             }
             other => panic!("expected Welcome, got {other:?}"),
         }

@@ -19,6 +19,9 @@ use rapport_protocol::{
 
 use super::*;
 use crate::config::{load_relay_erased, save_relay_erased};
+
+/// The incarnation of the scripted relay's log.
+const INCARNATION: Incarnation = Incarnation::from_bytes([0x1c; 16]);
 use crate::plaintext::{doc_tag, seal_change};
 
 #[derive(Default)]
@@ -154,7 +157,9 @@ fn handshake(driver: &TestDriver, head: u64) {
         driver.start().await;
         driver.handle(Event::Connected).await;
         driver.handle(frame(&ServerMessage::Challenge { nonce: ChallengeNonce::from_bytes([1; 32]) })).await;
-        driver.handle(frame(&ServerMessage::Welcome { head: Seq(head), limits: LIMITS })).await;
+        driver
+            .handle(frame(&ServerMessage::Welcome { head: Seq(head), limits: LIMITS, incarnation: INCARNATION }))
+            .await;
     });
 }
 
@@ -346,6 +351,7 @@ fn a_relay_that_lost_data_gets_every_local_document_again() {
     let sent: Vec<u64> = block_on(repo.storage().outbox(10)).expect("outbox").iter().map(|e| e.seq).collect();
     block_on(repo.storage().ack_outbox(&sent)).expect("acknowledged");
     block_on(crate::config::save_cursor(repo.storage(), Seq(40))).expect("cursor");
+    block_on(crate::config::save_incarnation(repo.storage(), Some(INCARNATION))).expect("incarnation");
     let (driver, wire) = driver(&repo);
     handshake(&driver, 2);
     let request = pull_request(&wire);
@@ -530,4 +536,66 @@ fn live_frames_arriving_while_busy_are_queued_within_the_bound_and_pulled_later(
     assert_eq!(driver.head(), Seq(40));
     let (_, since) = last_pull(&wire);
     assert!(since < Seq(40), "the entries not kept are pulled: since {since:?}");
+}
+
+#[test]
+fn a_relay_restored_from_a_backup_resets_the_log_durably_and_gets_every_document_again() {
+    let restored = Incarnation::from_bytes([0x2d; 16]);
+    let repo = repo(1);
+    let mut c = Contact::new(ADA, Timestamp::from_millis(1), MemberId::from_bytes([1; 16]));
+    c.given_name = "Ada".into();
+    block_on(repo.create(&c)).expect("create before sync");
+    let storage = repo.storage();
+    block_on(crate::config::save_cursor(storage, Seq(40))).expect("cursor");
+    block_on(crate::config::save_incarnation(storage, Some(INCARNATION))).expect("incarnation");
+    block_on(save_relay_erased(storage, &BTreeSet::from([GRACE]))).expect("confirmed erasure");
+    let (first, wire) = driver(&repo);
+    block_on(async {
+        first.start().await;
+        first.handle(Event::Connected).await;
+        first.handle(frame(&ServerMessage::Challenge { nonce: ChallengeNonce::from_bytes([1; 32]) })).await;
+        first.handle(frame(&ServerMessage::Welcome { head: Seq(2), limits: LIMITS, incarnation: restored })).await;
+    });
+    // Durable before anything is pulled: cursor 0, the new incarnation,
+    // no confirmed erasure (Grace is deleted on the relay again), and Ada
+    // queued whole for upload.
+    assert_eq!(block_on(crate::config::load_cursor(storage)), Ok(Seq::ZERO));
+    assert_eq!(block_on(crate::config::load_incarnation(storage)), Ok(Some(restored)));
+    assert_eq!(block_on(load_relay_erased(storage)), Ok(BTreeSet::new()));
+    assert_eq!(first.relay_erased(), BTreeSet::new());
+    let grace_tag = doc_tag(&config().keys(), GRACE);
+    assert!(
+        wire.0
+            .sent
+            .borrow()
+            .iter()
+            .any(|m| matches!(m, ClientMessage::DeleteDocument { doc_tag, .. } if *doc_tag == grace_tag)),
+        "a confirmed erasure is asked for again: the restored log may hold the record"
+    );
+    assert!(block_on(storage.outbox(10)).expect("outbox").iter().any(|e| e.id == ADA));
+    let (request, since) = last_pull(&wire);
+    assert_eq!(since, Seq::ZERO);
+    assert_eq!(wire.0.sent.borrow().iter().filter(|m| matches!(m, ClientMessage::Push { .. })).count(), 0);
+    block_on(first.handle(frame(&ServerMessage::Batch { request, entries: vec![], cursor: Seq(2), more: false })));
+    let pushed: Vec<_> = wire
+        .0
+        .sent
+        .borrow()
+        .iter()
+        .filter_map(|m| if let ClientMessage::Push { envelopes, .. } = m { Some(envelopes.len()) } else { None })
+        .collect();
+    assert_eq!(pushed, [1], "then what the relay lost is uploaded again");
+
+    // A device that crashed before saving the new incarnation (it still
+    // has the old one) resets again at its next start: harmless.
+    block_on(crate::config::save_incarnation(storage, Some(INCARNATION))).expect("as before the last write");
+    let (again, wire) = driver(&repo);
+    block_on(async {
+        again.start().await;
+        again.handle(Event::Connected).await;
+        again.handle(frame(&ServerMessage::Challenge { nonce: ChallengeNonce::from_bytes([1; 32]) })).await;
+        again.handle(frame(&ServerMessage::Welcome { head: Seq(3), limits: LIMITS, incarnation: restored })).await;
+    });
+    assert_eq!(last_pull(&wire).1, Seq::ZERO);
+    assert_eq!(block_on(crate::config::load_incarnation(storage)), Ok(Some(restored)));
 }

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use rapport_protocol::{
-    verify, ChallengeNonce, DocTag, EntryKind, Envelope, WorkspaceId, WorkspaceSecret, PROTOCOL_VERSION,
+    verify, ChallengeNonce, DocTag, EntryKind, Envelope, Incarnation, WorkspaceId, WorkspaceSecret, PROTOCOL_VERSION,
 };
 
 use super::*;
@@ -12,6 +12,8 @@ use crate::plaintext::{doc_tag, encode_plaintext};
 const RECORD: RecordId = RecordId::from_bytes([0x11; 16]);
 const OTHER: RecordId = RecordId::from_bytes([0x22; 16]);
 const CHALLENGE: ChallengeNonce = ChallengeNonce::from_bytes([0xcc; 32]);
+/// The relay log's incarnation the harness's engine has read from.
+const INCARNATION: Incarnation = Incarnation::from_bytes([0x1c; 16]);
 
 fn keys() -> Keys {
     Keys::derive(&WorkspaceSecret::from_random_bytes([3; 32]), WorkspaceId::from_bytes([4; 16]))
@@ -51,7 +53,7 @@ struct Harness {
 impl Harness {
     fn new(register: bool, cursor: Seq) -> Self {
         Self {
-            engine: SyncEngine::with_timing(keys(), register, cursor, timing()),
+            engine: SyncEngine::with_timing(keys(), register, cursor, timing()).with_incarnation(Some(INCARNATION)),
             now: 1_000,
             counter: 0,
             fixed_random: None,
@@ -91,7 +93,7 @@ impl Harness {
     /// A full handshake; returns the outputs of the Welcome.
     fn connect(&mut self, head: u64) -> Vec<Output> {
         self.open();
-        self.recv(ServerMessage::Welcome { head: Seq(head), limits: limits() })
+        self.recv(ServerMessage::Welcome { head: Seq(head), limits: limits(), incarnation: INCARNATION })
     }
 
     /// Answers an outbox read with nothing.
@@ -222,7 +224,7 @@ fn a_message_other_than_the_challenge_first_is_a_protocol_error() {
     let mut h = Harness::new(false, Seq::ZERO);
     h.input(Input::Start);
     h.input(Input::Connected);
-    let out = h.recv(ServerMessage::Welcome { head: Seq(1), limits: limits() });
+    let out = h.recv(ServerMessage::Welcome { head: Seq(1), limits: limits(), incarnation: INCARNATION });
     assert!(out.contains(&Output::Close));
     assert!(matches!(problems(&out).as_slice(), [SyncProblem::Protocol(_)]));
     assert!(reconnect_delay(&out).is_some());
@@ -449,7 +451,7 @@ fn a_push_lost_to_a_disconnect_is_not_acknowledged_and_is_pushed_again() {
     assert!(out.contains(&Output::Connect));
     h.input(Input::Connected);
     h.recv(ServerMessage::Challenge { nonce: CHALLENGE });
-    let out = h.recv(ServerMessage::Welcome { head: Seq(1), limits: limits() });
+    let out = h.recv(ServerMessage::Welcome { head: Seq(1), limits: limits(), incarnation: INCARNATION });
     let (request, since) = the_pull(&out);
     assert_eq!(since, Seq::ZERO);
     assert!(!out.iter().any(|o| matches!(o, Output::ReadOutbox { .. })), "pulls before pushing: {out:?}");
@@ -468,7 +470,7 @@ fn pushes_are_batched_within_the_relays_envelope_count_and_frame_size() {
     let small = ServerLimits { max_frame_bytes: 1_000, max_envelopes_per_push: 3, max_pull_entries: 100 };
     let mut h = Harness::new(false, Seq::ZERO);
     h.open();
-    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits: small });
+    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits: small, incarnation: INCARNATION });
     // Five entries of 200 bytes: 3 by count, then by size.
     let entries: Vec<_> = (1..=5).map(|i| outbox_entry(i, RECORD, &[i as u8; 200])).collect();
     let out = h.input(Input::Outbox(entries.clone()));
@@ -480,7 +482,7 @@ fn pushes_are_batched_within_the_relays_envelope_count_and_frame_size() {
     let roomy = ServerLimits { max_frame_bytes: 700, max_envelopes_per_push: 100, max_pull_entries: 100 };
     let mut h = Harness::new(false, Seq::ZERO);
     h.open();
-    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits: roomy });
+    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits: roomy, incarnation: INCARNATION });
     let out = h.input(Input::Outbox(entries));
     let (_, envelopes) = the_push(&out);
     let frame_len = out.iter().find_map(|o| if let Output::Send(f) = o { Some(f.len()) } else { None });
@@ -493,7 +495,7 @@ fn a_change_too_large_for_the_relay_is_reported_kept_queued_and_does_not_block_t
     let tiny = ServerLimits { max_frame_bytes: 300, max_envelopes_per_push: 10, max_pull_entries: 100 };
     let mut h = Harness::new(false, Seq::ZERO);
     h.open();
-    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits: tiny });
+    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits: tiny, incarnation: INCARNATION });
     let out = h.input(Input::Outbox(vec![outbox_entry(1, RECORD, &[0; 400]), outbox_entry(2, OTHER, b"small")]));
     assert!(matches!(problems(&out).as_slice(), [SyncProblem::ChangeTooLarge { record, .. }] if *record == RECORD));
     let (request, envelopes) = the_push(&out);
@@ -525,7 +527,7 @@ fn a_change_the_relay_could_not_pull_back_alone_is_reported_not_pushed() {
     let limits = ServerLimits { max_frame_bytes: max as u32, max_envelopes_per_push: 10, max_pull_entries: 100 };
     let mut h = Harness::new(false, Seq::ZERO);
     h.open();
-    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits });
+    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits, incarnation: INCARNATION });
     let out = h.input(Input::Outbox(vec![outbox_entry(1, RECORD, &edge)]));
     assert!(matches!(problems(&out).as_slice(), [SyncProblem::ChangeTooLarge { record, .. }] if *record == RECORD));
     assert!(sent(&out).is_empty(), "{out:?}");
@@ -636,7 +638,7 @@ fn a_delete_asked_for_offline_is_sent_after_the_welcome_and_again_after_each_rec
     h.advance(delay);
     h.input(Input::Connected);
     h.recv(ServerMessage::Challenge { nonce: CHALLENGE });
-    let out = h.recv(ServerMessage::Welcome { head: Seq(5), limits: limits() });
+    let out = h.recv(ServerMessage::Welcome { head: Seq(5), limits: limits(), incarnation: INCARNATION });
     let again = deletes(&out);
     assert_eq!(again.iter().map(|(_, t)| *t).collect::<Vec<_>>(), [tag(RECORD)]);
     let out = h.recv(ServerMessage::DocumentDeleted { request: again[0].0, removed: 1 });
@@ -792,7 +794,6 @@ fn garbled_frames_report_a_problem_close_and_reconnect_without_applying_anything
     let valid = frame(&ServerMessage::Live { entries: vec![entry(4, RECORD, b"x")] });
     let garbage: Vec<Vec<u8>> = vec![
         vec![],
-        vec![PROTOCOL_VERSION + 1, 6, 0],
         vec![PROTOCOL_VERSION, 200],
         valid[..valid.len() - 3].to_vec(),
         [valid.clone(), vec![0]].concat(),
@@ -984,7 +985,7 @@ fn storage_full_while_applying_closes_and_pulls_again_from_the_saved_cursor_afte
     h.advance(delay);
     h.input(Input::Connected);
     h.recv(ServerMessage::Challenge { nonce: CHALLENGE });
-    let out = h.recv(ServerMessage::Welcome { head: Seq(3), limits: limits() });
+    let out = h.recv(ServerMessage::Welcome { head: Seq(3), limits: limits(), incarnation: INCARNATION });
     assert_eq!(the_pull(&out).1, Seq(1));
 }
 
@@ -1011,7 +1012,7 @@ fn reconnect_backoff_grows_is_capped_and_resets_after_a_successful_sync() {
     assert!(delays.windows(2).take(5).all(|w| w[0] < w[1]), "grows: {delays:?}");
     h.input(Input::Connected);
     h.recv(ServerMessage::Challenge { nonce: CHALLENGE });
-    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits: limits() });
+    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits: limits(), incarnation: INCARNATION });
     h.empty_outbox();
     assert_eq!(h.status(), SyncStatus::UpToDate);
     let out = h.input(Input::Disconnected);
@@ -1133,7 +1134,8 @@ fn the_snapshot(out: &[Output]) -> (RequestId, Envelope, Seq) {
     let found: Vec<_> = sent(out)
         .into_iter()
         .filter_map(|m| match m {
-            ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through } => {
+            ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through, incarnation } => {
+                assert_eq!(incarnation, INCARNATION, "a snapshot names the incarnation of its connection");
                 Some((request, snapshot, covers_through))
             }
             _ => None,
@@ -1194,7 +1196,7 @@ fn a_snapshot_lost_to_a_disconnect_is_sent_again_after_the_pull_covering_the_new
     h.input(Input::Connected);
     h.recv(ServerMessage::Challenge { nonce: CHALLENGE });
     // The first send was stored (at 5) and someone edited after it (6).
-    let out = h.recv(ServerMessage::Welcome { head: Seq(6), limits: limits() });
+    let out = h.recv(ServerMessage::Welcome { head: Seq(6), limits: limits(), incarnation: INCARNATION });
     let (request, _) = the_pull(&out);
     let page = vec![entry(5, RECORD, b"our snapshot"), entry(6, RECORD, b"their edit")];
     h.recv(ServerMessage::Batch { request, entries: page, cursor: Seq(6), more: false });
@@ -1230,7 +1232,7 @@ fn a_snapshot_too_large_is_reported_kept_and_the_changes_after_it_still_go() {
     let small = ServerLimits { max_frame_bytes: 300, max_envelopes_per_push: 10, max_pull_entries: 100 };
     let mut h = Harness::new(false, Seq::ZERO);
     h.open();
-    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits: small });
+    h.recv(ServerMessage::Welcome { head: Seq::ZERO, limits: small, incarnation: INCARNATION });
     let out = h.input(Input::Outbox(vec![snapshot_entry(1, RECORD, &[7; 400]), outbox_entry(2, OTHER, b"small")]));
     assert!(matches!(problems(&out).as_slice(), [SyncProblem::ChangeTooLarge { record: RECORD, .. }]), "{out:?}");
     let (_, envelopes) = the_push(&out);
@@ -1264,7 +1266,8 @@ fn a_stored_snapshot_never_asked_for_is_a_protocol_error() {
 #[test]
 fn live_entries_beyond_the_queue_bound_are_dropped_and_pulled_later_in_order() {
     let mut h = Harness::new(false, Seq(1));
-    h.engine = SyncEngine::with_timing(keys(), false, Seq(1), Timing { max_queued_entries: 3, ..timing() });
+    h.engine = SyncEngine::with_timing(keys(), false, Seq(1), Timing { max_queued_entries: 3, ..timing() })
+        .with_incarnation(Some(INCARNATION));
     h.connect(1);
     h.empty_outbox();
     // An apply is outstanding (the app is slow) while live frames stream in.
@@ -1289,7 +1292,8 @@ fn live_entries_beyond_the_queue_bound_are_dropped_and_pulled_later_in_order() {
 #[test]
 fn live_entries_beyond_the_byte_bound_are_dropped_too() {
     let mut h = Harness::new(false, Seq(1));
-    h.engine = SyncEngine::with_timing(keys(), false, Seq(1), Timing { max_queued_bytes: 1_000, ..timing() });
+    h.engine = SyncEngine::with_timing(keys(), false, Seq(1), Timing { max_queued_bytes: 1_000, ..timing() })
+        .with_incarnation(Some(INCARNATION));
     h.connect(1);
     h.empty_outbox();
     h.recv(ServerMessage::Live { entries: vec![entry(2, RECORD, b"b")] });
@@ -1298,4 +1302,156 @@ fn live_entries_beyond_the_byte_bound_are_dropped_too() {
     let bytes: usize = h.engine.queue.iter().flat_map(|p| &p.entries).map(|e| e.bytes.len()).sum();
     assert!(bytes <= 1_000, "{bytes} bytes queued");
     assert_eq!(h.engine.head(), Seq(4));
+}
+
+// --- Relay incarnations -----------------------------------------------------
+
+const RESTORED: Incarnation = Incarnation::from_bytes([0x2d; 16]);
+
+fn resets(out: &[Output]) -> Vec<Incarnation> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::ResetLog { incarnation } => Some(*incarnation),
+            _ => None,
+        })
+        .collect()
+}
+
+fn reads_outbox(out: &[Output]) -> bool {
+    out.iter().any(|o| matches!(o, Output::ReadOutbox { .. }))
+}
+
+#[test]
+fn a_welcome_from_another_incarnation_resets_the_log_and_pulls_from_zero_before_any_push() {
+    // This device read up to 5 of the old log; the restored log has 3
+    // entries, numbered 1 to 3 again (not the ones it read).
+    let mut h = Harness::new(false, Seq(5));
+    h.open();
+    let out = h.recv(ServerMessage::Welcome { head: Seq(3), limits: limits(), incarnation: RESTORED });
+    assert_eq!(resets(&out), [RESTORED]);
+    assert!(problems(&out).contains(&SyncProblem::RelayReset));
+    assert!(sent(&out).is_empty(), "nothing is pulled or pushed before the reset is durable: {out:?}");
+    assert!(!reads_outbox(&out));
+    assert_eq!(h.engine.cursor(), Seq::ZERO);
+    assert_eq!(h.engine.incarnation(), Some(INCARNATION), "the new one counts once it is saved");
+    assert!(matches!(h.status(), SyncStatus::Syncing { .. }));
+
+    let out = h.input(Input::LogReset { incarnation: RESTORED });
+    assert_eq!(h.engine.incarnation(), Some(RESTORED));
+    let (request, since) = the_pull(&out);
+    assert_eq!(since, Seq::ZERO, "the whole restored log");
+    assert!(!reads_outbox(&out), "pull before push");
+    let entries = vec![entry(1, RECORD, b"a"), entry(2, OTHER, b"b"), entry(3, RECORD, b"c")];
+    let out = h.recv(ServerMessage::Batch { request, entries, cursor: Seq(3), more: false });
+    let (_, through) = applies(&out).pop().expect("an apply");
+    let out = h.input(Input::Applied { through });
+    assert_eq!(saved(&out), [Seq(3)]);
+    assert!(reads_outbox(&out), "then the upload (the documents queued by the reset): {out:?}");
+}
+
+#[test]
+fn the_same_incarnation_does_not_reset() {
+    let mut h = Harness::new(false, Seq(5));
+    let out = h.connect(5);
+    assert!(resets(&out).is_empty());
+    assert!(!out.iter().any(|o| matches!(o, Output::SaveIncarnation(_))));
+    assert!(reads_outbox(&out));
+}
+
+#[test]
+fn a_cursor_without_a_saved_incarnation_resets_once_and_a_new_device_only_saves_it() {
+    // An app from before incarnations: its cursor cannot be trusted.
+    let mut h = Harness::new(false, Seq(4));
+    h.engine = SyncEngine::with_timing(keys(), false, Seq(4), timing());
+    let out = h.connect(9);
+    assert_eq!(resets(&out), [INCARNATION]);
+    h.input(Input::LogReset { incarnation: INCARNATION });
+    assert_eq!(h.engine.incarnation(), Some(INCARNATION));
+
+    // A device that has read nothing adopts the incarnation.
+    let mut h = Harness::new(false, Seq::ZERO);
+    h.engine = SyncEngine::with_timing(keys(), false, Seq::ZERO, timing());
+    let out = h.connect(9);
+    assert!(resets(&out).is_empty());
+    assert!(out.contains(&Output::SaveIncarnation(INCARNATION)));
+    assert_eq!(the_pull(&out).1, Seq::ZERO);
+    assert_eq!(h.engine.incarnation(), Some(INCARNATION));
+}
+
+#[test]
+fn a_reset_cut_short_by_a_disconnect_is_done_again_after_the_next_welcome() {
+    let mut h = Harness::new(false, Seq(5));
+    h.open();
+    let out = h.recv(ServerMessage::Welcome { head: Seq(3), limits: limits(), incarnation: RESTORED });
+    assert_eq!(resets(&out), [RESTORED]);
+    let out = h.input(Input::StorageFailed(StorageError::QuotaExceeded));
+    assert!(out.contains(&Output::Close));
+    // A late answer from the failed reset changes nothing.
+    h.input(Input::LogReset { incarnation: RESTORED });
+    assert_eq!(h.engine.incarnation(), Some(INCARNATION));
+    let delay = reconnect_delay(&out).expect("reconnects");
+    h.now += delay;
+    h.input(Input::Tick);
+    h.input(Input::Connected);
+    h.recv(ServerMessage::Challenge { nonce: CHALLENGE });
+    let out = h.recv(ServerMessage::Welcome { head: Seq(3), limits: limits(), incarnation: RESTORED });
+    assert_eq!(resets(&out), [RESTORED], "the saved incarnation is still the old one");
+}
+
+#[test]
+fn a_snapshot_refused_for_another_incarnation_deletes_nothing_resets_and_goes_again_over_the_new_log() {
+    let mut h = up_to_date(7);
+    h.input(Input::LocalChanges);
+    let snapshot = snapshot_entry(20, RECORD, b"epoch 1");
+    let out = h.input(Input::Outbox(vec![snapshot.clone()]));
+    let (request, _, covers) = the_snapshot(&out);
+    assert_eq!(covers, Seq(7));
+    let out = h.recv(ServerMessage::Error(WireError {
+        request: Some(request),
+        code: ErrorCode::IncarnationChanged,
+        message: "the log is another incarnation".into(),
+        fatal: false,
+        retry_after_ms: None,
+    }));
+    assert!(!out.iter().any(|o| matches!(o, Output::AckOutbox(_))), "the snapshot stays queued");
+    assert!(out.contains(&Output::Close));
+    assert!(problems(&out).contains(&SyncProblem::RelayReset));
+    let delay = reconnect_delay(&out).expect("reconnects");
+    h.now += delay;
+    h.input(Input::Tick);
+    h.input(Input::Connected);
+    h.recv(ServerMessage::Challenge { nonce: CHALLENGE });
+    // Even a Welcome naming the same incarnation resets: the relay said
+    // the log is not the one this device read.
+    let out = h.recv(ServerMessage::Welcome { head: Seq(2), limits: limits(), incarnation: INCARNATION });
+    assert_eq!(resets(&out), [INCARNATION]);
+    let out = h.input(Input::LogReset { incarnation: INCARNATION });
+    let (request, since) = the_pull(&out);
+    assert_eq!(since, Seq::ZERO);
+    let entries = vec![entry(1, RECORD, b"a"), entry(2, OTHER, b"b")];
+    let out = h.recv(ServerMessage::Batch { request, entries, cursor: Seq(2), more: false });
+    let (_, through) = applies(&out).pop().expect("an apply");
+    let out = h.input(Input::Applied { through });
+    assert!(reads_outbox(&out));
+    let out = h.input(Input::Outbox(vec![snapshot]));
+    let (_, _, covers) = the_snapshot(&out);
+    assert_eq!(covers, Seq(2), "it covers only what this device read of the new log");
+}
+
+#[test]
+fn a_relay_of_another_protocol_version_says_who_must_update_and_retries_slowly() {
+    for (relay, title) in [(PROTOCOL_VERSION + 1, "Update needed"), (PROTOCOL_VERSION - 1, "Sync server out of date")] {
+        let mut h = Harness::new(false, Seq::ZERO);
+        h.input(Input::Start);
+        h.input(Input::Connected);
+        let mut challenge = frame(&ServerMessage::Challenge { nonce: CHALLENGE });
+        challenge[0] = relay;
+        let out = h.input(Input::Frame(&challenge));
+        let problem = SyncProblem::VersionMismatch { relay, app: PROTOCOL_VERSION };
+        assert_eq!(problems(&out), std::slice::from_ref(&problem));
+        assert_eq!(problem.title(), title);
+        assert!(out.contains(&Output::Close));
+        assert!(reconnect_delay(&out).expect("retries") >= timing().backoff_max_ms / 2, "slowly");
+        assert_eq!(h.status(), SyncStatus::Error(problem));
+    }
 }

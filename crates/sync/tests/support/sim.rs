@@ -11,8 +11,8 @@ use std::rc::Rc;
 use futures::executor::block_on;
 use rapport_core::storage::memory::MemoryStorage;
 use rapport_protocol::{
-    verify, AuthVerifier, ChallengeNonce, ClientMessage, EntryKind, ErrorCode, LogEntry, Seq, ServerLimits,
-    ServerMessage, WireError, WorkspaceId,
+    verify, AuthVerifier, ChallengeNonce, ClientMessage, EntryKind, ErrorCode, Incarnation, LogEntry, Seq,
+    ServerLimits, ServerMessage, WireError, WorkspaceId,
 };
 use rapport_sync::driver::{Event, Host, RepoApplier, SyncDriver, Transport, TransportError};
 use rapport_sync::{SyncConfig, SyncProblem, SyncStatus};
@@ -137,7 +137,10 @@ impl SimRelay {
                     c.authed = true;
                 }
                 let head = self.head();
-                self.reply(conn, &ServerMessage::Welcome { head, limits: LIMITS });
+                self.reply(
+                    conn,
+                    &ServerMessage::Welcome { head, limits: LIMITS, incarnation: Incarnation::from_bytes([0x51; 16]) },
+                );
             }
             _ if !authed => self.fatal(conn, ErrorCode::UnexpectedMessage),
             ClientMessage::Push { request, envelopes } => {
