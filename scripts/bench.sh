@@ -14,6 +14,9 @@
 #   scripts/bench.sh --sync-sizes 1000        workspace sizes for the two-browser sync run
 #   scripts/bench.sh --proptest-cases 500     fewer cases for the property tests at depth (default 10000)
 #   scripts/bench.sh --no-proptest            skip them (alone: scripts/proptest-depth.sh)
+#   scripts/bench.sh --crash-cycles 20        fewer kill -9 cycles of the relay (default 100)
+#   scripts/bench.sh --fuzz-iters 10000       fewer fuzz inputs per target (default 200000)
+#   scripts/bench.sh --no-durability          skip the kill -9 cycles and the fuzz run
 #
 # Generated data is cached in target/bench/ and regenerated only when the
 # generator's output would differ. Results: target/bench/results/*.json.
@@ -29,6 +32,9 @@ relay_idle=10000
 relay_hostile=1000
 proptest=1
 proptest_cases=10000
+durability=1
+crash_cycles=100
+fuzz_iters=200000
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --sizes) sizes=$2; shift 2 ;;
@@ -40,7 +46,10 @@ while [[ $# -gt 0 ]]; do
     --relay-hostile) relay_hostile=$2; shift 2 ;;
     --proptest-cases) proptest_cases=$2; shift 2 ;;
     --no-proptest) proptest=0; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --crash-cycles) crash_cycles=$2; shift 2 ;;
+    --fuzz-iters) fuzz_iters=$2; shift 2 ;;
+    --no-durability) durability=0; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -103,9 +112,31 @@ else
   rm -f "$out/results/proptest.json"
 fi
 
+durability_failed=0
+if [[ $durability == 1 ]]; then
+  # Debug builds (the test profile): the same tests as the test command,
+  # with more cycles and inputs.
+  step "crash durability: $crash_cycles kill -9 cycles of the relay binary"
+  rm -f "$out/results/crash.json"
+  CRASH_CYCLES=$crash_cycles CRASH_REPORT="$PWD/$out/results/crash.json" \
+    cargo test -p rapport-relay --test crash --locked || durability_failed=1
+  step "fuzzing the decoders of outside input: $fuzz_iters inputs per target"
+  rm -f "$out/results/fuzz.jsonl"
+  for crate in rapport-protocol rapport-core; do
+    FUZZ_ITERS=$fuzz_iters FUZZ_REPORT="$PWD/$out/results/fuzz.jsonl" \
+      cargo test -p "$crate" --test fuzz --locked || durability_failed=1
+  done
+else
+  rm -f "$out/results/crash.json" "$out/results/fuzz.jsonl"
+fi
+
 step "report"
 node tests/bench/report.mjs --results "$out/results" --out docs
 echo "Wrote docs/BENCHMARKS.md (results in $out/results/)."
+if [[ $durability_failed == 1 ]]; then
+  echo "The crash or fuzz run failed: see the output above (a fuzz failure prints its input)" >&2
+  exit 1
+fi
 if [[ $proptest_failed == 1 ]]; then
   echo "A property test failed at depth: see $out/results/proptest-*.log" >&2
   exit 1
