@@ -12,8 +12,8 @@ use std::path::PathBuf;
 
 use fuzz_support::{corpus, iterations, run, Counting};
 use rapport_protocol::{
-    ChallengeNonce, ClientMessage, EntryKind, ErrorCode, InviteLink, Keys, LogEntry, Seq, ServerLimits, ServerMessage,
-    WireError, WorkspaceId, WorkspaceSecret,
+    ChallengeNonce, ClientMessage, EntryKind, ErrorCode, Incarnation, InviteLink, Keys, LogEntry, Seq, ServerLimits,
+    ServerMessage, WireError, WorkspaceId, WorkspaceSecret,
 };
 
 #[global_allocator]
@@ -49,7 +49,12 @@ fn client_seeds() -> Vec<Vec<u8>> {
         },
         ClientMessage::Push { request: 7, envelopes: vec![envelope(&keys, 1), envelope(&keys, 2)] },
         ClientMessage::Pull { request: 8, since: Seq(41), limit: 500 },
-        ClientMessage::ReplaceWithSnapshot { request: 9, snapshot: envelope(&keys, 3), covers_through: Seq(40) },
+        ClientMessage::ReplaceWithSnapshot {
+            request: 9,
+            snapshot: envelope(&keys, 3),
+            covers_through: Seq(40),
+            incarnation: Incarnation::from_bytes([6; 16]),
+        },
         ClientMessage::DeleteDocument { request: 10, doc_tag: keys.doc_tag("record") },
         ClientMessage::Ping { request: 11 },
     ];
@@ -66,6 +71,7 @@ fn server_seeds() -> Vec<Vec<u8>> {
         ServerMessage::Welcome {
             head: Seq(12),
             limits: ServerLimits { max_frame_bytes: 1 << 20, max_envelopes_per_push: 100, max_pull_entries: 500 },
+            incarnation: Incarnation::from_bytes([6; 16]),
         },
         ServerMessage::Pushed { request: 3, seqs: vec![Seq(13), Seq(14)] },
         ServerMessage::Batch { request: 4, entries: vec![entry(1, 1), entry(2, 2)], cursor: Seq(2), more: true },
