@@ -14,6 +14,8 @@
 #   scripts/bench.sh --sync-sizes 1000        workspace sizes for the two-browser sync run
 #   scripts/bench.sh --proptest-cases 500     fewer cases for the property tests at depth (default 10000)
 #   scripts/bench.sh --no-proptest            skip them (alone: scripts/proptest-depth.sh)
+#   scripts/bench.sh --soak-minutes 5         a shorter soak of two browsers and a relay (default 30)
+#   scripts/bench.sh --no-soak                skip the soak
 #   scripts/bench.sh --crash-cycles 20        fewer kill -9 cycles of the relay (default 100)
 #   scripts/bench.sh --fuzz-iters 10000       fewer fuzz inputs per target (default 200000)
 #   scripts/bench.sh --no-durability          skip the kill -9 cycles and the fuzz run
@@ -35,6 +37,8 @@ proptest_cases=10000
 durability=1
 crash_cycles=100
 fuzz_iters=200000
+soak=1
+soak_minutes=30
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --sizes) sizes=$2; shift 2 ;;
@@ -49,7 +53,9 @@ while [[ $# -gt 0 ]]; do
     --crash-cycles) crash_cycles=$2; shift 2 ;;
     --fuzz-iters) fuzz_iters=$2; shift 2 ;;
     --no-durability) durability=0; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --soak-minutes) soak_minutes=$2; shift 2 ;;
+    --no-soak) soak=0; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -130,11 +136,24 @@ else
   rm -f "$out/results/crash.json" "$out/results/fuzz.jsonl"
 fi
 
+soak_failed=0
+if [[ $soak == 1 ]]; then
+  step "soak: two browsers and a relay for $soak_minutes minutes of edits, offline spells and relay kills"
+  node tests/bench/soak.mjs --dist "$out/dist" --relay target/release/rapport-relay \
+    --out "$out/results/soak.json" --minutes "$soak_minutes" || soak_failed=1
+else
+  rm -f "$out/results/soak.json"
+fi
+
 step "report"
 node tests/bench/report.mjs --results "$out/results" --out docs
 echo "Wrote docs/BENCHMARKS.md (results in $out/results/)."
 if [[ $durability_failed == 1 ]]; then
   echo "The crash or fuzz run failed: see the output above (a fuzz failure prints its input)" >&2
+  exit 1
+fi
+if [[ $soak_failed == 1 ]]; then
+  echo "The soak did not end with both browsers complete and identical: see $out/results/soak.json" >&2
   exit 1
 fi
 if [[ $proptest_failed == 1 ]]; then

@@ -22,6 +22,7 @@ const relay = read('relay.json');
 const sync = read('sync.json');
 const proptest = read('proptest.json');
 const crash = read('crash.json');
+const soak = read('soak.json');
 const fuzzPath = join(resultsDir, 'fuzz.jsonl');
 const fuzz = existsSync(fuzzPath)
   ? readFileSync(fuzzPath, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line))
@@ -423,6 +424,17 @@ accepted: those targets mostly prove the rejection paths.
 
 ${fuzzTable()}
 
+## Soak: two browsers and a relay
+
+\`tests/bench/soak.mjs\` shares one workspace between two browsers through the release relay and,
+for \`--soak-minutes\` (default 30), does random work from a seeded generator: contacts created and
+job titles edited in either browser, one browser cut off the network for 5 to 30 s, and the relay
+killed with SIGKILL and restarted on its data. At the end both browsers are back online and must
+hold every contact either created, agree on every contact and its title (read from each browser's
+row index in IndexedDB), and say "Synced".
+
+${soakTable()}
+
 ## What is slow and why
 
 ${notes || '_(no analysis written yet: tests/bench/analysis.md)_'}
@@ -450,6 +462,19 @@ function crashTable() {
     '| kill -9 cycles | writers × burst | envelopes acknowledged | per cycle (min–max) | lost | duplicated | restart p50 / p95 / max |',
     '|---:|---|---:|---|---:|---:|---|',
     `| ${fmtInt(crash.cycles)} | ${crash.writers} × ${crash.burst} | ${fmtInt(crash.acknowledged)} | ${crash.acknowledged_per_cycle_min}–${crash.acknowledged_per_cycle_max} | ${crash.lost} | ${crash.duplicated} | ${fmtMs(crash.restart_ms_p50)} / ${fmtMs(crash.restart_ms_p95)} / ${fmtMs(crash.restart_ms_max)} |`,
+  ].join('\n');
+}
+
+function soakTable() {
+  if (!soak) return '_Not run with this report: run `scripts/bench.sh` (or `node tests/bench/soak.mjs`)._';
+  const c = soak.counts ?? {};
+  const verdict = soak.ok
+    ? `complete and identical: ${fmtInt(soak.contacts)} contacts in each browser, ${fmtInt(soak.expected)} created`
+    : `**failed**: ${soak.error}`;
+  return [
+    '| minutes | seed | steps | created | edited | offline spells | relay kills | result |',
+    '|---:|---:|---:|---:|---:|---:|---:|---|',
+    `| ${soak.minutes} | ${soak.seed} | ${fmtInt(c.steps)} | ${fmtInt(c.created)} | ${fmtInt(c.edited)} | ${fmtInt(c.offline)} | ${fmtInt(c.relayRestarts)} | ${verdict} |`,
   ].join('\n');
 }
 
