@@ -111,7 +111,7 @@ use rapport_protocol::{
 use rapport_protocol::sizes::{envelope_len, fits_alone, varint_len};
 
 use crate::backoff::Backoff;
-use crate::plaintext::{doc_tag, open_envelope, seal_change, EnvelopeError};
+use crate::plaintext::{doc_tag, open_envelope, seal_change_within, EnvelopeError};
 use crate::quarantine::QuarantinedChange;
 use crate::status::{SyncProblem, SyncStatus};
 
@@ -1241,9 +1241,14 @@ impl SyncEngine {
         // `covers_through` is a position in the log this connection's
         // `Welcome` named; the relay refuses it under any other.
         let Some(incarnation) = self.relay_incarnation else { return false };
-        let message = seal_change(&self.keys, entry.id, &entry.bytes, nonce).ok().map(|snapshot| {
-            ClientMessage::ReplaceWithSnapshot { request, snapshot, covers_through: self.cursor, incarnation }
-        });
+        let message = seal_change_within(&self.keys, entry.id, &entry.bytes, nonce, limits.max_frame_bytes as usize)
+            .ok()
+            .map(|snapshot| ClientMessage::ReplaceWithSnapshot {
+                request,
+                snapshot,
+                covers_through: self.cursor,
+                incarnation,
+            });
         let frame = message.as_ref().and_then(|m| m.encode().ok());
         let size = frame.as_ref().map_or(entry.bytes.len(), Vec::len);
         let max_frame = limits.max_frame_bytes as usize;
@@ -1296,7 +1301,7 @@ impl SyncEngine {
             }
             let mut nonce = [0u8; ENVELOPE_NONCE_LEN];
             rng.fill(&mut nonce);
-            let (envelope, env_size) = match seal_change(&self.keys, entry.id, &entry.bytes, nonce) {
+            let (envelope, env_size) = match seal_change_within(&self.keys, entry.id, &entry.bytes, nonce, max_frame) {
                 Ok(env) => {
                     let env_size = envelope_len(&env);
                     (Some(env), env_size)

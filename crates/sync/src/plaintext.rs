@@ -2,7 +2,7 @@
 //! encrypts and [`rapport_protocol::Keys::open`] returns.
 //!
 //! ```text
-//! plaintext = version:u8 (= 1) || postcard({ record: [u8; 16], bytes: Vec<u8> })
+//! plaintext = version:u8 (= 2) || postcard({ record: [u8; 16], bytes: Vec<u8> }) || zeros
 //! ```
 //!
 //! - `record` is the record's id (the 16 bytes of its UUID). It is inside the
@@ -10,24 +10,49 @@
 //! - `bytes` are Automerge bytes for that record: one or more change chunks,
 //!   or a whole saved document (both load with `load_incremental`).
 //! - With postcard, the 16 id bytes are written raw (no length) and `bytes`
-//!   is a varint length followed by the raw bytes. A plaintext with bytes
-//!   after the message is malformed.
+//!   is a varint length followed by the raw bytes.
+//! - Zero bytes pad the plaintext to a size bucket ([`padded_len`]), so the
+//!   relay sees one of a few lengths instead of each change's exact size
+//!   (which says which field was edited). Format 1, written before padding,
+//!   is still read: it allows no bytes after the body.
 //!
 //! The envelope's document tag must be `Keys::doc_tag(&record.to_string())`
 //! (the record id in its hyphenated UUID form). [`open_envelope`] checks it,
 //! so a member cannot file one record's changes under another record's tag
 //! (which would defeat erasure on the relay).
 //!
-//! A plaintext version other than 1 is refused with
+//! A plaintext version other than 1 or 2 is refused with
 //! [`PlaintextError::UnsupportedVersion`]: it was written by a newer app, and
-//! the engine stops before it rather than skipping it (see `docs/SYNC.md`).
+//! the engine sets it aside rather than misreading it (see `docs/SYNC.md`).
 
 use rapport_core::ids::RecordId;
 use rapport_protocol::{CryptoError, DocTag, Envelope, Keys, ENVELOPE_NONCE_LEN};
 use serde::Deserialize;
 
-/// The first byte of every plaintext.
-pub const PLAINTEXT_VERSION: u8 = 1;
+/// The first byte of every plaintext written now (padded).
+pub const PLAINTEXT_VERSION: u8 = 2;
+/// The first byte of plaintexts written before padding (still read).
+pub const UNPADDED_VERSION: u8 = 1;
+
+/// Plaintexts up to this many bytes are padded to it: small edits (most are
+/// 100 to 250 bytes) all look alike, whichever field they touch.
+const SMALLEST_BUCKET: usize = 256;
+
+/// The length a plaintext of `len` bytes is padded to: 256 bytes at least,
+/// above that Padmé (Nikitin et al., "Reducing Metadata Leakage from
+/// Encrypted Files and Communication with PURBs", 2019): the length is
+/// rounded up so that only its top `log2(log2(len)) + 1` bits remain, which
+/// leaves O(log log n) bits of the size visible and costs at most 12% (a few
+/// percent on average).
+pub fn padded_len(len: usize) -> usize {
+    if len <= SMALLEST_BUCKET {
+        return SMALLEST_BUCKET;
+    }
+    let e = len.ilog2();
+    let s = e.ilog2() + 1;
+    let mask = (1usize << (e - s)) - 1;
+    len.saturating_add(mask) & !mask
+}
 
 /// The body of a version-1 plaintext. Borrowed on both sides, so decoding
 /// never allocates from a length read from the bytes.
@@ -56,16 +81,30 @@ pub enum PlaintextError {
     /// Not a valid version-1 body.
     #[error("the change is malformed: {0}")]
     Malformed(String),
-    /// A valid body followed by more bytes.
+    /// A valid body followed by more bytes (format 1), or by padding that
+    /// is not all zeros (format 2).
     #[error("the change has {0} unexpected bytes after its content")]
     TrailingBytes(usize),
 }
 
-/// Encodes the plaintext of one record's Automerge bytes.
+/// Encodes the plaintext of one record's Automerge bytes, padded with
+/// zeros to [`padded_len`].
 ///
 /// Written by hand (it cannot fail this way) in exactly postcard's encoding
 /// of the body; the tests decode it with postcard and pin the bytes.
 pub fn encode_plaintext(record: RecordId, bytes: &[u8]) -> Vec<u8> {
+    let mut out = encode_exact(record, bytes);
+    out.resize(padded_len(out.len()), 0);
+    out
+}
+
+/// The same plaintext without padding: for a change that fits the relay's
+/// frame only unpadded.
+pub fn encode_plaintext_unpadded(record: RecordId, bytes: &[u8]) -> Vec<u8> {
+    encode_exact(record, bytes)
+}
+
+fn encode_exact(record: RecordId, bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(1 + 16 + 10 + bytes.len());
     out.push(PLAINTEXT_VERSION);
     out.extend_from_slice(record.as_uuid().as_bytes());
@@ -90,12 +129,13 @@ pub fn encode_plaintext(record: RecordId, bytes: &[u8]) -> Vec<u8> {
 /// or trailing bytes. Never panics.
 pub fn decode_plaintext(plaintext: &[u8]) -> Result<(RecordId, Vec<u8>), PlaintextError> {
     let (&version, body) = plaintext.split_first().ok_or(PlaintextError::Empty)?;
-    if version != PLAINTEXT_VERSION {
+    if version != PLAINTEXT_VERSION && version != UNPADDED_VERSION {
         return Err(PlaintextError::UnsupportedVersion { found: version, supported: PLAINTEXT_VERSION });
     }
     let (decoded, rest): (Body<'_>, &[u8]) =
         postcard::take_from_bytes(body).map_err(|e| PlaintextError::Malformed(e.to_string()))?;
-    if !rest.is_empty() {
+    let padding_allowed = version == PLAINTEXT_VERSION;
+    if !(rest.is_empty() || padding_allowed && rest.iter().all(|&b| b == 0)) {
         return Err(PlaintextError::TrailingBytes(rest.len()));
     }
     Ok((RecordId::from_bytes(decoded.record), decoded.bytes.to_vec()))
@@ -106,7 +146,8 @@ pub fn doc_tag(keys: &Keys, record: RecordId) -> DocTag {
     keys.doc_tag(&record.to_string())
 }
 
-/// Seals one record's Automerge bytes with the caller's random nonce.
+/// Seals one record's Automerge bytes, padded, with the caller's random
+/// nonce.
 ///
 /// # Errors
 /// [`CryptoError`] only past XChaCha20-Poly1305's size limit (about 256 GiB).
@@ -117,6 +158,27 @@ pub fn seal_change(
     nonce: [u8; ENVELOPE_NONCE_LEN],
 ) -> Result<Envelope, CryptoError> {
     keys.seal(doc_tag(keys, record), &encode_plaintext(record, bytes), nonce)
+}
+
+/// Seals as [`seal_change`], padded when the padded envelope can still be
+/// stored by a relay whose frames are at most `max_frame` bytes
+/// ([`rapport_protocol::sizes::fits_alone`]), else unpadded: padding must
+/// never make a change that fits too large.
+///
+/// # Errors
+/// As [`seal_change`].
+pub fn seal_change_within(
+    keys: &Keys,
+    record: RecordId,
+    bytes: &[u8],
+    nonce: [u8; ENVELOPE_NONCE_LEN],
+    max_frame: usize,
+) -> Result<Envelope, CryptoError> {
+    let padded = seal_change(keys, record, bytes, nonce)?;
+    if rapport_protocol::sizes::fits_alone(&padded, max_frame) {
+        return Ok(padded);
+    }
+    keys.seal(doc_tag(keys, record), &encode_plaintext_unpadded(record, bytes), nonce)
 }
 
 /// Why a received envelope was not applied.
@@ -167,11 +229,55 @@ mod tests {
     fn the_plaintext_format_is_pinned() {
         // A change to these bytes breaks every existing workspace.
         let plain = encode_plaintext(RECORD, b"abc");
-        let mut expected = vec![1];
+        let mut expected = vec![2];
         expected.extend_from_slice(&[7; 16]);
         expected.extend_from_slice(&[3, b'a', b'b', b'c']);
+        expected.resize(256, 0);
         assert_eq!(plain, expected);
         assert_eq!(decode_plaintext(&plain), Ok((RECORD, b"abc".to_vec())));
+        // Format 1, written before padding, still reads.
+        let mut old = vec![1];
+        old.extend_from_slice(&[7; 16]);
+        old.extend_from_slice(&[3, b'a', b'b', b'c']);
+        assert_eq!(decode_plaintext(&old), Ok((RECORD, b"abc".to_vec())));
+    }
+
+    #[test]
+    fn plaintexts_are_padded_to_a_few_sizes() {
+        assert_eq!(padded_len(1), 256);
+        assert_eq!(padded_len(256), 256);
+        // Padmé: 300 has e = 8, s = 4, so 4 low bits go: 304.
+        assert_eq!(padded_len(300), 304);
+        assert_eq!(padded_len(1_000), 1_024);
+        assert_eq!(padded_len(100_000), 100_352);
+        for len in [257, 999, 4_097, 65_537, 1_000_003] {
+            let padded = padded_len(len);
+            assert!(padded >= len && (padded - len) as f64 <= len as f64 * 0.12, "{len} -> {padded}");
+        }
+        // Edits of different fields of one record look alike to the relay.
+        let short = seal_change(&keys(1), RECORD, b"city", [1; 24]).expect("seal");
+        let long = seal_change(&keys(1), RECORD, &[9; 200], [1; 24]).expect("seal");
+        assert_eq!(short.ciphertext.len(), long.ciphertext.len());
+    }
+
+    #[test]
+    fn padding_never_makes_a_change_too_large_for_the_relay() {
+        use rapport_protocol::sizes::{envelope_len, fits_alone, BATCH_HEAD_MAX, ENTRY_HEAD_MAX};
+        let keys = keys(1);
+        // 1,500 bytes make a 1,518-byte plaintext, padded to 1,536: with a
+        // frame limit that the unpadded envelope fills exactly, the change
+        // goes unpadded and still fits.
+        let bytes = vec![5; 1_500];
+        let exact =
+            keys.seal(doc_tag(&keys, RECORD), &encode_plaintext_unpadded(RECORD, &bytes), [1; 24]).expect("seal");
+        let max = BATCH_HEAD_MAX + ENTRY_HEAD_MAX + envelope_len(&exact);
+        assert!(!fits_alone(&seal_change(&keys, RECORD, &bytes, [1; 24]).expect("seal"), max));
+        let env = seal_change_within(&keys, RECORD, &bytes, [1; 24], max).expect("seal");
+        assert!(fits_alone(&env, max));
+        assert_eq!(open_envelope(&keys, &env), Ok((RECORD, bytes)));
+        // Room for the padding: padded.
+        let small = seal_change_within(&keys, RECORD, b"x", [1; 24], 2_000).expect("seal");
+        assert_eq!(small, seal_change(&keys, RECORD, b"x", [1; 24]).expect("seal"));
     }
 
     #[test]
@@ -199,19 +305,25 @@ mod tests {
     #[test]
     fn a_newer_format_is_refused_with_both_versions() {
         let mut plain = encode_plaintext(RECORD, b"x");
-        plain[0] = 2;
-        assert_eq!(decode_plaintext(&plain), Err(PlaintextError::UnsupportedVersion { found: 2, supported: 1 }));
+        plain[0] = 3;
+        assert_eq!(decode_plaintext(&plain), Err(PlaintextError::UnsupportedVersion { found: 3, supported: 2 }));
     }
 
     #[test]
     fn truncated_and_padded_plaintexts_are_errors_not_panics() {
-        let plain = encode_plaintext(RECORD, b"some bytes");
+        let plain = encode_plaintext_unpadded(RECORD, b"some bytes");
         for len in 0..plain.len() {
             assert!(decode_plaintext(&plain[..len]).is_err(), "cut at {len}");
         }
+        // Format 2 allows zeros after the body, nothing else.
         let mut padded = plain.clone();
-        padded.push(0);
-        assert_eq!(decode_plaintext(&padded), Err(PlaintextError::TrailingBytes(1)));
+        padded.extend_from_slice(&[0, 0, 1]);
+        assert_eq!(decode_plaintext(&padded), Err(PlaintextError::TrailingBytes(3)));
+        // Format 1 allows nothing after the body.
+        let mut old = plain.clone();
+        old[0] = UNPADDED_VERSION;
+        old.push(0);
+        assert_eq!(decode_plaintext(&old), Err(PlaintextError::TrailingBytes(1)));
         // A claimed length far past the input.
         let mut huge = vec![1];
         huge.extend_from_slice(&[0; 16]);
@@ -225,7 +337,7 @@ mod tests {
         let body = Body { record: [3; 16], bytes: &bytes };
         let mut expected = vec![PLAINTEXT_VERSION];
         expected.extend(postcard::to_allocvec(&body).expect("encode"));
-        assert_eq!(encode_plaintext(RecordId::from_bytes([3; 16]), &bytes), expected);
+        assert_eq!(encode_plaintext_unpadded(RecordId::from_bytes([3; 16]), &bytes), expected);
     }
 
     proptest! {

@@ -7,7 +7,7 @@ use rapport_protocol::{
 };
 
 use super::*;
-use crate::plaintext::{doc_tag, encode_plaintext};
+use crate::plaintext::{doc_tag, encode_plaintext, seal_change};
 
 const RECORD: RecordId = RecordId::from_bytes([0x11; 16]);
 const OTHER: RecordId = RecordId::from_bytes([0x22; 16]);
@@ -519,7 +519,7 @@ fn a_change_the_relay_could_not_pull_back_alone_is_reported_not_pushed() {
     let edge = (600..max)
         .map(|n| vec![7u8; n])
         .find(|body| {
-            let envelope = seal_change(&keys(), RECORD, body, [0; 24]).expect("seal");
+            let envelope = seal_change_within(&keys(), RECORD, body, [0; 24], max).expect("seal");
             let push = ClientMessage::Push { request: 1, envelopes: vec![envelope.clone()] };
             !fits_alone(&envelope, max) && push.encode().expect("encode").len() <= max
         })
@@ -888,14 +888,14 @@ fn an_unreadable_live_entry_in_order_is_set_aside_and_then_passed() {
 #[test]
 fn a_change_from_a_newer_app_or_filed_under_another_records_tag_is_not_applied() {
     let keys = keys();
-    let mut newer = encode_plaintext(RECORD, b"v2");
-    newer[0] = 2;
+    let mut newer = encode_plaintext(RECORD, b"v3");
+    newer[0] = 3;
     let misfiled = keys.seal(doc_tag(&keys, OTHER), &encode_plaintext(RECORD, b"x"), [7; 24]).expect("seal");
     let foreign = Keys::derive(&WorkspaceSecret::from_random_bytes([9; 32]), keys.workspace())
         .seal(doc_tag(&keys, RECORD), &encode_plaintext(RECORD, b"x"), [7; 24])
         .expect("seal");
     let cases = [
-        (keys.seal(doc_tag(&keys, RECORD), &newer, [7; 24]).expect("seal"), "format 2"),
+        (keys.seal(doc_tag(&keys, RECORD), &newer, [7; 24]).expect("seal"), "format 3"),
         (misfiled, "another"),
         (foreign, "decrypted"),
         (Envelope { doc_tag: DocTag::from_bytes([0; 32]), nonce: [0; 24], ciphertext: vec![1; 3] }, "decrypted"),
