@@ -146,12 +146,28 @@ pub(crate) fn read(doc: &AutoCommit, created_by: MemberId) -> Result<Option<Rest
     Ok(Some(Restriction { since, by }))
 }
 
+/// Whether any of the concurrent values of `restricted` is `true`.
+fn any_true(doc: &AutoCommit) -> Result<bool, EncodeError> {
+    Ok(doc
+        .get_all(&ROOT, "restricted")?
+        .iter()
+        .any(|(value, _)| matches!(value, Value::Scalar(s) if matches!(s.as_ref(), ScalarValue::Boolean(true)))))
+}
+
 /// Writes the restriction fields, touching only what changed (an old
 /// document that never had a restriction gets no new keys).
 pub(crate) fn write(doc: &mut AutoCommit, restriction: Option<&Restriction>) -> Result<(), EncodeError> {
     match restriction {
         Some(r) => {
-            doc::put_bool(doc, &ROOT, "restricted", true)?;
+            // Already restricted (by one or several concurrent restrictions):
+            // leave the flag alone. Writing it again would collapse the
+            // concurrent values into one of them (Automerge keeps an equal
+            // value instead of adding an operation), and a lift made
+            // elsewhere that saw only that one would then remove this
+            // replica's restriction too.
+            if !any_true(doc)? {
+                doc::put_bool(doc, &ROOT, "restricted", true)?;
+            }
             doc::put_i64(doc, &ROOT, "restricted_at", Some(r.since.as_millis()))?;
             doc::put_str(doc, &ROOT, "restricted_by", Some(&r.by.to_string()))?;
         }
@@ -319,6 +335,37 @@ mod tests {
         a.merge(&mut b).unwrap();
         b.merge(&mut a).unwrap();
         assert!(Contact::from_doc(&a).unwrap().is_restricted());
+        assert!(Contact::from_doc(&b).unwrap().is_restricted());
+    }
+
+    #[test]
+    fn an_edit_where_two_restrictions_met_keeps_both_against_a_lift_that_saw_one() {
+        // A and B restrict concurrently; B sees both and saves an edit; A,
+        // having seen only its own, lifts it. B's restriction must hold.
+        let base = doc_of(&contact());
+        let mut a = base.clone().with_actor(automerge::ActorId::from([1u8; 16].as_slice()));
+        let mut b = base.clone().with_actor(automerge::ActorId::from([2u8; 16].as_slice()));
+        // A edited more before restricting, so its restriction is the one
+        // Automerge shows first when both meet (the higher counter).
+        for title in ["One", "Two", "Three"] {
+            let mut c = Contact::from_doc(&a).unwrap();
+            c.title = title.into();
+            c.write_doc(&mut a).unwrap();
+        }
+        for (doc, n) in [(&mut a, 5), (&mut b, 6)] {
+            let mut c = Contact::from_doc(doc).unwrap();
+            c.restrict(Timestamp::from_millis(n), me());
+            c.write_doc(doc).unwrap();
+        }
+        let mut a_only = a.fork();
+        b.merge(&mut a).unwrap();
+        let mut cb = Contact::from_doc(&b).unwrap();
+        cb.title = "Buyer".into();
+        cb.write_doc(&mut b).unwrap();
+        let mut ca = Contact::from_doc(&a_only).unwrap();
+        ca.lift_restriction(Timestamp::from_millis(7), me());
+        ca.write_doc(&mut a_only).unwrap();
+        b.merge(&mut a_only).unwrap();
         assert!(Contact::from_doc(&b).unwrap().is_restricted());
     }
 
