@@ -13,15 +13,13 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use rapport_protocol::{ClientMessage, Seq, ServerMessage};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// Concurrent writers, each its own connection to the same workspace.
 const WRITERS: usize = 3;
@@ -32,27 +30,7 @@ const RUN_LIMIT: Duration = Duration::from_secs(900);
 
 /// Starts `rapport-relay` on a free port; the URL from its first line.
 async fn spawn_relay(data_dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rapport-relay"))
-        .args(["--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the relay binary starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("the relay prints its URL in time")
-        .expect("stdout readable")
-        .expect("a line");
-    let url = line
-        .strip_prefix("rapport-relay listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, url)
+    spawn_relay_binary(data_dir, &[]).await
 }
 
 /// One writer's cycle: connect, push bursts until the relay dies (or the

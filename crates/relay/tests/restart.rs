@@ -24,28 +24,7 @@ async fn spawn_relay(data_dir: &Path) -> (Child, String) {
 
 /// [`spawn_relay`] with more flags.
 async fn spawn_relay_with(data_dir: &Path, flags: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rapport-relay"))
-        .args(["--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .args(flags)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the relay binary starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("the relay prints its URL in time")
-        .expect("stdout readable")
-        .expect("a line");
-    let url = line
-        .strip_prefix("rapport-relay listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    (child, url)
+    spawn_relay_binary(data_dir, flags).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -364,3 +364,32 @@ impl Client {
 pub fn assert_code(error: &WireError, code: ErrorCode) {
     assert_eq!(error.code, code, "{error:?}");
 }
+
+/// Starts the `rapport-relay` binary on a free port over `data_dir`, with
+/// more `flags`; returns it and the URL from the "listening on" line it
+/// prints.
+pub async fn spawn_relay_binary(data_dir: &Path, flags: &[&str]) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rapport-relay"))
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(flags)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the relay binary starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("the relay prints its URL in time")
+        .expect("stdout readable")
+        .expect("a line");
+    let url = line
+        .strip_prefix("rapport-relay listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, url)
+}
