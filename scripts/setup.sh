@@ -34,10 +34,11 @@ if ! command -v wasm-bindgen >/dev/null || [[ "$(wasm-bindgen --version)" != "wa
   cargo install wasm-bindgen-cli --version "$WB_VERSION"
 fi
 
-# npm packages: wasm-opt (binaryen 132; Debian's 108 emits wasm that crashes)
-# and playwright-core for end-to-end tests and screenshots.
-if [[ ! -x node_modules/.bin/wasm-opt || ! -d node_modules/playwright-core ]]; then
-  log "installing npm packages (binaryen, playwright-core)"
+# npm packages: wasm-opt (binaryen 132; Debian's 108 emits wasm that crashes),
+# playwright-core for end-to-end tests and screenshots, axe-core for the
+# accessibility check.
+if [[ ! -x node_modules/.bin/wasm-opt || ! -d node_modules/playwright-core || ! -d node_modules/axe-core ]]; then
+  log "installing npm packages (binaryen, playwright-core, axe-core)"
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
