@@ -168,17 +168,21 @@ export async function joinByInvite(page, invite, name) {
 }
 
 /**
- * Registers the usual set-up of a test file: dist/ served on a free port and
- * one Chromium for the file's tests. Read `env.server` and `env.browser` inside tests.
+ * Registers the usual set-up of a test file: dist/ served on a free port,
+ * one Chromium for the file's tests and, with `{ relay: true }`, a relay
+ * binary on a fresh data dir. Read `env.server`, `env.browser` (and
+ * `env.relay`) inside tests.
  */
-export function useAppAndBrowser() {
-  const env = { server: null, browser: null };
+export function useAppAndBrowser({ relay = false } = {}) {
+  const env = { server: null, browser: null, relay: null };
   before(async () => {
     env.server = await serveApp();
+    if (relay) env.relay = await startRelay();
     env.browser = await launch();
   });
   after(async () => {
     await env.browser?.close();
+    await env.relay?.stop();
     env.server?.stop();
   });
   return env;

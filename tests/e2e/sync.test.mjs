@@ -5,24 +5,10 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { dumpIndexedDb, eventually, joinByInvite, launch, newPage, serveApp, shot, startRelay } from './harness.mjs';
+import { test } from 'node:test';
+import { dumpIndexedDb, eventually, joinByInvite, newPage, shot, useAppAndBrowser } from './harness.mjs';
 
-let server;
-let relay;
-let browser;
-
-before(async () => {
-  server = await serveApp();
-  relay = await startRelay();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await relay?.stop();
-  server?.stop();
-});
+const env = useAppAndBrowser({ relay: true });
 
 /** How many documents the relay holds envelopes or snapshots for (read with Python's sqlite3). */
 function relayDocuments(dataDir) {
@@ -53,22 +39,22 @@ async function edit(page, changes) {
 }
 
 test('two browsers share a workspace through the relay, edit offline and converge', async () => {
-  const ctxA = await browser.newContext();
-  const ctxB = await browser.newContext();
+  const ctxA = await env.browser.newContext();
+  const ctxB = await env.browser.newContext();
   const a = await newPage(ctxA);
   const b = await newPage(ctxB);
 
   // A names its workspace, shares it and creates a contact.
-  await a.goto(`${server.url}/settings`);
+  await a.goto(`${env.server.url}/settings`);
   await a.getByLabel('Workspace name').fill('Analytical team');
   await a.getByRole('button', { name: 'Save settings' }).click();
   await a.getByText('Settings saved').waitFor();
-  await a.getByLabel('Sync server address').fill(relay.url);
+  await a.getByLabel('Sync server address').fill(env.relay.url);
   await a.getByRole('button', { name: 'Share this workspace' }).click();
   const invite = await a.getByTestId('invite-link').inputValue();
   assert.match(invite, /#join=/);
   await synced(a);
-  await a.goto(`${server.url}/contacts/new`);
+  await a.goto(`${env.server.url}/contacts/new`);
   await a.getByLabel('Given name').fill('Ada');
   await a.getByLabel('Family name').fill('Lovelace');
   await a.getByLabel('Email 1', { exact: true }).fill('ada.lovelace@example.org');
@@ -78,14 +64,14 @@ test('two browsers share a workspace through the relay, edit offline and converg
   await synced(a);
 
   // B has a local workspace of its own, then joins with the link and receives everything.
-  await b.goto(`${server.url}/contacts`);
+  await b.goto(`${env.server.url}/contacts`);
   await b.getByText('No contacts yet').waitFor();
   // Opening the link asks first, showing what would be joined; declining
   // leaves B in its own workspace and the secret out of the address bar.
   await b.goto(invite);
   const confirm = b.getByTestId('join-confirm');
   await confirm.getByRole('heading', { name: 'Join “Analytical team”?' }).waitFor();
-  assert.equal(await confirm.getByTestId('join-relay').innerText(), relay.url);
+  assert.equal(await confirm.getByTestId('join-relay').innerText(), env.relay.url);
   await shot(b, 'sync-join-confirm');
   await confirm.getByRole('button', { name: 'Join workspace' }).click();
   await confirm.getByText('Enter your name to join').waitFor();
@@ -97,14 +83,14 @@ test('two browsers share a workspace through the relay, edit offline and converg
 
   const shown = await joinByInvite(b, invite, 'Bea Byron');
   assert.equal(shown.workspace, 'Analytical team');
-  assert.equal(shown.relay, relay.url);
+  assert.equal(shown.relay, env.relay.url);
   assert.match(shown.text, /can be used until the workspace's key is changed/);
   await b.getByRole('listitem').filter({ hasText: 'Ada Lovelace' }).waitFor({ timeout: 30000 });
   await synced(b);
   await shot(b, 'sync-joined-list');
   // B is a member under the name given when joining, not "New member".
   await eventually(async () => {
-    await b.goto(`${server.url}/settings`);
+    await b.goto(`${env.server.url}/settings`);
     await eventually(async () => assert.equal(await b.getByLabel('Your name').inputValue(), 'Bea Byron'), 3000);
   }, 20000);
   // The sync indicator is a link (native role) inside a status region.
@@ -113,7 +99,7 @@ test('two browsers share a workspace through the relay, edit offline and converg
   await openContact(a, 'Ada Lovelace');
 
   // Both are cut off from the relay and edit the same contact.
-  await relay.stop();
+  await env.relay.stop();
   await ctxA.setOffline(true);
   await ctxB.setOffline(true);
   await eventually(async () => assert.notEqual(await a.getByTestId('sync-status').innerText(), 'Synced'), 15000);
@@ -130,7 +116,7 @@ test('two browsers share a workspace through the relay, edit offline and converg
   await eventually(async () => assert.equal(await statusOf(b, 'Marketing email'), 'Withdrawn'));
 
   // Back online: both converge.
-  await relay.restart();
+  await env.relay.restart();
   await ctxA.setOffline(false);
   await ctxB.setOffline(false);
   await synced(a);
@@ -161,18 +147,18 @@ test('two browsers share a workspace through the relay, edit offline and converg
   await shot(a, 'sync-conflict');
 
   // The relay holds ciphertext only.
-  const bytes = Buffer.concat(readdirSync(relay.dataDir).map((f) => readFileSync(join(relay.dataDir, f))));
+  const bytes = Buffer.concat(readdirSync(env.relay.dataDir).map((f) => readFileSync(join(env.relay.dataDir, f))));
   assert.ok(bytes.length > 0, 'the relay stored something');
   for (const secret of ['Lovelace', 'ada.lovelace@example.org', '442079460958', 'Analytical Engines', 'Countess', 'Mathematician']) {
     assert.equal(bytes.indexOf(Buffer.from(secret)), -1, `${secret} must not appear in the relay's files`);
   }
   // A erases Ada: B's copy goes when it syncs, and the relay drops her envelopes.
-  const docsBefore = relayDocuments(relay.dataDir);
+  const docsBefore = relayDocuments(env.relay.dataDir);
   await a.getByRole('button', { name: 'Erase…' }).click();
   await a.getByRole('button', { name: 'Erase permanently' }).click();
   await a.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
   await eventually(async () => {
-    await b.goto(`${server.url}/contacts`);
+    await b.goto(`${env.server.url}/contacts`);
     await b.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
     await eventually(async () => assert.equal(await b.getByRole('listitem').filter({ hasText: 'Ada' }).count(), 0, 'B erased its copy'));
   }, 20000);
@@ -185,12 +171,12 @@ test('two browsers share a workspace through the relay, edit offline and converg
     }
   }
   await eventually(() => {
-    const after = relayDocuments(relay.dataDir);
+    const after = relayDocuments(env.relay.dataDir);
     assert.equal(after, docsBefore - 1, 'the relay dropped every envelope of the erased contact');
   }, 15000);
 
   // B's own workspace is still on the device, one click away.
-  await b.goto(`${server.url}/settings`);
+  await b.goto(`${env.server.url}/settings`);
   await b.getByRole('button', { name: 'Open workspace My workspace' }).click();
   await b.getByText('No contacts yet').waitFor();
   await eventually(async () => assert.equal(await b.getByTestId('sync-status').count(), 0, 'the local workspace is not shared'));
@@ -210,14 +196,14 @@ function relaySnapshots(dataDir) {
 test('anonymising in a shared workspace replaces the contact on every browser and on the relay; an offline edit of the old details does not bring them back', async () => {
   const DAY = 86_400_000;
   const realNow = Date.now();
-  const ctxA = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const ctxB = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const ctxA = await env.browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const ctxB = await env.browser.newContext({ viewport: { width: 1280, height: 800 } });
   // A made the contact three years ago (the app takes every time from the
   // page's clock), so a retention policy puts it up for review today.
   await ctxA.clock.install({ time: realNow - 3 * 365 * DAY });
   const a = await newPage(ctxA);
   const b = await newPage(ctxB);
-  await a.goto(`${server.url}/contacts/new`);
+  await a.goto(`${env.server.url}/contacts/new`);
   await a.getByLabel('Given name').fill('Olga');
   await a.getByLabel('Family name').fill('Oldname');
   await a.getByLabel('Email 1', { exact: true }).fill('olga.oldname@example.org');
@@ -227,12 +213,12 @@ test('anonymising in a shared workspace replaces the contact on every browser an
   await a.clock.setSystemTime(realNow);
 
   // A shares the workspace; B joins and receives Olga.
-  await a.goto(`${server.url}/settings`);
-  await a.getByLabel('Sync server address').fill(relay.url);
+  await a.goto(`${env.server.url}/settings`);
+  await a.getByLabel('Sync server address').fill(env.relay.url);
   await a.getByRole('button', { name: 'Share this workspace' }).click();
   const invite = await a.getByTestId('invite-link').inputValue();
   await synced(a);
-  await b.goto(`${server.url}/contacts`);
+  await b.goto(`${env.server.url}/contacts`);
   await b.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
   await joinByInvite(b, invite, 'Bob Baker');
   await b.getByRole('listitem').filter({ hasText: 'Olga Oldname' }).waitFor({ timeout: 30000 });
@@ -240,7 +226,7 @@ test('anonymising in a shared workspace replaces the contact on every browser an
 
   // Both lose the relay; B edits Olga offline while A anonymises her.
   await openContact(b, 'Olga Oldname');
-  await relay.stop();
+  await env.relay.stop();
   await ctxA.setOffline(true);
   await ctxB.setOffline(true);
   await eventually(async () => assert.notEqual(await b.getByTestId('sync-status').innerText(), 'Synced'), 15000);
@@ -258,17 +244,17 @@ test('anonymising in a shared workspace replaces the contact on every browser an
   await a.getByRole('dialog').getByRole('button', { name: 'Anonymise 1 contact' }).click();
   await a.getByTestId('retention-done').getByText('Anonymised 1 contact.').waitFor();
   // A comes back first and sends the new version; B is still offline.
-  await relay.restart();
+  await env.relay.restart();
   await ctxA.setOffline(false);
   await synced(a);
   // The relay replaced every envelope of her old history with one snapshot.
-  await eventually(() => assert.deepEqual(relaySnapshots(relay.dataDir), [0]), 15000);
+  await eventually(() => assert.deepEqual(relaySnapshots(env.relay.dataDir), [0]), 15000);
 
   // B comes back: it adopts the new version and drops its offline edit.
   await ctxB.setOffline(false);
   await synced(b);
   await eventually(async () => {
-    await b.goto(`${server.url}/contacts`);
+    await b.goto(`${env.server.url}/contacts`);
     await b.getByRole('listitem').filter({ hasText: 'Anonymised contact' }).waitFor({ timeout: 2000 });
     assert.equal(await b.getByRole('listitem').filter({ hasText: 'Olga' }).count(), 0);
   }, 20000);
@@ -281,7 +267,7 @@ test('anonymising in a shared workspace replaces the contact on every browser an
     }
     assert.ok(dump.includes('Anonymised contact'), `${who} keeps the anonymised contact`);
   }
-  assert.deepEqual(relaySnapshots(relay.dataDir), [0], 'B pushed nothing of the old version');
+  assert.deepEqual(relaySnapshots(env.relay.dataDir), [0], 'B pushed nothing of the old version');
 
   assert.deepEqual([...a.errors, ...b.errors].filter((e) => !/WebSocket|ERR_INTERNET_DISCONNECTED|Failed to load resource/.test(String(e))), []);
   await ctxA.close();

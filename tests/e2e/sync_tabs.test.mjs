@@ -3,34 +3,20 @@
 // edits, and the indicator follows the browser going offline and back at
 // once.
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { eventually, joinByInvite, launch, newPage, serveApp, shot, startRelay } from './harness.mjs';
+import { test } from 'node:test';
+import { eventually, joinByInvite, newPage, shot, useAppAndBrowser } from './harness.mjs';
 
 const OFFLINE = 'Offline: changes are saved on this device';
 
-let server;
-let relay;
-let browser;
-
-before(async () => {
-  server = await serveApp();
-  relay = await startRelay();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await relay?.stop();
-  server?.stop();
-});
+const env = useAppAndBrowser({ relay: true });
 
 const status = (page) => page.getByTestId('sync-status').innerText();
 
 const synced = (page, timeout = 20000) => eventually(async () => assert.equal(await status(page), 'Synced'), timeout);
 
 async function share(page) {
-  await page.goto(`${server.url}/settings`);
-  await page.getByLabel('Sync server address').fill(relay.url);
+  await page.goto(`${env.server.url}/settings`);
+  await page.getByLabel('Sync server address').fill(env.relay.url);
   await page.getByRole('button', { name: 'Share this workspace' }).click();
   const invite = await page.getByTestId('invite-link').inputValue();
   assert.match(invite, /#join=/);
@@ -52,11 +38,11 @@ async function createContact(page, given, family) {
 const listed = (page, name) => page.getByRole('listitem').filter({ hasText: name });
 
 test('a tab opened before the workspace was shared sends its edits, and says Synced only once they are sent', async () => {
-  const ctxA = await browser.newContext();
+  const ctxA = await env.browser.newContext();
   const first = await newPage(ctxA);
   const second = await newPage(ctxA);
-  await first.goto(`${server.url}/contacts`);
-  await second.goto(`${server.url}/contacts`);
+  await first.goto(`${env.server.url}/contacts`);
+  await second.goto(`${env.server.url}/contacts`);
   await second.getByRole('heading', { name: 'Contacts', exact: true }).waitFor();
 
   // The first tab shares; the second was open all along.
@@ -64,7 +50,7 @@ test('a tab opened before the workspace was shared sends its edits, and says Syn
   // The second tab learns the workspace is shared without reloading.
   await eventually(async () => assert.notEqual(await second.getByTestId('sync-status').count(), 0));
   await synced(first);
-  const ctxB = await browser.newContext();
+  const ctxB = await env.browser.newContext();
   const other = await newPage(ctxB);
   await joinByInvite(other, invite, 'Bea Byron');
   await synced(other, 30000);
@@ -84,9 +70,9 @@ test('a tab opened before the workspace was shared sends its edits, and says Syn
 });
 
 test('going offline says so at once, edits wait on this device, and coming back reconnects at once', async () => {
-  const context = await browser.newContext();
+  const context = await env.browser.newContext();
   const page = await newPage(context);
-  await page.goto(`${server.url}/contacts`);
+  await page.goto(`${env.server.url}/contacts`);
   await share(page);
   await synced(page);
 
@@ -101,9 +87,9 @@ test('going offline says so at once, edits wait on this device, and coming back 
   await context.setOffline(false);
   await synced(page, 5000);
   // The edit made offline reached the relay: a browser that joins gets it.
-  await page.goto(`${server.url}/settings`);
+  await page.goto(`${env.server.url}/settings`);
   const invite = await page.getByTestId('invite-link').inputValue();
-  const joiner = await browser.newContext();
+  const joiner = await env.browser.newContext();
   const other = await newPage(joiner);
   await joinByInvite(other, invite, 'Cai Carter');
   await eventually(async () => assert.equal(await listed(other, 'Offline Edit').count(), 1), 30000);
